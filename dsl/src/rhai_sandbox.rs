@@ -1,0 +1,99 @@
+//! The one place where govflow builds a rhai engine.
+//!
+//! INVARIANT: every rhai engine in govflow comes from `engine()`: operation,
+//! call-depth, expression-depth and size limits set; no module resolver, so no
+//! file access; no network functions exist in rhai's standard packages.
+
+use crate::span::{SourceFile, Span};
+
+/// Limits applied to every rhai evaluation.
+pub const MAX_OPERATIONS: u64 = 100_000;
+pub const MAX_CALL_DEPTH: usize = 32;
+pub const MAX_EXPR_DEPTH: usize = 64;
+pub const MAX_STRING_SIZE: usize = 64 * 1024;
+pub const MAX_ARRAY_SIZE: usize = 10_000;
+pub const MAX_MAP_SIZE: usize = 10_000;
+
+pub fn engine() -> rhai::Engine {
+    let mut e = rhai::Engine::new();
+    e.set_max_operations(MAX_OPERATIONS);
+    e.set_max_call_levels(MAX_CALL_DEPTH);
+    e.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
+    e.set_max_string_size(MAX_STRING_SIZE);
+    e.set_max_array_size(MAX_ARRAY_SIZE);
+    e.set_max_map_size(MAX_MAP_SIZE);
+    e.set_strict_variables(false);
+    e.disable_symbol("eval");
+    e
+}
+
+/// The message and the 1-based (line, column) of a rhai parse error.
+pub fn describe(err: &rhai::ParseError) -> (String, Option<(usize, usize)>) {
+    let msg = err.err_type().to_string();
+    let pos = err.position();
+    let at = match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => Some((l, c)),
+        (Some(l), None) => Some((l, 1)),
+        _ => None,
+    };
+    (msg, at)
+}
+
+/// Maps a position inside an expression back to the file.
+///
+/// The expression text may have been unquoted or unindented by YAML, so each
+/// of its lines is looked up in the file after the expression's start.
+pub fn map_position(file: &SourceFile, span: Span, source: &str, pos: Option<(usize, usize)>) -> Span {
+    let Some((line, col)) = pos else { return span };
+    let Some(line_text) = source.split('\n').nth(line.saturating_sub(1)) else {
+        return span;
+    };
+    let hay = file.text.get(span.start..).unwrap_or("");
+    let mut from = 0;
+    // Find the earlier lines first so that repeated text maps to the right place.
+    for l in source.split('\n').take(line.saturating_sub(1)) {
+        if l.trim().is_empty() {
+            continue;
+        }
+        if let Some(i) = hay[from..].find(l) {
+            from += i + l.len();
+        }
+    }
+    let found = if line_text.is_empty() { None } else { hay[from..].find(line_text) };
+    let Some(i) = found else { return span };
+    let line_start = span.start + from + i;
+    let off: usize = line_text
+        .chars()
+        .take(col.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    let start = (line_start + off).min(file.text.len());
+    let end = file.text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
+    Span::new(start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runaway_scripts_stop() {
+        let e = engine();
+        let r = e.eval::<i64>("let x = 0; loop { x += 1; }");
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn positions_map_back() {
+        let text = "decision d {\n  when data.a >> 1 -> x\n}";
+        let file = SourceFile::new("t.flow", text);
+        let start = text.find("data.a").unwrap_or(0);
+        let src = "data.a >> 1";
+        let e = engine();
+        let err = e.compile_expression(src).expect_err("bad");
+        let (_, pos) = describe(&err);
+        let span = map_position(&file, Span::new(start, start + src.len()), src, pos);
+        let (l, _) = file.line_col(span.start);
+        assert_eq!(l, 2);
+    }
+}

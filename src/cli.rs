@@ -1,0 +1,245 @@
+//! Subcommands of `govflow`. Each one parses its arguments, calls a library,
+//! prints, and turns the outcome into an exit code (0 ok, 1 problems found,
+//! 2 usage or I/O error).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use govflow_dsl::{Loaded, Syntax};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "govflow", version, about = "Workflow-and-rules engine for government service approvals (政务服务)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum CheckFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum To {
+    Yaml,
+    Dsl,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum GraphFormat {
+    Svg,
+    Dot,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate flow files (files or folders); exit 1 when there is any error.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: CheckFormat,
+    },
+    /// Format flow files in place, or convert them to the other syntax.
+    Fmt {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the files converted to this syntax on stdout instead of formatting in place.
+        #[arg(long, value_enum)]
+        to: Option<To>,
+        /// Change nothing; exit 1 when a file is not in canonical layout.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a flow's IR as canonical JSON.
+    Ir { path: PathBuf },
+    /// Draw a flow's diagram.
+    Graph {
+        path: PathBuf,
+        #[arg(long, value_enum, default_value = "svg")]
+        format: GraphFormat,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Check { paths, format } => check(&paths, format),
+        Command::Fmt { paths, to, check } => fmt(&paths, to, check),
+        Command::Ir { path } => ir(&path),
+        Command::Graph { path, format } => graph(&path, format),
+    }
+}
+
+/// Flow files under the given paths: files as given, folders walked for
+/// `*.flow` and `*.flow.yaml` (sorted, so output is stable).
+pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).map_err(|e| format!("cannot read folder {}: {e}", p.display()))?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("no such file or folder: {}", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if p.is_dir() {
+            if name != "target" && !name.starts_with('.') && name != "snapshots" {
+                walk(&p, out)?;
+            }
+        } else if name.ends_with(".flow") || name.ends_with(".flow.yaml") || name.ends_with(".flow.yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn render_human(loaded: &Loaded) -> String {
+    let handler = miette::GraphicalReportHandler::new_themed(if std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    })
+    .with_width(100);
+    let mut out = String::new();
+    for d in loaded.report.to_miette() {
+        let _ = handler.render_report(&mut out, &d);
+        out.push('\n');
+    }
+    out
+}
+
+fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
+    let files = match flow_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut json = Vec::new();
+    for f in &files {
+        let loaded = govflow_dsl::load_path(f);
+        for d in &loaded.report.diagnostics {
+            if d.is_error() {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+        }
+        match format {
+            CheckFormat::Human => eprint!("{}", render_human(&loaded)),
+            CheckFormat::Json => json.extend(loaded.report.to_json()),
+        }
+    }
+    match format {
+        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into())),
+        CheckFormat::Human => eprintln!(
+            "checked {} file{}: {errors} error{}, {warnings} warning{}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" }
+        ),
+    }
+    if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Loads one file and requires it to be free of errors.
+fn load_valid(path: &Path) -> Result<(Loaded, govflow_dsl::Flow), ExitCode> {
+    let loaded = govflow_dsl::load_path(path);
+    if loaded.has_errors() {
+        eprint!("{}", render_human(&loaded));
+        eprintln!("error: {} has errors; fix them first (`govflow check {}`)", path.display(), path.display());
+        return Err(ExitCode::from(1));
+    }
+    match loaded.flow.clone() {
+        Some(f) => Ok((loaded, f)),
+        None => Err(ExitCode::from(1)),
+    }
+}
+
+fn fmt(paths: &[PathBuf], to: Option<To>, check: bool) -> ExitCode {
+    let files = match flow_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut unformatted = 0;
+    for f in &files {
+        let (loaded, flow) = match load_valid(f) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+        let name = f.display().to_string();
+        let own = Syntax::from_path(&name).unwrap_or(Syntax::Yaml);
+        let target = match to {
+            Some(To::Yaml) => Syntax::Yaml,
+            Some(To::Dsl) => Syntax::Dsl,
+            None => own,
+        };
+        let text = govflow_dsl::fmt::print(&flow, target, &loaded.report.file);
+        if to.is_some() && !check {
+            print!("{text}");
+            continue;
+        }
+        if *loaded.report.file.text != *text {
+            unformatted += 1;
+            if check {
+                eprintln!("{name}: not in canonical layout (run `govflow fmt {name}`)");
+            } else if let Err(e) = std::fs::write(f, &text) {
+                eprintln!("error: cannot write {name}: {e}");
+                return ExitCode::from(2);
+            } else {
+                eprintln!("formatted {name}");
+            }
+        }
+    }
+    if check && unformatted > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn ir(path: &Path) -> ExitCode {
+    match load_valid(path) {
+        Ok((_, flow)) => {
+            print!("{}", flow.to_canonical_json());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn graph(path: &Path, format: GraphFormat) -> ExitCode {
+    match load_valid(path) {
+        Ok((_, flow)) => {
+            let g = govflow_dsl::graph::Diagram::build(&flow);
+            match format {
+                GraphFormat::Svg => print!("{}", g.to_svg()),
+                GraphFormat::Dot => print!("{}", g.to_dot()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
