@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "govflow", version, about = "Workflow-and-rules engine for government service approvals (政务服务)")]
+#[command(
+    name = "govflow",
+    version,
+    about = "Workflow-and-rules engine for government service approvals (政务服务)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,11 @@ pub fn run() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -95,15 +103,25 @@ pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if p.is_dir() {
             if name != "target" && !name.starts_with('.') && name != "snapshots" {
                 walk(&p, out)?;
             }
-        } else if name.ends_with(".flow") || name.ends_with(".flow.yaml") || name.ends_with(".flow.yml") {
+        } else if name.ends_with(".flow")
+            || name.ends_with(".flow.yaml")
+            || name.ends_with(".flow.yml")
+        {
             out.push(p);
         }
     }
@@ -111,20 +129,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn render_human(loaded: &Loaded) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(if std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stderr())
-    {
-        miette::GraphicalTheme::unicode()
-    } else {
-        miette::GraphicalTheme::unicode_nocolor()
-    })
-    .with_width(100);
-    let mut out = String::new();
-    for d in loaded.report.to_miette() {
-        let _ = handler.render_report(&mut out, &d);
-        out.push('\n');
-    }
-    out
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    loaded.report.render(color)
 }
 
 fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
@@ -153,7 +160,10 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         }
     }
     match format {
-        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into())),
+        CheckFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into())
+        ),
         CheckFormat::Human => eprintln!(
             "checked {} file{}: {errors} error{}, {warnings} warning{}",
             files.len(),
@@ -162,7 +172,11 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             if warnings == 1 { "" } else { "s" }
         ),
     }
-    if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Loads one file and requires it to be free of errors.
@@ -170,7 +184,11 @@ fn load_valid(path: &Path) -> Result<(Loaded, govflow_dsl::Flow), ExitCode> {
     let loaded = govflow_dsl::load_path(path);
     if loaded.has_errors() {
         eprint!("{}", render_human(&loaded));
-        eprintln!("error: {} has errors; fix them first (`govflow check {}`)", path.display(), path.display());
+        eprintln!(
+            "error: {} has errors; fix them first (`govflow check {}`)",
+            path.display(),
+            path.display()
+        );
         return Err(ExitCode::from(1));
     }
     match loaded.flow.clone() {
@@ -217,7 +235,11 @@ fn fmt(paths: &[PathBuf], to: Option<To>, check: bool) -> ExitCode {
             }
         }
     }
-    if check && unformatted > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if check && unformatted > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn ir(path: &Path) -> ExitCode {

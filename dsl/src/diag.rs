@@ -164,6 +164,22 @@ impl Report {
             })
             .collect()
     }
+    /// The human rendering (miette's graphical handler), as `govflow check` prints it.
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+        let mut out = String::new();
+        for d in self.to_miette() {
+            let _ = handler.render_report(&mut out, &d);
+            out.push('\n');
+        }
+        out
+    }
+
     /// miette values, one per diagnostic, for terminal rendering.
     pub fn to_miette(&self) -> Vec<MietteDiagnostic> {
         let source = std::sync::Arc::new(
@@ -176,27 +192,24 @@ impl Report {
         );
         self.diagnostics
             .iter()
-            .map(|d| {
-                let (line, col) = self.file.line_col(d.span.start);
-                MietteDiagnostic {
-                    message: format!("{} ({}:{line}:{col})", d.message, self.file.name),
-                    code: d.code,
-                    severity: d.severity,
-                    help: d.help.clone(),
-                    source: source.clone(),
-                    labels: std::iter::once((d.span, d.label.clone()))
-                        .chain(d.related.iter().map(|l| (l.span, l.text.clone())))
-                        .map(|(s, t)| {
-                            let start = self.file.floor_char(s.start);
-                            let end = self.file.floor_char(s.end).max(start);
-                            miette::LabeledSpan::new(
-                                if t.is_empty() { None } else { Some(t) },
-                                start,
-                                end - start,
-                            )
-                        })
-                        .collect(),
-                }
+            .map(|d| MietteDiagnostic {
+                message: d.message.clone(),
+                code: d.code,
+                severity: d.severity,
+                help: d.help.clone(),
+                source: source.clone(),
+                labels: std::iter::once((d.span, d.label.clone()))
+                    .chain(d.related.iter().map(|l| (l.span, l.text.clone())))
+                    .map(|(s, t)| {
+                        let start = self.file.floor_char(s.start);
+                        let end = self.file.floor_char(s.end).max(start);
+                        miette::LabeledSpan::new(
+                            if t.is_empty() { None } else { Some(t) },
+                            start,
+                            end - start,
+                        )
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -244,7 +257,10 @@ impl miette::Diagnostic for MietteDiagnostic {
 }
 
 /// "did you mean" suggestion by edit distance over characters.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(word, c);
@@ -278,7 +294,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(did_you_mean("reveiw", ["review", "accept"]), Some("review".into()));
+        assert_eq!(
+            did_you_mean("reveiw", ["review", "accept"]),
+            Some("review".into())
+        );
         assert_eq!(did_you_mean("zzz", ["review", "accept"]), None);
         assert_eq!(did_you_mean("受里", ["受理", "决定"]), Some("受理".into()));
     }

@@ -49,8 +49,33 @@ impl Comments {
         for s in flow.all_steps() {
             anchors.push((src.line_col(s.span.start).0, format!("step:{}", s.id)));
         }
+        let lines: Vec<&str> = text.lines().collect();
+        let line_text = |n: usize| {
+            lines
+                .get(n.saturating_sub(1))
+                .map_or("", |l| l.trim_start())
+        };
         for e in flow.ends.values() {
-            anchors.push((src.line_col(e.span.start).0, format!("end:{}", e.id)));
+            // Only ends written as their own statement anchor comments; an
+            // inline `-> end x` sits inside another step's body.
+            let n = src.line_col(e.span.start).0;
+            let l = line_text(n);
+            if l.starts_with("end ") || l.starts_with("- end:") {
+                anchors.push((n, format!("end:{}", e.id)));
+            }
+        }
+        for (i, l) in lines.iter().enumerate() {
+            let l = l.trim_start();
+            for sec in ["item", "departments", "materials", "steps:"] {
+                if l.starts_with(sec) {
+                    let key = if sec == "item" {
+                        "item".to_string()
+                    } else {
+                        format!("sec:{}", sec.trim_end_matches(':'))
+                    };
+                    anchors.push((i + 1, key));
+                }
+            }
         }
         for d in &flow.departments {
             anchors.push((src.line_col(d.span.start).0, format!("dept:{}", d.id)));
@@ -59,6 +84,27 @@ impl Comments {
             anchors.push((src.line_col(m.span.start).0, format!("mat:{}", m.id)));
         }
         anchors.sort();
+        // The item block's line range: comments inside it stay with the item.
+        let item_start = anchors.iter().find(|(_, a)| a == "item").map(|(l, _)| *l);
+        let item_end = item_start.map(|start| {
+            let mut depth = 0i32;
+            for (i, l) in lines.iter().enumerate().skip(start - 1) {
+                if yaml {
+                    if i + 1 > start && !l.is_empty() && !l.starts_with([' ', '#', '\t']) {
+                        return i;
+                    }
+                } else {
+                    let code = crate::text::strip_line_comment(l);
+                    depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
+                    if depth <= 0 && code.contains('}') {
+                        return i + 1;
+                    }
+                }
+            }
+            lines.len()
+        });
+        let in_item =
+            |n: usize| matches!((item_start, item_end), (Some(a), Some(b)) if n > a && n <= b);
         let mut c = Comments::default();
         let mut seen_code = false;
         for (i, line) in text.lines().enumerate() {
@@ -66,10 +112,14 @@ impl Comments {
             let trimmed = line.trim_start();
             let marker = if yaml { "#" } else { "//" };
             if let Some(body) = trimmed.strip_prefix(marker) {
-                let body = body.strip_prefix(' ').unwrap_or(body).trim_end().to_string();
+                let body = body
+                    .strip_prefix(' ')
+                    .unwrap_or(body)
+                    .trim_end()
+                    .to_string();
                 if !seen_code {
                     c.header.push(body);
-                } else if anchors.first().is_none_or(|(l, _)| n < *l) && n < first_code_after_item(text, yaml) {
+                } else if in_item(n) {
                     c.by_anchor.entry("item".into()).or_default().push(body);
                 } else if let Some((_, a)) = anchors.iter().find(|(l, _)| *l >= n) {
                     c.by_anchor.entry(a.clone()).or_default().push(body);
@@ -79,7 +129,14 @@ impl Comments {
                 continue;
             }
             if !trimmed.is_empty() {
+                let first_code_line = !seen_code;
                 seen_code = true;
+                if first_code_line {
+                    if let Some(pos) = inline_comment(line, yaml) {
+                        c.header.push(line[pos + marker.len()..].trim().to_string());
+                    }
+                    continue;
+                }
                 if let Some(pos) = inline_comment(line, yaml) {
                     let body = line[pos + marker.len()..].trim().to_string();
                     match anchors.iter().rev().find(|(l, _)| *l <= n) {
@@ -93,15 +150,6 @@ impl Comments {
     }
 }
 
-/// The line (1-based) where the sections after the item block begin: comments
-/// before it belong to the flow header or the item block.
-fn first_code_after_item(text: &str, yaml: bool) -> usize {
-    let keys: &[&str] = if yaml { &["departments:", "materials:", "steps:"] } else { &["departments", "materials"] };
-    text.lines()
-        .position(|l| keys.iter().any(|k| l.trim_start().starts_with(k)))
-        .map_or(usize::MAX, |i| i + 1)
-}
-
 /// Byte position of an end-of-line comment outside quotes, if any.
 fn inline_comment(line: &str, yaml: bool) -> Option<usize> {
     let mut in_str: Option<char> = None;
@@ -113,9 +161,9 @@ fn inline_comment(line: &str, yaml: bool) -> Option<usize> {
             None => {
                 if ch == '"' || (yaml && ch == '\'' && prev.is_whitespace()) {
                     in_str = Some(ch);
-                } else if yaml && ch == '#' && prev.is_whitespace() {
-                    return Some(i);
-                } else if !yaml && ch == '/' && line[i..].starts_with("//") {
+                } else if (yaml && ch == '#' && prev.is_whitespace())
+                    || (!yaml && ch == '/' && line[i..].starts_with("//"))
+                {
                     return Some(i);
                 }
             }
@@ -132,8 +180,29 @@ struct Printer {
 }
 
 const DSL_KEYWORDS: &[&str] = &[
-    "flow", "item", "departments", "materials", "task", "auto", "decision", "parallel", "joint_review", "subflow",
-    "wait", "end", "branch", "on", "when", "else", "set", "by", "within", "next", "roles", "consolidate", "of",
+    "flow",
+    "item",
+    "departments",
+    "materials",
+    "task",
+    "auto",
+    "decision",
+    "parallel",
+    "joint_review",
+    "subflow",
+    "wait",
+    "end",
+    "branch",
+    "on",
+    "when",
+    "else",
+    "set",
+    "by",
+    "within",
+    "next",
+    "roles",
+    "consolidate",
+    "of",
 ];
 
 fn is_word(s: &str) -> bool {
@@ -144,7 +213,11 @@ fn is_word(s: &str) -> bool {
 
 /// A DSL value: bare when it is a plain word, quoted otherwise.
 fn dsl_value(s: &str) -> String {
-    if is_word(s) { s.to_string() } else { crate::text::quote(s) }
+    if is_word(s) {
+        s.to_string()
+    } else {
+        crate::text::quote(s)
+    }
 }
 
 /// A YAML scalar: plain where YAML reads it back as the same string, else double-quoted.
@@ -153,8 +226,12 @@ fn yaml_scalar(s: &str, in_flow: bool) -> String {
         s.to_ascii_lowercase().as_str(),
         "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
     );
-    let numeric = s.parse::<f64>().is_ok() || s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_digit() || "._:+-eE".contains(c));
-    let bad_start = s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace());
+    let numeric = s.parse::<f64>().is_ok()
+        || s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || "._:+-eE".contains(c));
+    let bad_start =
+        s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace());
     let bad_inner = s.contains(": ")
         || s.contains(" #")
         || s.ends_with(':')
@@ -184,7 +261,11 @@ impl Printer {
 
     fn comments_for(&mut self, indent: usize, anchor: &str) {
         if let Some(cs) = self.comments.by_anchor.remove(anchor) {
-            let marker = if self.syntax == Syntax::Dsl { "//" } else { "#" };
+            let marker = if self.syntax == Syntax::Dsl {
+                "//"
+            } else {
+                "#"
+            };
             for c in cs {
                 if c.is_empty() {
                     self.line(indent, marker);
@@ -197,7 +278,11 @@ impl Printer {
 
     fn header_comments(&mut self, marker: &str) {
         for c in std::mem::take(&mut self.comments.header) {
-            let l = if c.is_empty() { marker.to_string() } else { format!("{marker} {c}") };
+            let l = if c.is_empty() {
+                marker.to_string()
+            } else {
+                format!("{marker} {c}")
+            };
             self.line(0, &l);
         }
     }
@@ -205,13 +290,19 @@ impl Printer {
     fn trailer_comments(&mut self, indent: usize, marker: &str) {
         let mut rest = std::mem::take(&mut self.comments.trailer);
         // Anything not placed (an anchor that vanished) goes at the end, never lost.
-        let mut leftover: Vec<_> = std::mem::take(&mut self.comments.by_anchor).into_iter().collect();
+        let mut leftover: Vec<_> = std::mem::take(&mut self.comments.by_anchor)
+            .into_iter()
+            .collect();
         leftover.sort();
         for (_, cs) in leftover {
             rest.extend(cs);
         }
         for c in rest {
-            let l = if c.is_empty() { marker.to_string() } else { format!("{marker} {c}") };
+            let l = if c.is_empty() {
+                marker.to_string()
+            } else {
+                format!("{marker} {c}")
+            };
             self.line(indent, &l);
         }
     }
@@ -220,24 +311,46 @@ impl Printer {
 
     fn dsl(&mut self, f: &Flow) {
         self.header_comments("//");
-        self.line(0, &format!("flow {} {} version {} {{", f.id, crate::text::quote(&f.name), f.version));
+        self.line(
+            0,
+            &format!(
+                "flow {} {} version {} {{",
+                f.id,
+                crate::text::quote(&f.name),
+                f.version
+            ),
+        );
         self.dsl_item(&f.item);
         if !f.departments.is_empty() {
             self.out.push('\n');
+            self.comments_for(1, "sec:departments");
             self.line(1, "departments {");
             for d in &f.departments {
                 self.comments_for(2, &format!("dept:{}", d.id));
                 if d.roles.is_empty() {
                     self.line(2, &format!("{} {}", d.id, crate::text::quote(&d.name)));
                 } else {
-                    let roles: Vec<String> = d.roles.iter().map(|r| format!("{} {}", r.id, crate::text::quote(&r.name))).collect();
-                    self.line(2, &format!("{} {} {{ roles {{ {} }} }}", d.id, crate::text::quote(&d.name), roles.join("  ")));
+                    let roles: Vec<String> = d
+                        .roles
+                        .iter()
+                        .map(|r| format!("{} {}", r.id, crate::text::quote(&r.name)))
+                        .collect();
+                    self.line(
+                        2,
+                        &format!(
+                            "{} {} {{ roles {{ {} }} }}",
+                            d.id,
+                            crate::text::quote(&d.name),
+                            roles.join("  ")
+                        ),
+                    );
                 }
             }
             self.line(1, "}");
         }
         if !f.materials.is_empty() {
             self.out.push('\n');
+            self.comments_for(1, "sec:materials");
             self.line(1, "materials {");
             for m in &f.materials {
                 self.comments_for(2, &format!("mat:{}", m.id));
@@ -290,11 +403,20 @@ impl Printer {
                 self.line(2, &format!("{k} {v}"));
             }
         };
-        kv("basic_code", i.basic_code.as_deref().map(crate::text::quote));
+        kv(
+            "basic_code",
+            i.basic_code.as_deref().map(crate::text::quote),
+        );
         kv("impl_code", i.impl_code.as_deref().map(crate::text::quote));
         kv("type", i.item_type.as_deref().map(dsl_value));
         kv("statutory", i.statutory.map(|l| l.to_string()));
-        kv("kind", Some(match i.kind { CaseKind::Promised => "promised".into(), CaseKind::Immediate => "immediate".into() }));
+        kv(
+            "kind",
+            Some(match i.kind {
+                CaseKind::Promised => "promised".into(),
+                CaseKind::Immediate => "immediate".into(),
+            }),
+        );
         kv("promised", i.promised.map(|l| l.to_string()));
         kv("mode", Some(i.mode.as_str().to_string()));
         kv(
@@ -313,7 +435,19 @@ impl Printer {
                 s
             }),
         );
-        let list = |v: &[String]| if v.is_empty() { None } else { Some(format!("[{}]", v.iter().map(|s| dsl_value(s)).collect::<Vec<_>>().join(", "))) };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(format!(
+                    "[{}]",
+                    v.iter()
+                        .map(|s| dsl_value(s))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        };
         kv("served", list(&i.served));
         kv("scope", i.scope.as_deref().map(dsl_value));
         kv("version", i.version.map(|v| v.to_string()));
@@ -344,7 +478,10 @@ impl Printer {
     /// Prints a sequence; `after` is what the last step falls through to.
     fn dsl_sequence(&mut self, indent: usize, steps: &[Step], after: Option<Target>) {
         for (i, s) in steps.iter().enumerate() {
-            let follow = steps.get(i + 1).map(|n| Target::Step(n.id.clone())).or_else(|| after.clone());
+            let follow = steps
+                .get(i + 1)
+                .map(|n| Target::Step(n.id.clone()))
+                .or_else(|| after.clone());
             self.out.push('\n');
             self.dsl_step(indent, s, follow.as_ref());
         }
@@ -352,7 +489,12 @@ impl Printer {
 
     fn dsl_step(&mut self, indent: usize, s: &Step, follow: Option<&Target>) {
         self.comments_for(indent, &format!("step:{}", s.id));
-        let mut head = format!("{} {} {}", s.kind.keyword(), s.id, crate::text::quote(&s.name));
+        let mut head = format!(
+            "{} {} {}",
+            s.kind.keyword(),
+            s.id,
+            crate::text::quote(&s.name)
+        );
         let mut body: Vec<String> = Vec::new();
         match &s.kind {
             StepKind::Task { by, .. } => {
@@ -362,16 +504,30 @@ impl Printer {
                 if let Some(l) = lead {
                     let _ = write!(head, " lead {l}");
                 }
-                head.push_str(&join_text(*join).map(|j| format!(" join {j}")).unwrap_or_default());
+                head.push_str(
+                    &join_text(*join)
+                        .map(|j| format!(" join {j}"))
+                        .unwrap_or_default(),
+                );
             }
-            StepKind::JointReview { lead, .. } => {
-                if let Some(l) = lead {
-                    let _ = write!(head, " lead {l}");
-                }
+            StepKind::JointReview { lead: Some(l), .. } => {
+                let _ = write!(head, " lead {l}");
             }
             StepKind::Subflow { items, join } => {
-                let _ = write!(head, " items [{}]", items.iter().map(|i| dsl_value(i)).collect::<Vec<_>>().join(", "));
-                head.push_str(&join_text(*join).map(|j| format!(" join {j}")).unwrap_or_default());
+                let _ = write!(
+                    head,
+                    " items [{}]",
+                    items
+                        .iter()
+                        .map(|i| dsl_value(i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                head.push_str(
+                    &join_text(*join)
+                        .map(|j| format!(" join {j}"))
+                        .unwrap_or_default(),
+                );
             }
             StepKind::Wait { timer, event } => {
                 if let Some(t) = timer {
@@ -386,32 +542,48 @@ impl Printer {
         if let Some(w) = s.within {
             let _ = write!(head, " within {w}");
         }
-        for (flag, on) in [("visit", s.visit), ("risk_point", s.risk_point), ("starts_clock", s.starts_clock)] {
+        for (flag, on) in [
+            ("visit", s.visit),
+            ("risk_point", s.risk_point),
+            ("starts_clock", s.starts_clock),
+        ] {
             if on {
                 head.push(' ');
                 head.push_str(flag);
             }
         }
         if !s.special.is_empty() {
-            let _ = write!(head, " special [{}]", s.special.iter().map(|x| dsl_value(x)).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                head,
+                " special [{}]",
+                s.special
+                    .iter()
+                    .map(|x| dsl_value(x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         let implicit_next = match (&s.kind, &s.next) {
             (StepKind::Decision { .. }, _) => true,
             (_, None) => follow.is_none(),
             (_, Some(n)) => follow == Some(&n.target),
         };
-        if !implicit_next {
-            if let Some(n) = &s.next {
-                let _ = write!(head, " next {}", Self::dsl_target(&n.target));
-            }
+        if !implicit_next && let Some(n) = &s.next {
+            let _ = write!(head, " next {}", Self::dsl_target(&n.target));
         }
         match &s.kind {
-            StepKind::Task { actions, materials, .. } => {
+            StepKind::Task {
+                actions, materials, ..
+            } => {
                 if !materials.is_empty() {
                     let _ = write!(head, " materials [{}]", materials.join(", "));
                 }
                 for a in actions {
-                    body.push(format!("on {} -> {}", dsl_value(a.kind.as_str()), Self::dsl_target(&a.target.target)));
+                    body.push(format!(
+                        "on {} -> {}",
+                        dsl_value(a.kind.as_str()),
+                        Self::dsl_target(&a.target.target)
+                    ));
                 }
             }
             StepKind::Auto { set } => {
@@ -421,7 +593,11 @@ impl Printer {
             }
             StepKind::Decision { branches, default } => {
                 for b in branches {
-                    body.push(format!("when {} -> {}", one_line(&b.condition.source), Self::dsl_target(&b.target.target)));
+                    body.push(format!(
+                        "when {} -> {}",
+                        one_line(&b.condition.source),
+                        Self::dsl_target(&b.target.target)
+                    ));
                 }
                 if let Some(d) = default {
                     body.push(format!("else -> {}", Self::dsl_target(&d.target)));
@@ -429,7 +605,10 @@ impl Printer {
             }
             _ => {}
         }
-        let nested = matches!(s.kind, StepKind::Parallel { .. } | StepKind::JointReview { .. });
+        let nested = matches!(
+            s.kind,
+            StepKind::Parallel { .. } | StepKind::JointReview { .. }
+        );
         if body.is_empty() && !nested {
             self.line(indent, &head);
             return;
@@ -441,22 +620,46 @@ impl Printer {
         match &s.kind {
             StepKind::Parallel { lanes, .. } => {
                 for l in lanes {
-                    let single = l.steps.len() == 1 && l.steps[0].id == l.id && l.steps[0].name == l.name;
+                    let single =
+                        l.steps.len() == 1 && l.steps[0].id == l.id && l.steps[0].name == l.name;
                     if single {
                         self.dsl_step(indent + 1, &l.steps[0], Some(&Target::Join));
                     } else {
-                        self.line(indent + 1, &format!("branch {} {} {{", l.id, crate::text::quote(&l.name)));
+                        self.line(
+                            indent + 1,
+                            &format!("branch {} {} {{", l.id, crate::text::quote(&l.name)),
+                        );
                         for (i, st) in l.steps.iter().enumerate() {
-                            let follow = l.steps.get(i + 1).map(|n| Target::Step(n.id.clone())).unwrap_or(Target::Join);
+                            let follow = l
+                                .steps
+                                .get(i + 1)
+                                .map(|n| Target::Step(n.id.clone()))
+                                .unwrap_or(Target::Join);
                             self.dsl_step(indent + 2, st, Some(&follow));
                         }
                         self.line(indent + 1, "}");
                     }
                 }
             }
-            StepKind::JointReview { reports, reviews, consolidate, resubmit_within, .. } => {
+            StepKind::JointReview {
+                reports,
+                reviews,
+                consolidate,
+                resubmit_within,
+                ..
+            } => {
                 if !reports.is_empty() {
-                    self.line(indent + 1, &format!("reports [{}]", reports.iter().map(|r| dsl_value(r)).collect::<Vec<_>>().join(", ")));
+                    self.line(
+                        indent + 1,
+                        &format!(
+                            "reports [{}]",
+                            reports
+                                .iter()
+                                .map(|r| dsl_value(r))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
                 }
                 for r in reviews {
                     self.dsl_step(indent + 1, r, Some(&Target::Join));
@@ -484,22 +687,38 @@ impl Printer {
         self.line(0, &format!("version: {}", f.version));
         self.yaml_item(&f.item);
         if !f.departments.is_empty() {
+            self.comments_for(0, "sec:departments");
             self.line(0, "departments:");
             for d in &f.departments {
                 self.comments_for(1, &format!("dept:{}", d.id));
                 if d.roles.is_empty() {
-                    self.line(1, &format!("{}: {}", yaml_scalar(&d.id, false), yaml_scalar(&d.name, false)));
+                    self.line(
+                        1,
+                        &format!(
+                            "{}: {}",
+                            yaml_scalar(&d.id, false),
+                            yaml_scalar(&d.name, false)
+                        ),
+                    );
                 } else {
                     self.line(1, &format!("{}:", yaml_scalar(&d.id, false)));
                     self.line(2, &format!("name: {}", yaml_scalar(&d.name, false)));
                     self.line(2, "roles:");
                     for r in &d.roles {
-                        self.line(3, &format!("{}: {}", yaml_scalar(&r.id, false), yaml_scalar(&r.name, false)));
+                        self.line(
+                            3,
+                            &format!(
+                                "{}: {}",
+                                yaml_scalar(&r.id, false),
+                                yaml_scalar(&r.name, false)
+                            ),
+                        );
                     }
                 }
             }
         }
         if !f.materials.is_empty() {
+            self.comments_for(0, "sec:materials");
             self.line(0, "materials:");
             for m in &f.materials {
                 self.comments_for(1, &format!("mat:{}", m.id));
@@ -521,6 +740,7 @@ impl Printer {
                 }
             }
         }
+        self.comments_for(0, "sec:steps");
         self.line(0, "steps:");
         let ends = ends_in_print_order(f);
         let first_end = ends.first().map(|e| Target::End(e.id.clone()));
@@ -545,11 +765,27 @@ impl Printer {
             }
         };
         let q = |s: &str| yaml_scalar(s, false);
-        kv("basic_code", i.basic_code.as_deref().map(|s| serde_json::to_string(s).unwrap_or_default()));
-        kv("impl_code", i.impl_code.as_deref().map(|s| serde_json::to_string(s).unwrap_or_default()));
+        kv(
+            "basic_code",
+            i.basic_code
+                .as_deref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default()),
+        );
+        kv(
+            "impl_code",
+            i.impl_code
+                .as_deref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default()),
+        );
         kv("type", i.item_type.as_deref().map(q));
         kv("statutory", i.statutory.map(|l| l.to_string()));
-        kv("kind", Some(match i.kind { CaseKind::Promised => "promised".into(), CaseKind::Immediate => "immediate".into() }));
+        kv(
+            "kind",
+            Some(match i.kind {
+                CaseKind::Promised => "promised".into(),
+                CaseKind::Immediate => "immediate".into(),
+            }),
+        );
         kv("promised", i.promised.map(|l| l.to_string()));
         kv("mode", Some(i.mode.as_str().to_string()));
         if i.fee == Fee::default() {
@@ -572,7 +808,13 @@ impl Printer {
                 self.line(1, &format!("{k}: {v}"));
             }
         };
-        let list = |v: &[String]| if v.is_empty() { None } else { Some(yaml_list(v)) };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(yaml_list(v))
+            }
+        };
         kv("served", list(&i.served));
         kv("scope", i.scope.as_deref().map(q));
         kv("version", i.version.map(|v| v.to_string()));
@@ -601,18 +843,26 @@ impl Printer {
 
     fn yaml_sequence(&mut self, indent: usize, steps: &[Step], after: Option<Target>) {
         for (i, s) in steps.iter().enumerate() {
-            let follow = steps.get(i + 1).map(|n| Target::Step(n.id.clone())).or_else(|| after.clone());
+            let follow = steps
+                .get(i + 1)
+                .map(|n| Target::Step(n.id.clone()))
+                .or_else(|| after.clone());
             self.yaml_step(indent, s, follow.as_ref());
         }
     }
 
     fn yaml_step(&mut self, indent: usize, s: &Step, follow: Option<&Target>) {
         self.comments_for(indent, &format!("step:{}", s.id));
-        self.line(indent, &format!("- {}: {}", s.kind.keyword(), yaml_scalar(&s.id, false)));
+        self.line(
+            indent,
+            &format!("- {}: {}", s.kind.keyword(), yaml_scalar(&s.id, false)),
+        );
         let i = indent + 1;
         self.line(i, &format!("name: {}", yaml_scalar(&s.name, false)));
         match &s.kind {
-            StepKind::Task { by, .. } => self.line(i, &format!("by: {}", yaml_scalar(&by.to_string(), false))),
+            StepKind::Task { by, .. } => {
+                self.line(i, &format!("by: {}", yaml_scalar(&by.to_string(), false)))
+            }
             StepKind::Parallel { lead, join, .. } => {
                 if let Some(l) = lead {
                     self.line(i, &format!("lead: {}", yaml_scalar(l, false)));
@@ -621,7 +871,9 @@ impl Printer {
                     self.line(i, &format!("join: {j}"));
                 }
             }
-            StepKind::JointReview { lead: Some(l), .. } => self.line(i, &format!("lead: {}", yaml_scalar(l, false))),
+            StepKind::JointReview { lead: Some(l), .. } => {
+                self.line(i, &format!("lead: {}", yaml_scalar(l, false)))
+            }
             StepKind::Subflow { items, join } => {
                 self.line(i, &format!("items: {}", yaml_list(items)));
                 if let Some(j) = join_text(*join) {
@@ -641,7 +893,11 @@ impl Printer {
         if let Some(w) = s.within {
             self.line(i, &format!("within: {w}"));
         }
-        for (flag, on) in [("visit", s.visit), ("risk_point", s.risk_point), ("starts_clock", s.starts_clock)] {
+        for (flag, on) in [
+            ("visit", s.visit),
+            ("risk_point", s.risk_point),
+            ("starts_clock", s.starts_clock),
+        ] {
             if on {
                 self.line(i, &format!("{flag}: true"));
             }
@@ -654,35 +910,55 @@ impl Printer {
             (_, None) => follow.is_none(),
             (_, Some(n)) => follow == Some(&n.target),
         };
-        if !implicit_next {
-            if let Some(n) = &s.next {
-                self.line(i, &format!("next: {}", Self::yaml_target(&n.target)));
-            }
+        if !implicit_next && let Some(n) = &s.next {
+            self.line(i, &format!("next: {}", Self::yaml_target(&n.target)));
         }
         match &s.kind {
-            StepKind::Task { actions, materials, .. } => {
+            StepKind::Task {
+                actions, materials, ..
+            } => {
                 if !materials.is_empty() {
                     self.line(i, &format!("materials: {}", yaml_list(materials)));
                 }
                 if !actions.is_empty() {
                     self.line(i, "on:");
                     for a in actions {
-                        self.line(i + 1, &format!("{}: {}", yaml_scalar(a.kind.as_str(), false), Self::yaml_target(&a.target.target)));
+                        self.line(
+                            i + 1,
+                            &format!(
+                                "{}: {}",
+                                yaml_scalar(a.kind.as_str(), false),
+                                Self::yaml_target(&a.target.target)
+                            ),
+                        );
                     }
                 }
             }
             StepKind::Auto { set } => {
                 self.line(i, "set:");
                 for a in set {
-                    self.line(i + 1, &format!("{}: {}", yaml_scalar(&a.field, false), yaml_scalar(&a.expr.source, false)));
+                    self.line(
+                        i + 1,
+                        &format!(
+                            "{}: {}",
+                            yaml_scalar(&a.field, false),
+                            yaml_scalar(&a.expr.source, false)
+                        ),
+                    );
                 }
             }
             StepKind::Decision { branches, default } => {
                 if !branches.is_empty() {
                     self.line(i, "when:");
                     for b in branches {
-                        self.line(i + 1, &format!("- if: {}", yaml_scalar(&b.condition.source, false)));
-                        self.line(i + 2, &format!("to: {}", Self::yaml_target(&b.target.target)));
+                        self.line(
+                            i + 1,
+                            &format!("- if: {}", yaml_scalar(&b.condition.source, false)),
+                        );
+                        self.line(
+                            i + 2,
+                            &format!("to: {}", Self::yaml_target(&b.target.target)),
+                        );
                     }
                 }
                 if let Some(d) = default {
@@ -692,7 +968,8 @@ impl Printer {
             StepKind::Parallel { lanes, .. } => {
                 self.line(i, "branches:");
                 for l in lanes {
-                    let single = l.steps.len() == 1 && l.steps[0].id == l.id && l.steps[0].name == l.name;
+                    let single =
+                        l.steps.len() == 1 && l.steps[0].id == l.id && l.steps[0].name == l.name;
                     if single {
                         self.yaml_step(i + 1, &l.steps[0], Some(&Target::Join));
                     } else {
@@ -700,13 +977,23 @@ impl Printer {
                         self.line(i + 2, &format!("name: {}", yaml_scalar(&l.name, false)));
                         self.line(i + 2, "steps:");
                         for (k, st) in l.steps.iter().enumerate() {
-                            let follow = l.steps.get(k + 1).map(|n| Target::Step(n.id.clone())).unwrap_or(Target::Join);
+                            let follow = l
+                                .steps
+                                .get(k + 1)
+                                .map(|n| Target::Step(n.id.clone()))
+                                .unwrap_or(Target::Join);
                             self.yaml_step(i + 3, st, Some(&follow));
                         }
                     }
                 }
             }
-            StepKind::JointReview { reports, reviews, consolidate, resubmit_within, .. } => {
+            StepKind::JointReview {
+                reports,
+                reviews,
+                consolidate,
+                resubmit_within,
+                ..
+            } => {
                 if !reports.is_empty() {
                     self.line(i, &format!("reports: {}", yaml_list(reports)));
                 }
@@ -715,7 +1002,10 @@ impl Printer {
                     self.yaml_step(i + 1, r, Some(&Target::Join));
                 }
                 self.line(i, "consolidate:");
-                self.line(i + 1, &format!("by: {}", yaml_scalar(&consolidate.by.to_string(), false)));
+                self.line(
+                    i + 1,
+                    &format!("by: {}", yaml_scalar(&consolidate.by.to_string(), false)),
+                );
                 if let Some(w) = consolidate.within {
                     self.line(i + 1, &format!("within: {w}"));
                 }
@@ -732,16 +1022,30 @@ impl Printer {
 /// through to, then the others by id.
 fn ends_in_print_order(f: &Flow) -> Vec<&End> {
     let first = f.steps.last().and_then(|s| match &s.next {
-        Some(Transition { target: Target::End(e), .. }) => Some(e.as_str()),
+        Some(Transition {
+            target: Target::End(e),
+            ..
+        }) => Some(e.as_str()),
         _ => None,
     });
-    let mut out: Vec<&End> = f.ends.values().filter(|e| Some(e.id.as_str()) == first).collect();
+    let mut out: Vec<&End> = f
+        .ends
+        .values()
+        .filter(|e| Some(e.id.as_str()) == first)
+        .collect();
     out.extend(f.ends.values().filter(|e| Some(e.id.as_str()) != first));
     out
 }
 
 fn yaml_list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|s| yaml_scalar(s, true)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|s| yaml_scalar(s, true))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The join policy as written, or `None` for the default (`all`).

@@ -65,12 +65,21 @@ pub struct Diagram {
 /// Approximate rendered width of a label: CJK characters are twice as wide.
 fn text_width(s: &str, size: f64) -> f64 {
     s.chars()
-        .map(|c| if (c as u32) > 0x2E80 { size } else { size * 0.6 })
+        .map(|c| {
+            if (c as u32) > 0x2E80 {
+                size
+            } else {
+                size * 0.6
+            }
+        })
         .sum()
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl Diagram {
@@ -79,7 +88,14 @@ impl Diagram {
         let mut nodes: Vec<DNode> = Vec::new();
         let mut index: HashMap<GNode, usize> = HashMap::new();
         let mut groups = Vec::new();
-        let push = |nodes: &mut Vec<DNode>, index: &mut HashMap<GNode, usize>, key: GNode, id: String, label: String, sub: String, shape: Shape, s: Option<&Step>| {
+        let push = |nodes: &mut Vec<DNode>,
+                    index: &mut HashMap<GNode, usize>,
+                    key: GNode,
+                    id: String,
+                    label: String,
+                    sub: String,
+                    shape: Shape,
+                    s: Option<&Step>| {
             let i = nodes.len();
             index.insert(key.clone(), i);
             nodes.push(DNode {
@@ -111,14 +127,22 @@ impl Diagram {
                         Join::Any => "any".to_string(),
                         Join::NOfM { n, m } => format!("{n} of {m}"),
                     };
-                    let lead = lead.as_ref().map(|l| format!(" · 牵头 {l}")).unwrap_or_default();
+                    let lead = lead
+                        .as_ref()
+                        .map(|l| format!(" · 牵头 {l}"))
+                        .unwrap_or_default();
                     (Shape::Split, format!("join {j}{lead}{limit}"))
                 }
                 StepKind::JointReview { lead, .. } => {
-                    let lead = lead.as_ref().map(|l| format!(" · 牵头 {l}")).unwrap_or_default();
+                    let lead = lead
+                        .as_ref()
+                        .map(|l| format!(" · 牵头 {l}"))
+                        .unwrap_or_default();
                     (Shape::Split, format!("多评合一{lead}{limit}"))
                 }
-                StepKind::Subflow { items, .. } => (Shape::Subflow, format!("{}{limit}", items.join(", "))),
+                StepKind::Subflow { items, .. } => {
+                    (Shape::Subflow, format!("{}{limit}", items.join(", ")))
+                }
                 StepKind::Wait { timer, event } => (
                     Shape::Wait,
                     match (timer, event) {
@@ -128,22 +152,61 @@ impl Diagram {
                     },
                 ),
             };
-            let i = push(&mut nodes, &mut index, GNode::Step(s.id.clone()), s.id.clone(), s.name.clone(), sub, shape, Some(s));
+            let i = push(
+                &mut nodes,
+                &mut index,
+                GNode::Step(s.id.clone()),
+                s.id.clone(),
+                s.name.clone(),
+                sub,
+                shape,
+                Some(s),
+            );
             match &s.kind {
                 StepKind::Parallel { .. } => {
-                    push(&mut nodes, &mut index, GNode::Join(s.id.clone()), format!("{}#join", s.id), String::new(), String::new(), Shape::Join, None);
+                    push(
+                        &mut nodes,
+                        &mut index,
+                        GNode::Join(s.id.clone()),
+                        format!("{}#join", s.id),
+                        String::new(),
+                        String::new(),
+                        Shape::Join,
+                        None,
+                    );
                     groups.push((s.id.clone(), s.name.clone(), i));
                 }
                 StepKind::JointReview { consolidate, .. } => {
-                    let sub = consolidate.within.map(|l| format!("{} · {l}", consolidate.by)).unwrap_or_else(|| consolidate.by.to_string());
-                    push(&mut nodes, &mut index, GNode::Join(s.id.clone()), format!("{}#consolidate", s.id), "统一整改意见".into(), sub, Shape::Task, None);
+                    let sub = consolidate
+                        .within
+                        .map(|l| format!("{} · {l}", consolidate.by))
+                        .unwrap_or_else(|| consolidate.by.to_string());
+                    push(
+                        &mut nodes,
+                        &mut index,
+                        GNode::Join(s.id.clone()),
+                        format!("{}#consolidate", s.id),
+                        "统一整改意见".into(),
+                        sub,
+                        Shape::Task,
+                        None,
+                    );
                     groups.push((s.id.clone(), s.name.clone(), i));
                 }
                 _ => {}
             }
         }
         for e in flow.ends.values() {
-            push(&mut nodes, &mut index, GNode::End(e.id.clone()), e.id.clone(), e.name.clone(), String::new(), Shape::End, None);
+            push(
+                &mut nodes,
+                &mut index,
+                GNode::End(e.id.clone()),
+                e.id.clone(),
+                e.name.clone(),
+                String::new(),
+                Shape::End,
+                None,
+            );
         }
         // Edges with labels.
         let mut edges = Vec::new();
@@ -167,8 +230,16 @@ impl Diagram {
                 }
                 // A back edge goes to an earlier step, or from a consolidation back to its review.
                 let back = order(to) <= order(from) && !matches!(to, GNode::End(_));
-                let label = labels.get(&(from.clone(), to.clone())).cloned().unwrap_or_default();
-                edges.push(DEdge { from: fi, to: ti, label, back });
+                let label = labels
+                    .get(&(from.clone(), to.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                edges.push(DEdge {
+                    from: fi,
+                    to: ti,
+                    label,
+                    back,
+                });
             }
         }
         let groups = groups
@@ -177,7 +248,10 @@ impl Diagram {
                 let members = flow
                     .step(&id)
                     .map(|s| match &s.kind {
-                        StepKind::Parallel { lanes, .. } => lanes.iter().flat_map(|l| l.steps.iter()).collect::<Vec<_>>(),
+                        StepKind::Parallel { lanes, .. } => lanes
+                            .iter()
+                            .flat_map(|l| l.steps.iter())
+                            .collect::<Vec<_>>(),
                         StepKind::JointReview { reviews, .. } => reviews.iter().collect(),
                         _ => Vec::new(),
                     })
@@ -187,7 +261,10 @@ impl Diagram {
                     .chain(index.get(&GNode::Step(id.clone())).copied())
                     .chain(index.get(&GNode::Join(id.clone())).copied())
                     .collect();
-                Group { label: name, members }
+                Group {
+                    label: name,
+                    members,
+                }
             })
             .collect();
         let mut d = Diagram {
@@ -198,7 +275,11 @@ impl Diagram {
             width: 0.0,
             height: 0.0,
         };
-        d.layout(index.get(&g.start.clone().unwrap_or(GNode::End(String::new()))).copied());
+        d.layout(
+            index
+                .get(&g.start.clone().unwrap_or(GNode::End(String::new())))
+                .copied(),
+        );
         d
     }
 
@@ -215,11 +296,11 @@ impl Diagram {
         // Longest-path layering over the forward edges (Kahn order).
         let mut layer = vec![0usize; n];
         let mut queue: VecDeque<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
-        if let Some(s) = start {
-            if let Some(pos) = queue.iter().position(|&x| x == s) {
-                queue.remove(pos);
-                queue.push_front(s);
-            }
+        if let Some(s) = start
+            && let Some(pos) = queue.iter().position(|&x| x == s)
+        {
+            queue.remove(pos);
+            queue.push_front(s);
         }
         let mut seen_order = Vec::new();
         let mut indeg2 = indeg.clone();
@@ -235,9 +316,10 @@ impl Diagram {
         }
         // Nodes left in a cycle of forward edges (should not happen) go last.
         let max_layer = layer.iter().copied().max().unwrap_or(0);
-        for i in 0..n {
-            if !seen_order.contains(&i) {
-                layer[i] = max_layer + 1;
+        let placed: std::collections::HashSet<usize> = seen_order.iter().copied().collect();
+        for (i, l) in layer.iter_mut().enumerate() {
+            if !placed.contains(&i) {
+                *l = max_layer + 1;
                 seen_order.push(i);
             }
         }
@@ -260,7 +342,10 @@ impl Diagram {
                 Shape::Decision => ((text_width(&node.label, 13.0) + 50.0).max(90.0), 56.0),
                 _ => {
                     let tw = text_width(&node.label, 14.0).max(text_width(&node.sub, 11.0));
-                    ((tw + 28.0).max(90.0), if node.sub.is_empty() { 38.0 } else { 50.0 })
+                    (
+                        (tw + 28.0).max(90.0),
+                        if node.sub.is_empty() { 38.0 } else { 50.0 },
+                    )
                 }
             };
             node.w = w;
@@ -270,7 +355,10 @@ impl Diagram {
         let gap_y = 74.0;
         let row_w: Vec<f64> = rows
             .iter()
-            .map(|r| r.iter().map(|&i| self.nodes[i].w).sum::<f64>() + gap_x * (r.len().saturating_sub(1)) as f64)
+            .map(|r| {
+                r.iter().map(|&i| self.nodes[i].w).sum::<f64>()
+                    + gap_x * (r.len().saturating_sub(1)) as f64
+            })
             .collect();
         let width = row_w.iter().copied().fold(0.0, f64::max) + 120.0;
         let mut y = 70.0;
@@ -301,7 +389,11 @@ impl Diagram {
         s.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>
 <style>.n{fill:#fff;stroke:#3b5b92;stroke-width:1.5}.auto{fill:#eef4ff}.wait{fill:#fff8e6}.end{fill:#eaf7ea;stroke:#2e7d32}.risk{stroke:#c62828;stroke-width:2.5}.lbl{font-size:14px;fill:#1a1a1a}.sub{font-size:11px;fill:#555}.e{stroke:#555;stroke-width:1.3;fill:none}.back{stroke-dasharray:5 4;stroke:#b26a00}.el{font-size:11px;fill:#7a4b00}.grp{fill:#f5f8fc;stroke:#8aa4cc;stroke-dasharray:6 4}.badge{font-size:10px}</style>
 "##);
-        let _ = writeln!(s, r#"<text x="20" y="30" font-size="18" font-weight="bold">{}</text>"#, esc(&self.title));
+        let _ = writeln!(
+            s,
+            r#"<text x="20" y="30" font-size="18" font-weight="bold">{}</text>"#,
+            esc(&self.title)
+        );
         for g in &self.groups {
             let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
             for &m in &g.members {
@@ -331,47 +423,92 @@ impl Diagram {
             let cls = if e.back { "e back" } else { "e" };
             let path = if e.back {
                 let x = a.x.max(b.x) + a.w.max(b.w) / 2.0 + 30.0;
-                format!("M{:.1},{:.1} C{x:.1},{:.1} {x:.1},{:.1} {:.1},{:.1}", a.x + a.w / 2.0, a.y, a.y, b.y, b.x + b.w / 2.0, b.y)
+                format!(
+                    "M{:.1},{:.1} C{x:.1},{:.1} {x:.1},{:.1} {:.1},{:.1}",
+                    a.x + a.w / 2.0,
+                    a.y,
+                    a.y,
+                    b.y,
+                    b.x + b.w / 2.0,
+                    b.y
+                )
             } else {
-                format!("M{:.1},{:.1} L{:.1},{:.1}", a.x, a.y + a.h / 2.0, b.x, b.y - b.h / 2.0)
+                format!(
+                    "M{:.1},{:.1} L{:.1},{:.1}",
+                    a.x,
+                    a.y + a.h / 2.0,
+                    b.x,
+                    b.y - b.h / 2.0
+                )
             };
-            let _ = writeln!(s, r#"<path class="{cls}" d="{path}" marker-end="url(#arrow)"/>"#);
+            let _ = writeln!(
+                s,
+                r#"<path class="{cls}" d="{path}" marker-end="url(#arrow)"/>"#
+            );
             if !e.label.is_empty() {
                 let (lx, ly) = if e.back {
                     (a.x.max(b.x) + a.w.max(b.w) / 2.0 + 24.0, (a.y + b.y) / 2.0)
                 } else {
-                    ((a.x + b.x) / 2.0 + 6.0, (a.y + a.h / 2.0 + b.y - b.h / 2.0) / 2.0 + 4.0)
+                    (
+                        (a.x + b.x) / 2.0 + 6.0,
+                        (a.y + a.h / 2.0 + b.y - b.h / 2.0) / 2.0 + 4.0,
+                    )
                 };
-                let _ = writeln!(s, r#"<text class="el" x="{lx:.1}" y="{ly:.1}">{}</text>"#, esc(&e.label));
+                let _ = writeln!(
+                    s,
+                    r#"<text class="el" x="{lx:.1}" y="{ly:.1}">{}</text>"#,
+                    esc(&e.label)
+                );
             }
         }
         for n in &self.nodes {
             let risk = if n.risk { " risk" } else { "" };
             let _ = write!(s, r#"<g class="node" data-id="{}">"#, esc(&n.id));
             match n.shape {
-                Shape::Decision | Shape::Split | Shape::Join if n.label.is_empty() || n.shape == Shape::Decision => {
+                Shape::Decision | Shape::Split | Shape::Join
+                    if n.label.is_empty() || n.shape == Shape::Decision =>
+                {
                     let (hw, hh) = (n.w / 2.0, n.h / 2.0);
                     let _ = write!(
                         s,
                         r#"<polygon class="n{risk}" points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>"#,
-                        n.x, n.y - hh, n.x + hw, n.y, n.x, n.y + hh, n.x - hw, n.y
+                        n.x,
+                        n.y - hh,
+                        n.x + hw,
+                        n.y,
+                        n.x,
+                        n.y + hh,
+                        n.x - hw,
+                        n.y
                     );
                     if n.shape == Shape::Join {
-                        let _ = write!(s, r#"<text class="lbl" x="{:.1}" y="{:.1}" text-anchor="middle">+</text>"#, n.x, n.y + 5.0);
+                        let _ = write!(
+                            s,
+                            r#"<text class="lbl" x="{:.1}" y="{:.1}" text-anchor="middle">+</text>"#,
+                            n.x,
+                            n.y + 5.0
+                        );
                     }
                 }
                 Shape::Split => {
                     let _ = write!(
                         s,
                         r#"<rect class="n{risk}" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="18"/>"#,
-                        n.x - n.w / 2.0, n.y - n.h / 2.0, n.w, n.h
+                        n.x - n.w / 2.0,
+                        n.y - n.h / 2.0,
+                        n.w,
+                        n.h
                     );
                 }
                 Shape::End => {
                     let _ = write!(
                         s,
                         r#"<rect class="n end" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="{:.1}"/>"#,
-                        n.x - n.w / 2.0, n.y - n.h / 2.0, n.w, n.h, n.h / 2.0
+                        n.x - n.w / 2.0,
+                        n.y - n.h / 2.0,
+                        n.w,
+                        n.h,
+                        n.h / 2.0
                     );
                 }
                 _ => {
@@ -380,23 +517,49 @@ impl Diagram {
                         Shape::Wait => " wait",
                         _ => "",
                     };
-                    let dash = if n.shape == Shape::Subflow { r#" stroke-dasharray="8 3""# } else { "" };
+                    let dash = if n.shape == Shape::Subflow {
+                        r#" stroke-dasharray="8 3""#
+                    } else {
+                        ""
+                    };
                     let _ = write!(
                         s,
                         r#"<rect class="n{extra}{risk}" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="6"{dash}/>"#,
-                        n.x - n.w / 2.0, n.y - n.h / 2.0, n.w, n.h
+                        n.x - n.w / 2.0,
+                        n.y - n.h / 2.0,
+                        n.w,
+                        n.h
                     );
                 }
             }
             if !n.label.is_empty() {
-                let ly = if n.sub.is_empty() { n.y + 5.0 } else { n.y - 2.0 };
-                let _ = write!(s, r#"<text class="lbl" x="{:.1}" y="{ly:.1}" text-anchor="middle">{}</text>"#, n.x, esc(&n.label));
+                let ly = if n.sub.is_empty() {
+                    n.y + 5.0
+                } else {
+                    n.y - 2.0
+                };
+                let _ = write!(
+                    s,
+                    r#"<text class="lbl" x="{:.1}" y="{ly:.1}" text-anchor="middle">{}</text>"#,
+                    n.x,
+                    esc(&n.label)
+                );
             }
             if !n.sub.is_empty() {
-                let _ = write!(s, r#"<text class="sub" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, n.x, n.y + 15.0, esc(&n.sub));
+                let _ = write!(
+                    s,
+                    r#"<text class="sub" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    n.x,
+                    n.y + 15.0,
+                    esc(&n.sub)
+                );
             }
             let mut bx = n.x + n.w / 2.0 + 4.0;
-            for (on, text, color) in [(n.visit, "到现场", "#e65100"), (n.risk, "风险点", "#c62828"), (n.clock, "计时", "#2e7d32")] {
+            for (on, text, color) in [
+                (n.visit, "到现场", "#e65100"),
+                (n.risk, "风险点", "#c62828"),
+                (n.clock, "计时", "#2e7d32"),
+            ] {
                 if on {
                     let w = text_width(text, 10.0) + 8.0;
                     let _ = write!(
@@ -418,9 +581,17 @@ impl Diagram {
     pub fn to_dot(&self) -> String {
         let mut s = String::new();
         let q = |x: &str| format!("\"{}\"", x.replace('\\', "\\\\").replace('"', "\\\""));
-        let _ = writeln!(s, "digraph flow {{\n  label={};\n  labelloc=t;\n  rankdir=TB;\n  node [fontname=\"Noto Sans CJK SC\"];", q(&self.title));
+        let _ = writeln!(
+            s,
+            "digraph flow {{\n  label={};\n  labelloc=t;\n  rankdir=TB;\n  node [fontname=\"Noto Sans CJK SC\"];",
+            q(&self.title)
+        );
         for (gi, g) in self.groups.iter().enumerate() {
-            let _ = writeln!(s, "  subgraph cluster_{gi} {{ label={}; style=dashed;", q(&g.label));
+            let _ = writeln!(
+                s,
+                "  subgraph cluster_{gi} {{ label={}; style=dashed;",
+                q(&g.label)
+            );
             for &m in &g.members {
                 let _ = writeln!(s, "    {};", q(&self.nodes[m].id));
             }
@@ -453,11 +624,24 @@ impl Diagram {
             if !badges.is_empty() {
                 label = format!("{label}\\n[{}]", badges.join(" "));
             }
-            let color = if n.risk { ", color=red, penwidth=2" } else { "" };
-            let _ = writeln!(s, "  {} [shape={shape}, label=\"{}\"{color}];", q(&n.id), label.replace('"', "\\\""));
+            let color = if n.risk {
+                ", color=red, penwidth=2"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  {} [shape={shape}, label=\"{}\"{color}];",
+                q(&n.id),
+                label.replace('"', "\\\"")
+            );
         }
         for e in &self.edges {
-            let style = if e.back { ", style=dashed, constraint=false" } else { "" };
+            let style = if e.back {
+                ", style=dashed, constraint=false"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 s,
                 "  {} -> {} [label={}{style}];",
@@ -499,14 +683,18 @@ fn edge_labels(flow: &Flow) -> HashMap<(GNode, GNode), String> {
                         out.insert((from.clone(), t), b.condition.source.clone());
                     }
                 }
-                if let Some(d) = default {
-                    if let Some(t) = to(&d.target) {
-                        out.entry((from.clone(), t)).or_insert_with(|| "否则".into());
-                    }
+                if let Some(d) = default
+                    && let Some(t) = to(&d.target)
+                {
+                    out.entry((from.clone(), t))
+                        .or_insert_with(|| "否则".into());
                 }
             }
             StepKind::JointReview { .. } => {
-                out.insert((GNode::Join(s.id.clone()), from.clone()), "整改后重新评审".into());
+                out.insert(
+                    (GNode::Join(s.id.clone()), from.clone()),
+                    "整改后重新评审".into(),
+                );
             }
             _ => {}
         }

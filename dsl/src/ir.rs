@@ -279,11 +279,74 @@ pub struct Action {
 }
 
 /// A rhai expression, compiled when the file loads.
+///
+/// `source` is normalised (comments removed, whitespace outside strings
+/// collapsed to one space), so an expression written over several YAML lines
+/// and the same expression on one DSL line are equal. `raw` is the text as
+/// written, used to map rhai error positions back to the file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Expr {
     pub source: String,
     #[serde(skip)]
+    pub raw: Raw,
+    #[serde(skip)]
     pub span: Span,
+}
+
+/// Source text kept beside the IR; equality ignores it (like spans).
+#[derive(Clone, Debug, Default)]
+pub struct Raw(pub String);
+impl PartialEq for Raw {
+    fn eq(&self, _: &Raw) -> bool {
+        true
+    }
+}
+impl Eq for Raw {}
+
+impl Expr {
+    pub fn new(raw: &str, span: Span) -> Expr {
+        Expr {
+            source: normalize_expr(raw),
+            raw: Raw(raw.to_string()),
+            span,
+        }
+    }
+}
+
+/// Removes `//` comments and collapses whitespace outside string literals.
+pub fn normalize_expr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for line in s.split('\n') {
+        let line = crate::text::strip_line_comment(line);
+        let mut in_str: Option<char> = None;
+        let mut prev = ' ';
+        for c in line.chars() {
+            match in_str {
+                Some(q) => {
+                    if c == q && prev != '\\' {
+                        in_str = None;
+                    }
+                    out.push(c);
+                }
+                None if c.is_whitespace() => {
+                    if !out.is_empty() && !out.ends_with(' ') {
+                        out.push(' ');
+                    }
+                }
+                None => {
+                    if c == '"' || c == '\'' || c == '`' {
+                        in_str = Some(c);
+                    }
+                    out.push(c);
+                }
+            }
+            prev = c;
+        }
+        if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out.trim_end().to_string()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

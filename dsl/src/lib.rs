@@ -59,7 +59,11 @@ impl Loaded {
     }
     /// The flow, only when there are no errors.
     pub fn valid_flow(&self) -> Option<&Flow> {
-        if self.has_errors() { None } else { self.flow.as_ref() }
+        if self.has_errors() {
+            None
+        } else {
+            self.flow.as_ref()
+        }
     }
 }
 
@@ -75,16 +79,27 @@ pub fn load(name: &str, text: &str, syntax: Syntax) -> Loaded {
     let mut diags = Vec::new();
     let node = if text.len() > MAX_FILE_SIZE {
         diags.push(
-            Diagnostic::new(Code::Io, Span::new(0, 0), format!("the file is {} bytes; flows are limited to {MAX_FILE_SIZE}", text.len()))
-                .label("too large")
-                .help("split the flow into subflows"),
+            Diagnostic::new(
+                Code::Io,
+                Span::new(0, 0),
+                format!(
+                    "the file is {} bytes; flows are limited to {MAX_FILE_SIZE}",
+                    text.len()
+                ),
+            )
+            .label("too large")
+            .help("split the flow into subflows"),
         );
         None
     } else if let Some(at) = too_deep(text) {
         diags.push(
-            Diagnostic::new(Code::Syntax, Span::new(at, at + 1), format!("nesting deeper than {MAX_NESTING} levels"))
-                .label("too deep")
-                .help("flows are block-structured but never this deep; check for unbalanced brackets"),
+            Diagnostic::new(
+                Code::Syntax,
+                Span::new(at, at + 1),
+                format!("nesting deeper than {MAX_NESTING} levels"),
+            )
+            .label("too deep")
+            .help("flows are block-structured but never this deep; check for unbalanced brackets"),
         );
         None
     } else {
@@ -175,9 +190,15 @@ pub fn load_path(path: &std::path::Path) -> Loaded {
                     flow: None,
                     report: Report::new(
                         file,
-                        vec![Diagnostic::new(Code::Io, Span::new(at, at), format!("the file is not UTF-8 text (invalid byte at offset {at})"))
+                        vec![
+                            Diagnostic::new(
+                                Code::Io,
+                                Span::new(at, at),
+                                format!("the file is not UTF-8 text (invalid byte at offset {at})"),
+                            )
                             .label("invalid UTF-8")
-                            .help("save the file as UTF-8")],
+                            .help("save the file as UTF-8"),
+                        ],
                     ),
                 }
             }
@@ -186,7 +207,14 @@ pub fn load_path(path: &std::path::Path) -> Loaded {
             flow: None,
             report: Report::new(
                 SourceFile::new(name, ""),
-                vec![Diagnostic::new(Code::Io, Span::new(0, 0), format!("cannot read the file: {e}")).help("check the path and its permissions")],
+                vec![
+                    Diagnostic::new(
+                        Code::Io,
+                        Span::new(0, 0),
+                        format!("cannot read the file: {e}"),
+                    )
+                    .help("check the path and its permissions"),
+                ],
             ),
         },
     }

@@ -57,6 +57,21 @@ const ITEM_TYPES: &[&str] = &[
     "残疾人基本公共服务",
     "其他公共服务",
 ];
+/// Words that cannot name a step, end or branch (they mean something in the DSL).
+const RESERVED_IDS: &[&str] = &[
+    "branch",
+    "join",
+    "on",
+    "when",
+    "else",
+    "set",
+    "flow",
+    "item",
+    "departments",
+    "materials",
+    "consolidate",
+    "of",
+];
 const SERVED: &[&str] = &["自然人", "法人", "其他组织"];
 const SCOPES: &[&str] = &["全国", "跨省", "跨市", "跨县", "本地"];
 const STATUSES: &[(&str, &str)] = &[
@@ -74,18 +89,87 @@ const RUNNING_SYSTEMS: &[&str] = &["国家级", "省级", "市级"];
 const TRUST_LEVELS: &[&str] = &["A", "B", "C", "D"];
 
 fn step_allowed(kind: &str) -> &'static [&'static str] {
-    const COMMON: &[&str] = &["name", "within", "visit", "risk_point", "starts_clock", "special", "next"];
+    const COMMON: &[&str] = &[
+        "name",
+        "within",
+        "visit",
+        "risk_point",
+        "starts_clock",
+        "special",
+        "next",
+    ];
     match kind {
-        "task" => &["name", "within", "visit", "risk_point", "starts_clock", "special", "next", "by", "materials", "on"],
-        "auto" => &["name", "within", "visit", "risk_point", "starts_clock", "special", "next", "set"],
-        "decision" => &["name", "when", "else", "risk_point"],
-        "parallel" => &["name", "within", "visit", "risk_point", "starts_clock", "special", "next", "lead", "join", "branches"],
-        "joint_review" => &[
-            "name", "within", "visit", "risk_point", "starts_clock", "special", "next", "lead", "reports", "reviews",
-            "consolidate", "resubmit_within",
+        "task" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "by",
+            "materials",
+            "on",
         ],
-        "subflow" => &["name", "within", "visit", "risk_point", "starts_clock", "special", "next", "items", "join"],
-        "wait" => &["name", "within", "visit", "risk_point", "starts_clock", "special", "next", "for", "event"],
+        "auto" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "set",
+        ],
+        "decision" => &["name", "when", "else", "risk_point"],
+        "parallel" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "lead",
+            "join",
+            "branches",
+        ],
+        "joint_review" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "lead",
+            "reports",
+            "reviews",
+            "consolidate",
+            "resubmit_within",
+        ],
+        "subflow" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "items",
+            "join",
+        ],
+        "wait" => &[
+            "name",
+            "within",
+            "visit",
+            "risk_point",
+            "starts_clock",
+            "special",
+            "next",
+            "for",
+            "event",
+        ],
         "end" => &["name", "result"],
         _ => COMMON,
     }
@@ -117,10 +201,14 @@ impl Lower {
                     if let Some(first) = seen.get(e.key.as_str()) {
                         let first = *first;
                         self.err(
-                            Diagnostic::new(Code::DuplicateId, e.key_span, format!("`{}` is given twice in `{ctx}`", e.key))
-                                .label("second occurrence")
-                                .related(first, "first given here")
-                                .help("remove one of them"),
+                            Diagnostic::new(
+                                Code::DuplicateId,
+                                e.key_span,
+                                format!("`{}` is given twice in `{ctx}`", e.key),
+                            )
+                            .label("second occurrence")
+                            .related(first, "first given here")
+                            .help("remove one of them"),
                         );
                     } else {
                         seen.insert(&e.key, e.key_span);
@@ -134,9 +222,13 @@ impl Lower {
             }
             _ => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{ctx}` must be a map, found {}", node.kind_name()))
-                        .label("expected `key: value` pairs")
-                        .help(format!("write `{ctx}` as a map of keys")),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{ctx}` must be a map, found {}", node.kind_name()),
+                    )
+                    .label("expected `key: value` pairs")
+                    .help(format!("write `{ctx}` as a map of keys")),
                 );
                 None
             }
@@ -146,7 +238,13 @@ impl Lower {
     /// Reports the keys of `f` that were not used.
     fn finish(&mut self, f: &Fields<'_>, allowed: &[&str], ctx: &str) {
         for (e, used) in f.entries.iter().zip(&f.used) {
-            if *used {
+            // A repeated key was read once and reported as a duplicate already.
+            let key_used = f
+                .entries
+                .iter()
+                .zip(&f.used)
+                .any(|(o, u)| *u && o.key == e.key);
+            if *used || key_used {
                 continue;
             }
             let help = match did_you_mean(&e.key, allowed.iter().copied()) {
@@ -154,9 +252,13 @@ impl Lower {
                 None => format!("`{ctx}` accepts: {}", allowed.join(", ")),
             };
             self.err(
-                Diagnostic::new(Code::UnknownKey, e.key_span, format!("unknown key `{}` in `{ctx}`", e.key))
-                    .label("unknown key")
-                    .help(help),
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    e.key_span,
+                    format!("unknown key `{}` in `{ctx}`", e.key),
+                )
+                .label("unknown key")
+                .help(help),
             );
         }
     }
@@ -166,9 +268,13 @@ impl Lower {
             Value::Str { text, .. } => Some(text.clone()),
             _ => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` must be a string, found {}", node.kind_name()))
-                        .label("expected a string")
-                        .help(format!("write `{what}` as a single value")),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{what}` must be a string, found {}", node.kind_name()),
+                    )
+                    .label("expected a string")
+                    .help(format!("write `{what}` as a single value")),
                 );
                 None
             }
@@ -177,11 +283,26 @@ impl Lower {
 
     fn ident(&mut self, node: &Node, what: &str) -> Option<String> {
         let s = self.string(node, what)?;
+        let reserved = matches!(what, "step id" | "end id" | "branch id")
+            && (schema::STEP_KINDS.contains(&s.as_str()) || RESERVED_IDS.contains(&s.as_str()));
+        if reserved {
+            self.err(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    node.span,
+                    format!("`{s}` is a keyword and cannot be a {what}"),
+                )
+                .label("reserved word")
+                .help(format!("rename it, for example `{s}_step`")),
+            );
+            return None;
+        }
         let ok = s
             .chars()
             .next()
             .is_some_and(|c| c.is_alphabetic() || c == '_')
-            && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '?');
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '?');
         if !ok {
             self.err(
                 Diagnostic::new(Code::InvalidValue, node.span, format!("`{s}` is not a valid {what}"))
@@ -200,9 +321,13 @@ impl Lower {
             "false" | "no" | "否" => Some(false),
             _ => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` must be true or false, found `{s}`"))
-                        .label("expected true or false")
-                        .help("write `true` or `false` (是/否 also work)"),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{what}` must be true or false, found `{s}`"),
+                    )
+                    .label("expected true or false")
+                    .help("write `true` or `false` (是/否 also work)"),
                 );
                 None
             }
@@ -215,9 +340,13 @@ impl Lower {
             Ok(n) => Some(n),
             Err(_) => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` must be a whole number, found `{s}`"))
-                        .label("expected a number")
-                        .help(format!("write `{what}` as a number such as 1")),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{what}` must be a whole number, found `{s}`"),
+                    )
+                    .label("expected a number")
+                    .help(format!("write `{what}` as a number such as 1")),
                 );
                 None
             }
@@ -234,9 +363,13 @@ impl Lower {
             None => format!("allowed: {}", allowed.join(", ")),
         };
         self.err(
-            Diagnostic::new(Code::InvalidValue, node.span, format!("`{s}` is not a valid `{what}`"))
-                .label(format!("unknown {what}"))
-                .help(help),
+            Diagnostic::new(
+                Code::InvalidValue,
+                node.span,
+                format!("`{s}` is not a valid `{what}`"),
+            )
+            .label(format!("unknown {what}"))
+            .help(help),
         );
         None
     }
@@ -248,9 +381,13 @@ impl Lower {
             Value::Str { .. } => std::slice::from_ref(node),
             Value::Map(_) => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` must be a list, found a map"))
-                        .label("expected a list")
-                        .help(format!("write `{what}: [a, b]`")),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{what}` must be a list, found a map"),
+                    )
+                    .label("expected a list")
+                    .help(format!("write `{what}: [a, b]`")),
                 );
                 &[]
             }
@@ -287,6 +424,8 @@ impl Lower {
                     "the number is larger than any legal limit (at most 3650)".to_string()
                 } else if value.is_none() {
                     "it does not start with a whole number".to_string()
+                } else if unit.is_empty() {
+                    "it has no unit".to_string()
                 } else {
                     format!("`{unit}` is not a unit")
                 };
@@ -301,6 +440,14 @@ impl Lower {
     }
 
     pub fn flow(&mut self, root: &Node) -> Option<Flow> {
+        if let Value::Null = root.value {
+            self.err(
+                Diagnostic::new(Code::Syntax, root.span, "the file has no flow")
+                    .label("empty")
+                    .help("a flow file starts with `flow: my_flow` (YAML) or `flow my_flow \"名称\" { … }` (DSL)"),
+            );
+            return None;
+        }
         let mut f = self.fields(root, "flow")?;
         let id_node = f.take_value("flow");
         let id = match id_node {
@@ -342,8 +489,14 @@ impl Lower {
                 None
             }
         };
-        let departments = f.take_value("departments").map(|n| self.departments(n)).unwrap_or_default();
-        let materials = f.take_value("materials").map(|n| self.materials(n)).unwrap_or_default();
+        let departments = f
+            .take_value("departments")
+            .map(|n| self.departments(n))
+            .unwrap_or_default();
+        let materials = f
+            .take_value("materials")
+            .map(|n| self.materials(n))
+            .unwrap_or_default();
         let steps_node = f.take_value("steps");
         let steps = match steps_node {
             Some(n) => {
@@ -360,7 +513,11 @@ impl Lower {
                     .help("add at least one step and an end, such as `task accept \"受理\" by window` and `end granted \"准予许可\"`"),
             );
         }
-        self.finish(&f, &schema::names(schema::FLOW_KEYS).collect::<Vec<_>>(), "flow");
+        self.finish(
+            &f,
+            &schema::names(schema::FLOW_KEYS).collect::<Vec<_>>(),
+            "flow",
+        );
         let ends = std::mem::take(&mut self.ends);
         Some(Flow {
             id: id?,
@@ -404,17 +561,25 @@ impl Lower {
                 None
             }
         });
-        let item_type = f.take_value("type").and_then(|n| self.one_of(n, "type", ITEM_TYPES));
-        let statutory = f.take_value("statutory").and_then(|n| self.limit(n, "statutory"));
+        let item_type = f
+            .take_value("type")
+            .and_then(|n| self.one_of(n, "type", ITEM_TYPES));
+        let statutory = f
+            .take_value("statutory")
+            .and_then(|n| self.limit(n, "statutory"));
         let kind = match f.take_value("kind") {
             Some(n) => match self.string(n, "kind").as_deref() {
                 Some("promised" | "承诺件") => CaseKind::Promised,
                 Some("immediate" | "即办件") => CaseKind::Immediate,
                 Some(other) => {
                     self.err(
-                        Diagnostic::new(Code::InvalidValue, n.span, format!("`{other}` is not a valid `kind`"))
-                            .label("unknown case kind")
-                            .help("办件类型 is `promised` (承诺件) or `immediate` (即办件)"),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{other}` is not a valid `kind`"),
+                        )
+                        .label("unknown case kind")
+                        .help("办件类型 is `promised` (承诺件) or `immediate` (即办件)"),
                     );
                     ok = false;
                     CaseKind::Promised
@@ -444,9 +609,13 @@ impl Lower {
                         None => "办理形式 is `window`, `pre_review` (原件预审), `verification` (原件核验) or `full_online` (全程网办)".into(),
                     };
                     self.err(
-                        Diagnostic::new(Code::InvalidValue, n.span, format!("`{other}` is not a valid `mode`"))
-                            .label("unknown mode")
-                            .help(help),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{other}` is not a valid `mode`"),
+                        )
+                        .label("unknown mode")
+                        .help(help),
                     );
                     ok = false;
                     Mode::Window
@@ -461,50 +630,93 @@ impl Lower {
         };
         let served = f.take_value("served").map(|n| {
             let items = self.list(n, "served");
-            items.iter().filter_map(|i| self.one_of(i, "served", SERVED)).collect()
+            items
+                .iter()
+                .filter_map(|i| self.one_of(i, "served", SERVED))
+                .collect()
         });
-        let scope = f.take_value("scope").and_then(|n| self.one_of(n, "scope", SCOPES));
-        let version = f.take_value("version").and_then(|n| self.number(n, "item version"));
+        let scope = f
+            .take_value("scope")
+            .and_then(|n| self.one_of(n, "scope", SCOPES));
+        let version = f
+            .take_value("version")
+            .and_then(|n| self.number(n, "item version"));
         let status = f.take_value("status").and_then(|n| {
             let s = self.string(n, "status")?;
             match STATUSES.iter().find(|(k, _)| *k == s) {
                 Some((_, v)) => Some(v.to_string()),
                 None => {
                     self.err(
-                        Diagnostic::new(Code::InvalidValue, n.span, format!("`{s}` is not a valid `status`"))
-                            .label("unknown status")
-                            .help("权力状态 is 在用 (in_use), 暂停 (suspended) or 取消 (cancelled)"),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{s}` is not a valid `status`"),
+                        )
+                        .label("unknown status")
+                        .help("权力状态 is 在用 (in_use), 暂停 (suspended) or 取消 (cancelled)"),
                     );
                     None
                 }
             }
         });
-        let level = f.take_value("level").and_then(|n| self.one_of(n, "level", LEVELS));
-        let body_nature = f.take_value("body_nature").and_then(|n| self.one_of(n, "body_nature", BODY_NATURES));
-        let change_type = f.take_value("change_type").and_then(|n| self.one_of(n, "change_type", CHANGE_TYPES));
-        let running_system = f.take_value("running_system").and_then(|n| self.one_of(n, "running_system", RUNNING_SYSTEMS));
-        let appointment = f.take_value("appointment").and_then(|n| self.boolean(n, "appointment"));
-        let online_payment = f.take_value("online_payment").and_then(|n| self.boolean(n, "online_payment"));
-        let delivery = f.take_value("delivery").and_then(|n| self.boolean(n, "delivery"));
-        let co_handling = f.take_value("co_handling").map(|n| self.strings(n, "co_handling")).unwrap_or_default();
+        let level = f
+            .take_value("level")
+            .and_then(|n| self.one_of(n, "level", LEVELS));
+        let body_nature = f
+            .take_value("body_nature")
+            .and_then(|n| self.one_of(n, "body_nature", BODY_NATURES));
+        let change_type = f
+            .take_value("change_type")
+            .and_then(|n| self.one_of(n, "change_type", CHANGE_TYPES));
+        let running_system = f
+            .take_value("running_system")
+            .and_then(|n| self.one_of(n, "running_system", RUNNING_SYSTEMS));
+        let appointment = f
+            .take_value("appointment")
+            .and_then(|n| self.boolean(n, "appointment"));
+        let online_payment = f
+            .take_value("online_payment")
+            .and_then(|n| self.boolean(n, "online_payment"));
+        let delivery = f
+            .take_value("delivery")
+            .and_then(|n| self.boolean(n, "delivery"));
+        let co_handling = f
+            .take_value("co_handling")
+            .map(|n| self.strings(n, "co_handling"))
+            .unwrap_or_default();
         let mut text = BTreeMap::new();
         for key in schema::ITEM_TEXT_KEYS {
-            if let Some(n) = f.take_value(key) {
-                if let Some(s) = self.string(n, key) {
-                    text.insert((*key).to_string(), s);
-                }
+            if let Some(n) = f.take_value(key)
+                && let Some(s) = self.string(n, key)
+            {
+                text.insert((*key).to_string(), s);
             }
         }
-        for (key, label) in [("basic_code", "基本编码"), ("type", "事项类型"), ("statutory", "法定办结时限"), ("mode", "办理形式")] {
+        for (key, label) in [
+            ("basic_code", "基本编码"),
+            ("type", "事项类型"),
+            ("statutory", "法定办结时限"),
+            ("mode", "办理形式"),
+        ] {
             if !f.entries.iter().any(|e| e.key == key) {
                 self.err(
-                    Diagnostic::new(Code::MissingKey, Span::new(f.span.start, f.span.start), format!("the item has no `{key}` ({label})"))
-                        .label(format!("`{key}` missing"))
-                        .help(format!("{label} is required for a deployable flow; add `{key}` to the item block")),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        Span::new(f.span.start, f.span.start),
+                        format!("the item has no `{key}` ({label})"),
+                    )
+                    .label(format!("`{key}` missing"))
+                    .help(format!(
+                        "{label} is required for a deployable flow; add `{key}` to the item block"
+                    )),
                 );
             }
         }
-        self.finish(&f, &schema::names(schema::ITEM_KEYS).collect::<Vec<_>>(), "item");
+        self.finish(
+            &f,
+            &schema::names(schema::ITEM_KEYS).collect::<Vec<_>>(),
+            "item",
+        );
         if !ok {
             return None;
         }
@@ -539,9 +751,15 @@ impl Lower {
                 "none" | "无" | "false" | "no" | "否" | "不收费" => Fee::default(),
                 _ => {
                     self.err(
-                        Diagnostic::new(Code::InvalidValue, node.span, format!("`{s}` is not a valid `fee`"))
-                            .label("expected `none` or a block")
-                            .help("write `fee none` or `fee { charged true standard \"…\" basis \"…\" }`"),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("`{s}` is not a valid `fee`"),
+                        )
+                        .label("expected `none` or a block")
+                        .help(
+                            "write `fee none` or `fee { charged true standard \"…\" basis \"…\" }`",
+                        ),
                     );
                     Fee::default()
                 }
@@ -550,17 +768,30 @@ impl Lower {
         let Some(mut f) = self.fields(node, "fee") else {
             return Fee::default();
         };
-        let charged = f.take_value("charged").and_then(|n| self.boolean(n, "charged")).unwrap_or(true);
-        let standard = f.take_value("standard").and_then(|n| self.string(n, "standard"));
+        let charged = f
+            .take_value("charged")
+            .and_then(|n| self.boolean(n, "charged"))
+            .unwrap_or(true);
+        let standard = f
+            .take_value("standard")
+            .and_then(|n| self.string(n, "standard"));
         let basis = f.take_value("basis").and_then(|n| self.string(n, "basis"));
         if charged && (standard.is_none() || basis.is_none()) {
             self.err(
-                Diagnostic::new(Code::MissingKey, node.span, "a charged fee needs its `standard` (收费标准) and `basis` (收费依据)")
-                    .label("incomplete fee")
-                    .help("add `standard` and `basis`, or write `fee none`"),
+                Diagnostic::new(
+                    Code::MissingKey,
+                    node.span,
+                    "a charged fee needs its `standard` (收费标准) and `basis` (收费依据)",
+                )
+                .label("incomplete fee")
+                .help("add `standard` and `basis`, or write `fee none`"),
             );
         }
-        self.finish(&f, &schema::names(schema::FEE_KEYS).collect::<Vec<_>>(), "fee");
+        self.finish(
+            &f,
+            &schema::names(schema::FEE_KEYS).collect::<Vec<_>>(),
+            "fee",
+        );
         Fee {
             charged,
             standard,
@@ -574,31 +805,41 @@ impl Lower {
         };
         let mut out = Vec::new();
         for e in f.entries {
-            let Some(id) = self.ident(&Node::str(e.key.clone(), e.key_span), "department id") else {
+            let Some(id) = self.ident(&Node::str(e.key.clone(), e.key_span), "department id")
+            else {
                 continue;
             };
             let (name, roles) = match &e.value.value {
                 Value::Str { text, .. } => (text.clone(), Vec::new()),
                 Value::Map(_) => {
-                    let Some(mut df) = self.fields(&e.value, "department") else { continue };
-                    let name = df.take_value("name").and_then(|n| self.string(n, "name")).unwrap_or_else(|| id.clone());
+                    let Some(mut df) = self.fields(&e.value, "department") else {
+                        continue;
+                    };
+                    let name = df
+                        .take_value("name")
+                        .and_then(|n| self.string(n, "name"))
+                        .unwrap_or_else(|| id.clone());
                     let mut roles = Vec::new();
-                    if let Some(r) = df.take_value("roles") {
-                        if let Some(rf) = self.fields(r, "roles") {
-                            for re in rf.entries {
-                                let rname = match &re.value.value {
-                                    Value::Str { text, .. } => text.clone(),
-                                    _ => re.key.clone(),
-                                };
-                                roles.push(Role {
-                                    id: re.key.clone(),
-                                    name: rname,
-                                    span: re.key_span,
-                                });
-                            }
+                    if let Some(r) = df.take_value("roles")
+                        && let Some(rf) = self.fields(r, "roles")
+                    {
+                        for re in rf.entries {
+                            let rname = match &re.value.value {
+                                Value::Str { text, .. } => text.clone(),
+                                _ => re.key.clone(),
+                            };
+                            roles.push(Role {
+                                id: re.key.clone(),
+                                name: rname,
+                                span: re.key_span,
+                            });
                         }
                     }
-                    self.finish(&df, &schema::names(schema::DEPARTMENT_KEYS).collect::<Vec<_>>(), "department");
+                    self.finish(
+                        &df,
+                        &schema::names(schema::DEPARTMENT_KEYS).collect::<Vec<_>>(),
+                        "department",
+                    );
                     (name, roles)
                 }
                 _ => (id.clone(), Vec::new()),
@@ -636,7 +877,9 @@ impl Lower {
             match &e.value.value {
                 Value::Str { text, .. } => m.name = text.clone(),
                 Value::Map(_) => {
-                    let Some(mut mf) = self.fields(&e.value, "material") else { continue };
+                    let Some(mut mf) = self.fields(&e.value, "material") else {
+                        continue;
+                    };
                     if let Some(n) = mf.take_value("name") {
                         m.name = self.string(n, "name").unwrap_or(m.name);
                     }
@@ -649,7 +892,9 @@ impl Lower {
                     if let Some(n) = mf.take_value("deferrable") {
                         m.deferrable = self.boolean(n, "deferrable").unwrap_or(false);
                     }
-                    m.source = mf.take_value("source").and_then(|n| self.string(n, "source"));
+                    m.source = mf
+                        .take_value("source")
+                        .and_then(|n| self.string(n, "source"));
                     if let Some(n) = mf.take_value("paper") {
                         m.paper = self.boolean(n, "paper").unwrap_or(false);
                     }
@@ -658,9 +903,16 @@ impl Lower {
                     }
                     if let Some(n) = mf.take_value("trust") {
                         let items = self.list(n, "trust");
-                        m.trust = items.iter().filter_map(|i| self.one_of(i, "trust", TRUST_LEVELS)).collect();
+                        m.trust = items
+                            .iter()
+                            .filter_map(|i| self.one_of(i, "trust", TRUST_LEVELS))
+                            .collect();
                     }
-                    self.finish(&mf, &schema::names(schema::MATERIAL_KEYS).collect::<Vec<_>>(), "material");
+                    self.finish(
+                        &mf,
+                        &schema::names(schema::MATERIAL_KEYS).collect::<Vec<_>>(),
+                        "material",
+                    );
                 }
                 _ => {}
             }
@@ -678,14 +930,17 @@ impl Lower {
         // First pass: lower each node; ends go to the end map but keep their place
         // so that the step before an end falls through to it.
         enum Slot {
-            Step(Raw),
-            End(String, Span),
+            Step(Box<Raw>),
+            End(String),
         }
         let mut slots = Vec::new();
         for n in nodes {
             let kind = n
                 .as_map()
-                .and_then(|m| m.iter().find(|e| schema::STEP_KINDS.contains(&e.key.as_str())))
+                .and_then(|m| {
+                    m.iter()
+                        .find(|e| schema::STEP_KINDS.contains(&e.key.as_str()))
+                })
                 .map(|e| e.key.clone());
             match kind.as_deref() {
                 Some("end") => {
@@ -696,13 +951,13 @@ impl Lower {
                                 .help("let the branch finish and decide after the join"),
                         );
                     }
-                    if let Some((id, span)) = self.end_step(n) {
-                        slots.push(Slot::End(id, span));
+                    if let Some((id, _)) = self.end_step(n) {
+                        slots.push(Slot::End(id));
                     }
                 }
                 _ => {
                     if let Some(raw) = self.step(n) {
-                        slots.push(Slot::Step(raw));
+                        slots.push(Slot::Step(Box::new(raw)));
                     }
                 }
             }
@@ -712,7 +967,7 @@ impl Lower {
         for i in 0..slots.len() {
             let follow = match slots.get(i + 1) {
                 Some(Slot::Step(r)) => Some(Target::Step(r.step.id.clone())),
-                Some(Slot::End(id, _)) => Some(Target::End(id.clone())),
+                Some(Slot::End(id)) => Some(Target::End(id.clone())),
                 None => match after {
                     Target::Join if !in_lane => None,
                     ref t => Some(t.clone()),
@@ -740,8 +995,14 @@ impl Lower {
         let mut f = self.fields(n, "end")?;
         let id_node = f.take_value("end")?;
         let id = self.ident(id_node, "end id")?;
-        let name = f.take_value("name").and_then(|v| self.string(v, "name")).unwrap_or_else(|| id.clone());
-        let result = f.take_value("result").and_then(|v| self.string(v, "result")).unwrap_or_else(|| name.clone());
+        let name = f
+            .take_value("name")
+            .and_then(|v| self.string(v, "name"))
+            .unwrap_or_else(|| id.clone());
+        let result = f
+            .take_value("result")
+            .and_then(|v| self.string(v, "result"))
+            .unwrap_or_else(|| name.clone());
         self.finish(&f, step_allowed("end"), "end");
         self.define_end(id.clone(), name, result, id_node.span);
         Some((id, id_node.span))
@@ -759,20 +1020,39 @@ impl Lower {
             if !same {
                 let first = existing.span;
                 self.err(
-                    Diagnostic::new(Code::DuplicateId, span, format!("end `{id}` is defined twice with different names"))
-                        .label("second definition")
-                        .related(first, "first defined here")
-                        .help("give the two ends different ids, or the same name"),
+                    Diagnostic::new(
+                        Code::DuplicateId,
+                        span,
+                        format!("end `{id}` is defined twice with different names"),
+                    )
+                    .label("second definition")
+                    .related(first, "first defined here")
+                    .help("give the two ends different ids, or the same name"),
                 );
             }
             return;
         }
-        self.ends.insert(id.clone(), End { id, name, result, span });
+        self.ends.insert(
+            id.clone(),
+            End {
+                id,
+                name,
+                result,
+                span,
+            },
+        );
     }
 
     fn target(&mut self, node: &Node, what: &str) -> Option<Transition> {
         match &node.value {
             Value::Str { text, .. } => {
+                if text == "join" {
+                    // `-> join`: finish this branch of the enclosing parallel block.
+                    return Some(Transition {
+                        target: Target::Join,
+                        span: node.span,
+                    });
+                }
                 if let Some(rest) = text.strip_prefix("end ") {
                     let id = rest.trim().to_string();
                     self.define_end(id.clone(), id.clone(), id.clone(), node.span);
@@ -790,15 +1070,25 @@ impl Lower {
                 let mut f = self.fields(node, what)?;
                 let Some(idn) = f.take_value("end") else {
                     self.err(
-                        Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` must be a step id or an `end`"))
-                            .label("expected a target")
-                            .help("write a step id, or `{end: denied, name: 不予许可}`"),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            node.span,
+                            format!("`{what}` must be a step id or an `end`"),
+                        )
+                        .label("expected a target")
+                        .help("write a step id, or `{end: denied, name: 不予许可}`"),
                     );
                     return None;
                 };
                 let id = self.ident(idn, "end id")?;
-                let name = f.take_value("name").and_then(|v| self.string(v, "name")).unwrap_or_else(|| id.clone());
-                let result = f.take_value("result").and_then(|v| self.string(v, "result")).unwrap_or_else(|| name.clone());
+                let name = f
+                    .take_value("name")
+                    .and_then(|v| self.string(v, "name"))
+                    .unwrap_or_else(|| id.clone());
+                let result = f
+                    .take_value("result")
+                    .and_then(|v| self.string(v, "result"))
+                    .unwrap_or_else(|| name.clone());
                 self.finish(&f, &["end", "name", "result"], what);
                 self.define_end(id.clone(), name, result, idn.span);
                 Some(Transition {
@@ -808,9 +1098,13 @@ impl Lower {
             }
             _ => {
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, node.span, format!("`{what}` needs a target"))
-                        .label("expected a step id")
-                        .help("write a step id such as `review`"),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        node.span,
+                        format!("`{what}` needs a target"),
+                    )
+                    .label("expected a step id")
+                    .help("write a step id such as `review`"),
                 );
                 None
             }
@@ -846,16 +1140,24 @@ impl Lower {
 
     fn bad_join(&mut self, node: &Node, s: &str) -> Option<Join> {
         self.err(
-            Diagnostic::new(Code::InvalidValue, node.span, format!("`{s}` is not a join policy"))
-                .label("unknown join")
-                .help("write `join all`, `join any` or `join 2 of 3`"),
+            Diagnostic::new(
+                Code::InvalidValue,
+                node.span,
+                format!("`{s}` is not a join policy"),
+            )
+            .label("unknown join")
+            .help("write `join all`, `join any` or `join 2 of 3`"),
         );
         None
     }
 
     fn step(&mut self, node: &Node) -> Option<Raw> {
         let mut f = self.fields(node, "step")?;
-        let kinds: Vec<&Entry> = f.entries.iter().filter(|e| schema::STEP_KINDS.contains(&e.key.as_str())).collect();
+        let kinds: Vec<&Entry> = f
+            .entries
+            .iter()
+            .filter(|e| schema::STEP_KINDS.contains(&e.key.as_str()))
+            .collect();
         let kind_entry = match kinds.as_slice() {
             [one] => *one,
             [] => {
@@ -886,46 +1188,101 @@ impl Lower {
         f.take(&kind_name);
         let id = self.ident(&kind_entry.value, "step id")?;
         let id_span = kind_entry.value.span;
-        let name = f.take_value("name").and_then(|n| self.string(n, "name")).unwrap_or_else(|| id.clone());
-        let within = f.take_value("within").and_then(|n| self.limit(n, "within"));
-        let visit = f.take_value("visit").and_then(|n| self.boolean(n, "visit")).unwrap_or(false);
-        let risk_point = f.take_value("risk_point").and_then(|n| self.boolean(n, "risk_point")).unwrap_or(false);
-        let starts_clock = f.take_value("starts_clock").and_then(|n| self.boolean(n, "starts_clock")).unwrap_or(false);
-        let special = f.take_value("special").map(|n| self.special(n)).unwrap_or_default();
-        let mut next = f.take_value("next").and_then(|n| self.target(n, "next"));
         let allowed = step_allowed(&kind_name);
+        // Keys common to most steps are read only where they apply; elsewhere
+        // they stay unread and are reported as unknown for this kind.
+        let applies = |k: &str| allowed.contains(&k);
+        let name = f
+            .take_value("name")
+            .and_then(|n| self.string(n, "name"))
+            .unwrap_or_else(|| id.clone());
+        let within = if applies("within") {
+            f.take_value("within").and_then(|n| self.limit(n, "within"))
+        } else {
+            None
+        };
+        let visit = if !applies("visit") {
+            None
+        } else {
+            f.take_value("visit")
+        }
+        .and_then(|n| self.boolean(n, "visit"))
+        .unwrap_or(false);
+        let risk_point = if !applies("risk_point") {
+            None
+        } else {
+            f.take_value("risk_point")
+        }
+        .and_then(|n| self.boolean(n, "risk_point"))
+        .unwrap_or(false);
+        let starts_clock = if !applies("starts_clock") {
+            None
+        } else {
+            f.take_value("starts_clock")
+        }
+        .and_then(|n| self.boolean(n, "starts_clock"))
+        .unwrap_or(false);
+        let special = if !applies("special") {
+            None
+        } else {
+            f.take_value("special")
+        }
+        .map(|n| self.special(n))
+        .unwrap_or_default();
+        let mut next = if applies("next") {
+            f.take_value("next").and_then(|n| self.target(n, "next"))
+        } else {
+            None
+        };
         let kind = match kind_name.as_str() {
             "task" => {
                 let by = match f.take_value("by") {
                     Some(n) => self.assignee(n),
                     None => {
                         self.err(
-                            Diagnostic::new(Code::MissingKey, id_span, format!("task `{id}` has no `by`"))
-                                .label("who does this task?")
-                                .help("add `by DEPARTMENT` or `by DEPARTMENT.ROLE`"),
+                            Diagnostic::new(
+                                Code::MissingKey,
+                                id_span,
+                                format!("task `{id}` has no `by`"),
+                            )
+                            .label("who does this task?")
+                            .help("add `by DEPARTMENT` or `by DEPARTMENT.ROLE`"),
                         );
                         None
                     }
                 };
-                let materials = f.take_value("materials").map(|n| self.strings(n, "materials")).unwrap_or_default();
+                let materials = f
+                    .take_value("materials")
+                    .map(|n| self.strings(n, "materials"))
+                    .unwrap_or_default();
                 let mut actions = Vec::new();
-                if let Some(on) = f.take_value("on") {
-                    if let Some(of) = self.fields(on, "on") {
-                        for e in of.entries {
-                            let kind = ActionKind::parse(&e.key);
-                            let Some(t) = self.target(&e.value, "on") else { continue };
-                            if kind == ActionKind::Pass {
-                                if next.is_some() {
-                                    self.err(
-                                        Diagnostic::new(Code::DuplicateId, e.key_span, "`pass` target given twice (`next` and `on pass`)")
-                                            .label("second pass target")
-                                            .help("keep one of `next` and `on pass`"),
-                                    );
-                                }
-                                next = Some(t);
-                            } else {
-                                actions.push(Action { kind, target: t, span: e.key_span });
+                if let Some(on) = f.take_value("on")
+                    && let Some(of) = self.fields(on, "on")
+                {
+                    for e in of.entries {
+                        let kind = ActionKind::parse(&e.key);
+                        let Some(t) = self.target(&e.value, "on") else {
+                            continue;
+                        };
+                        if kind == ActionKind::Pass {
+                            if next.is_some() {
+                                self.err(
+                                    Diagnostic::new(
+                                        Code::DuplicateId,
+                                        e.key_span,
+                                        "`pass` target given twice (`next` and `on pass`)",
+                                    )
+                                    .label("second pass target")
+                                    .help("keep one of `next` and `on pass`"),
+                                );
                             }
+                            next = Some(t);
+                        } else {
+                            actions.push(Action {
+                                kind,
+                                target: t,
+                                span: e.key_span,
+                            });
                         }
                     }
                 }
@@ -941,23 +1298,27 @@ impl Lower {
             }
             "auto" => {
                 let mut set = Vec::new();
-                if let Some(s) = f.take_value("set") {
-                    if let Some(sf) = self.fields(s, "set") {
-                        for e in sf.entries {
-                            if let Some(src) = self.string(&e.value, "set") {
-                                set.push(Assign {
-                                    field: e.key.clone(),
-                                    expr: Expr { source: src, span: e.value.span },
-                                });
-                            }
+                if let Some(s) = f.take_value("set")
+                    && let Some(sf) = self.fields(s, "set")
+                {
+                    for e in sf.entries {
+                        if let Some(src) = self.string(&e.value, "set") {
+                            set.push(Assign {
+                                field: e.key.clone(),
+                                expr: Expr::new(&src, e.value.span),
+                            });
                         }
                     }
                 }
                 if set.is_empty() {
                     self.err(
-                        Diagnostic::new(Code::MissingKey, id_span, format!("auto step `{id}` sets nothing"))
-                            .label("empty auto step")
-                            .help("add `set FIELD = EXPRESSION` (a rhai expression over `data`)"),
+                        Diagnostic::new(
+                            Code::MissingKey,
+                            id_span,
+                            format!("auto step `{id}` sets nothing"),
+                        )
+                        .label("empty auto step")
+                        .help("add `set FIELD = EXPRESSION` (a rhai expression over `data`)"),
                     );
                 }
                 StepKind::Auto { set }
@@ -967,19 +1328,27 @@ impl Lower {
                 if let Some(w) = f.take_value("when") {
                     let items = self.list(w, "when");
                     for it in items {
-                        let Some(mut bf) = self.fields(it, "when") else { continue };
-                        let cond = bf.take_value("if").and_then(|n| self.string(n, "if").map(|s| (s, n.span)));
+                        let Some(mut bf) = self.fields(it, "when") else {
+                            continue;
+                        };
+                        let cond = bf
+                            .take_value("if")
+                            .and_then(|n| self.string(n, "if").map(|s| (s, n.span)));
                         let to = bf.take_value("to").and_then(|n| self.target(n, "to"));
                         self.finish(&bf, &["if", "to"], "when");
                         match (cond, to) {
                             (Some((source, span)), Some(target)) => branches.push(Branch {
-                                condition: Expr { source, span },
+                                condition: Expr::new(&source, span),
                                 target,
                             }),
                             _ => self.err(
-                                Diagnostic::new(Code::MissingKey, it.span, "a `when` branch needs `if` and `to`")
-                                    .label("incomplete branch")
-                                    .help("write `- if: data.approved\n  to: issue`"),
+                                Diagnostic::new(
+                                    Code::MissingKey,
+                                    it.span,
+                                    "a `when` branch needs `if` and `to`",
+                                )
+                                .label("incomplete branch")
+                                .help("write `- if: data.approved\n  to: issue`"),
                             ),
                         }
                     }
@@ -989,7 +1358,10 @@ impl Lower {
             }
             "parallel" => {
                 let lead = f.take_value("lead").and_then(|n| self.string(n, "lead"));
-                let join = f.take_value("join").and_then(|n| self.join(n)).unwrap_or(Join::All);
+                let join = f
+                    .take_value("join")
+                    .and_then(|n| self.join(n))
+                    .unwrap_or(Join::All);
                 let mut lanes = Vec::new();
                 if let Some(b) = f.take_value("branches") {
                     let items = self.list(b, "branches");
@@ -1003,7 +1375,10 @@ impl Lower {
             }
             "joint_review" => {
                 let lead = f.take_value("lead").and_then(|n| self.string(n, "lead"));
-                let reports = f.take_value("reports").map(|n| self.strings(n, "reports")).unwrap_or_default();
+                let reports = f
+                    .take_value("reports")
+                    .map(|n| self.strings(n, "reports"))
+                    .unwrap_or_default();
                 let reviews = match f.take_value("reviews") {
                     Some(r) => {
                         let items = self.list(r, "reviews");
@@ -1017,7 +1392,9 @@ impl Lower {
                         match cf {
                             Some(mut cf) => {
                                 let by = cf.take_value("by").and_then(|n| self.assignee(n));
-                                let within = cf.take_value("within").and_then(|n| self.limit(n, "within"));
+                                let within = cf
+                                    .take_value("within")
+                                    .and_then(|n| self.limit(n, "within"));
                                 self.finish(&cf, &["by", "within"], "consolidate");
                                 by.map(|by| Consolidate { by, within })
                             }
@@ -1026,40 +1403,72 @@ impl Lower {
                     }
                     None => None,
                 };
-                let resubmit_within = f.take_value("resubmit_within").and_then(|n| self.limit(n, "resubmit_within"));
+                let resubmit_within = f
+                    .take_value("resubmit_within")
+                    .and_then(|n| self.limit(n, "resubmit_within"));
                 let consolidate = match consolidate {
                     Some(c) => c,
                     None => {
                         self.err(
-                            Diagnostic::new(Code::MissingKey, id_span, format!("joint review `{id}` has no `consolidate` step"))
-                                .label("who writes the consolidated opinion (统一整改意见)?")
-                                .help("add `consolidate by DEPARTMENT within 3 workdays`"),
+                            Diagnostic::new(
+                                Code::MissingKey,
+                                id_span,
+                                format!("joint review `{id}` has no `consolidate` step"),
+                            )
+                            .label("who writes the consolidated opinion (统一整改意见)?")
+                            .help("add `consolidate by DEPARTMENT within 3 workdays`"),
                         );
                         Consolidate {
-                            by: Assignee { department: String::new(), role: None, span: id_span },
+                            by: Assignee {
+                                department: String::new(),
+                                role: None,
+                                span: id_span,
+                            },
                             within: None,
                         }
                     }
                 };
                 if reviews.is_empty() {
                     self.err(
-                        Diagnostic::new(Code::EmptyBlock, id_span, format!("joint review `{id}` has no reviews"))
-                            .label("no reviews")
-                            .help("add one `task` per reviewing department inside the block"),
+                        Diagnostic::new(
+                            Code::EmptyBlock,
+                            id_span,
+                            format!("joint review `{id}` has no reviews"),
+                        )
+                        .label("no reviews")
+                        .help("add one `task` per reviewing department inside the block"),
                     );
                 }
-                StepKind::JointReview { lead, reports, reviews, consolidate, resubmit_within }
+                StepKind::JointReview {
+                    lead,
+                    reports,
+                    reviews,
+                    consolidate,
+                    resubmit_within,
+                }
             }
             "subflow" => {
-                let items = f.take_value("items").map(|n| self.strings(n, "items")).unwrap_or_default();
+                let items = f
+                    .take_value("items")
+                    .map(|n| self.strings(n, "items"))
+                    .unwrap_or_default();
                 if items.is_empty() {
                     self.err(
-                        Diagnostic::new(Code::MissingKey, id_span, format!("subflow `{id}` starts no items"))
-                            .label("no `items`")
-                            .help("add `items [flow_a, flow_b]`: the flows whose cases this stage starts"),
+                        Diagnostic::new(
+                            Code::MissingKey,
+                            id_span,
+                            format!("subflow `{id}` starts no items"),
+                        )
+                        .label("no `items`")
+                        .help(
+                            "add `items [flow_a, flow_b]`: the flows whose cases this stage starts",
+                        ),
                     );
                 }
-                let join = f.take_value("join").and_then(|n| self.join(n)).unwrap_or(Join::All);
+                let join = f
+                    .take_value("join")
+                    .and_then(|n| self.join(n))
+                    .unwrap_or(Join::All);
                 StepKind::Subflow { items, join }
             }
             "wait" => {
@@ -1101,7 +1510,10 @@ impl Lower {
         for n in nodes {
             if let Some(mut raw) = self.step(n) {
                 if !raw.explicit_next {
-                    raw.step.next = Some(Transition { target: Target::Join, span: raw.step.span });
+                    raw.step.next = Some(Transition {
+                        target: Target::Join,
+                        span: raw.step.span,
+                    });
                 }
                 out.push(raw.step);
             }
@@ -1114,7 +1526,10 @@ impl Lower {
             let mut f = self.fields(node, "branch")?;
             let idn = f.take_value("branch")?;
             let id = self.ident(idn, "branch id")?;
-            let name = f.take_value("name").and_then(|n| self.string(n, "name")).unwrap_or_else(|| id.clone());
+            let name = f
+                .take_value("name")
+                .and_then(|n| self.string(n, "name"))
+                .unwrap_or_else(|| id.clone());
             let steps = match f.take_value("steps") {
                 Some(s) => {
                     let items = self.list(s, "steps");
@@ -1125,12 +1540,21 @@ impl Lower {
             self.finish(&f, &["branch", "name", "steps"], "branch");
             if steps.is_empty() {
                 self.err(
-                    Diagnostic::new(Code::EmptyBlock, idn.span, format!("branch `{id}` has no steps"))
-                        .label("empty branch")
-                        .help("add the steps this branch runs"),
+                    Diagnostic::new(
+                        Code::EmptyBlock,
+                        idn.span,
+                        format!("branch `{id}` has no steps"),
+                    )
+                    .label("empty branch")
+                    .help("add the steps this branch runs"),
                 );
             }
-            return Some(Lane { id, name, steps, span: idn.span });
+            return Some(Lane {
+                id,
+                name,
+                steps,
+                span: idn.span,
+            });
         }
         let steps = self.sequence(std::slice::from_ref(node), Target::Join, true);
         let first = steps.first()?;
@@ -1146,10 +1570,16 @@ impl Lower {
         let items = self.list(node, "special");
         let mut out = Vec::new();
         for it in items {
-            let Some(s) = self.string(it, "special") else { continue };
-            let known = SPECIAL_EXTENSION.contains(&s.as_str()) || SPECIAL_SUSPENDING.contains(&s.as_str());
+            let Some(s) = self.string(it, "special") else {
+                continue;
+            };
+            let known =
+                SPECIAL_EXTENSION.contains(&s.as_str()) || SPECIAL_SUSPENDING.contains(&s.as_str());
             if !known {
-                let help = match did_you_mean(&s, SPECIAL_EXTENSION.iter().chain(SPECIAL_SUSPENDING).copied()) {
+                let help = match did_you_mean(
+                    &s,
+                    SPECIAL_EXTENSION.iter().chain(SPECIAL_SUSPENDING).copied(),
+                ) {
                     Some(m) => format!("did you mean `{m}`?"),
                     None => format!(
                         "special procedures: A {} (extension); B {} (suspend the clock)",
@@ -1158,9 +1588,13 @@ impl Lower {
                     ),
                 };
                 self.err(
-                    Diagnostic::new(Code::InvalidValue, it.span, format!("`{s}` is not a special procedure"))
-                        .label("unknown special procedure")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        it.span,
+                        format!("`{s}` is not a special procedure"),
+                    )
+                    .label("unknown special procedure")
+                    .help(help),
                 );
                 continue;
             }

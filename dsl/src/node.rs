@@ -9,7 +9,10 @@ use crate::span::Span;
 #[derive(Clone, Debug)]
 pub enum Value {
     /// A scalar; `quoted` says whether the source quoted it (YAML) or wrote it as a string (DSL).
-    Str { text: String, quoted: bool },
+    Str {
+        text: String,
+        quoted: bool,
+    },
     List(Vec<Node>),
     Map(Vec<Entry>),
     Null,

@@ -43,9 +43,33 @@ pub fn describe(err: &rhai::ParseError) -> (String, Option<(usize, usize)>) {
 ///
 /// The expression text may have been unquoted or unindented by YAML, so each
 /// of its lines is looked up in the file after the expression's start.
-pub fn map_position(file: &SourceFile, span: Span, source: &str, pos: Option<(usize, usize)>) -> Span {
-    let Some((line, col)) = pos else { return span };
-    let Some(line_text) = source.split('\n').nth(line.saturating_sub(1)) else {
+pub fn map_position(
+    file: &SourceFile,
+    span: Span,
+    source: &str,
+    pos: Option<(usize, usize)>,
+) -> Span {
+    let Some((mut line, mut col)) = pos else {
+        return span;
+    };
+    let lines: Vec<&str> = source.split('\n').collect();
+    // An error at the very end (an unfinished expression) points past the last
+    // line: report it at the end of the last non-empty line instead.
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .unwrap_or(0);
+    if line > last + 1
+        || lines
+            .get(line.saturating_sub(1))
+            .is_none_or(|l| l.trim().is_empty())
+    {
+        line = last + 1;
+        col = lines
+            .get(last)
+            .map_or(1, |l| l.trim_end().chars().count().max(1));
+    }
+    let Some(line_text) = lines.get(line.saturating_sub(1)).copied() else {
         return span;
     };
     let hay = file.text.get(span.start..).unwrap_or("");
@@ -59,7 +83,11 @@ pub fn map_position(file: &SourceFile, span: Span, source: &str, pos: Option<(us
             from += i + l.len();
         }
     }
-    let found = if line_text.is_empty() { None } else { hay[from..].find(line_text) };
+    let found = if line_text.is_empty() {
+        None
+    } else {
+        hay[from..].find(line_text)
+    };
     let Some(i) = found else { return span };
     let line_start = span.start + from + i;
     let off: usize = line_text
@@ -68,7 +96,10 @@ pub fn map_position(file: &SourceFile, span: Span, source: &str, pos: Option<(us
         .map(char::len_utf8)
         .sum();
     let start = (line_start + off).min(file.text.len());
-    let end = file.text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
+    let end = file.text[start..]
+        .chars()
+        .next()
+        .map_or(start, |c| start + c.len_utf8());
     Span::new(start, end)
 }
 
@@ -85,10 +116,10 @@ mod tests {
 
     #[test]
     fn positions_map_back() {
-        let text = "decision d {\n  when data.a >> 1 -> x\n}";
+        let text = "decision d {\n  when data.a > > 1 -> x\n}";
         let file = SourceFile::new("t.flow", text);
         let start = text.find("data.a").unwrap_or(0);
-        let src = "data.a >> 1";
+        let src = "data.a > > 1";
         let e = engine();
         let err = e.compile_expression(src).expect_err("bad");
         let (_, pos) = describe(&err);

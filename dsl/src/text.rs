@@ -23,8 +23,17 @@ enum Atom {
     Arrow(Span),
     Block(Vec<Atom>, Span),
     List(Vec<Atom>, Span),
-    When { cond: String, cond_span: Span, span: Span },
-    Set { field: String, field_span: Span, expr: String, expr_span: Span },
+    When {
+        cond: String,
+        cond_span: Span,
+        span: Span,
+    },
+    Set {
+        field: String,
+        field_span: Span,
+        expr: String,
+        expr_span: Span,
+    },
 }
 
 impl Atom {
@@ -76,9 +85,7 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<Diagnostic>) {
             }
         }
     }
-    let mut r = Reader {
-        diags: Vec::new(),
-    };
+    let mut r = Reader { diags: Vec::new() };
     let node = r.flow(&atoms, text.len());
     (node, r.diags)
 }
@@ -96,7 +103,9 @@ fn syntax_error(text: &str, e: &pest::error::Error<Rule>) -> Diagnostic {
     let found = text[start..].chars().next();
     let what = match found {
         None => "the file ends too early".to_string(),
-        Some(c) if c.is_control() && c != '\n' => format!("unexpected control character U+{:04X}", c as u32),
+        Some(c) if c.is_control() && c != '\n' => {
+            format!("unexpected control character U+{:04X}", c as u32)
+        }
         Some(c) => format!("unexpected `{}`", c.escape_debug()),
     };
     let expected = match &e.variant {
@@ -108,13 +117,17 @@ fn syntax_error(text: &str, e: &pest::error::Error<Rule>) -> Diagnostic {
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    Diagnostic::new(Code::Syntax, Span::new(start, end), format!("invalid flow syntax: {what}"))
-        .label(if expected.is_empty() {
-            "here".to_string()
-        } else {
-            format!("expected {expected}")
-        })
-        .help("check for an unclosed `{`, `[` or `\"` before this point")
+    Diagnostic::new(
+        Code::Syntax,
+        Span::new(start, end),
+        format!("invalid flow syntax: {what}"),
+    )
+    .label(if expected.is_empty() {
+        "here".to_string()
+    } else {
+        format!("expected {expected}")
+    })
+    .help("check for an unclosed `{`, `[` or `\"` before this point")
 }
 
 fn rule_name(r: &Rule) -> &'static str {
@@ -149,7 +162,7 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
             let (text, cs) = cond
                 .map(|c| (c.as_str().to_string(), span_of(&c)))
                 .unwrap_or_default();
-            let trimmed = text.trim_end();
+            let trimmed = strip_line_comment(&text).trim_end();
             Atom::When {
                 cond: trimmed.to_string(),
                 cond_span: Span::new(cs.start, cs.start + trimmed.len()),
@@ -166,7 +179,7 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
                 .next()
                 .map(|e| (e.as_str().to_string(), span_of(&e)))
                 .unwrap_or_default();
-            let trimmed = expr.trim_end();
+            let trimmed = strip_line_comment(&expr).trim_end();
             Atom::Set {
                 field,
                 field_span,
@@ -176,6 +189,23 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
         }
         _ => Atom::Word(p.as_str().to_string(), span),
     }
+}
+
+/// Cuts a trailing `// comment` (outside string literals) off an expression line.
+pub fn strip_line_comment(s: &str) -> &str {
+    let mut in_str: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in s.char_indices() {
+        match in_str {
+            Some(q) if c == q && prev != '\\' => in_str = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' || c == '`' => in_str = Some(c),
+            None if c == '/' && s[i..].starts_with("//") => return &s[..i],
+            None => {}
+        }
+        prev = c;
+    }
+    s
 }
 
 fn unescape(s: &str) -> String {
@@ -217,6 +247,30 @@ struct Reader {
     diags: Vec<Diagnostic>,
 }
 
+/// Words that start a statement (a step, a section or a body statement).
+fn is_statement(w: &str) -> bool {
+    schema::STEP_KINDS.contains(&w)
+        || BODY_STATEMENTS.contains(&w)
+        || matches!(
+            w,
+            "item"
+                | "departments"
+                | "materials"
+                | "name"
+                | "version"
+                | "reports"
+                | "resubmit_within"
+        )
+}
+
+/// Words with a meaning of their own anywhere in a flow.
+fn is_keyword(w: &str) -> bool {
+    is_statement(w)
+        || schema::arity(schema::STEP_KEYS, w).is_some()
+        || schema::arity(schema::ITEM_KEYS, w).is_some()
+        || schema::arity(schema::MATERIAL_KEYS, w).is_some()
+}
+
 /// Statements that may start a new entry in a step body.
 const BODY_STATEMENTS: &[&str] = &["on", "else", "consolidate", "branch"];
 
@@ -230,7 +284,10 @@ impl Reader {
             Diagnostic::new(
                 Code::Syntax,
                 atom.span(),
-                format!("unexpected {} where {expected} was expected", atom.describe()),
+                format!(
+                    "unexpected {} where {expected} was expected",
+                    atom.describe()
+                ),
             )
             .label(format!("expected {expected}"))
             .help(help.to_string()),
@@ -241,14 +298,22 @@ impl Reader {
         let mut i = 0;
         let Some(first) = atoms.first() else {
             self.err(
-                Diagnostic::new(Code::Syntax, Span::new(0, len.min(1)), "the file has no flow")
-                    .label("empty")
-                    .help("a flow file starts with `flow ID \"name\" { … }`"),
+                Diagnostic::new(
+                    Code::Syntax,
+                    Span::new(0, len.min(1)),
+                    "the file has no flow",
+                )
+                .label("empty")
+                .help("a flow file starts with `flow ID \"name\" { … }`"),
             );
             return None;
         };
         if first.word() != Some("flow") {
-            self.unexpected(first, "`flow`", "a flow file starts with `flow ID \"name\" { … }`");
+            self.unexpected(
+                first,
+                "`flow`",
+                "a flow file starts with `flow ID \"name\" { … }`",
+            );
             return None;
         }
         let kw_span = first.span();
@@ -291,7 +356,11 @@ impl Reader {
                     self.flow_body(body, &mut entries, &mut steps, &mut steps_span);
                 }
                 other => {
-                    self.unexpected(other, "`version` or the flow's `{ … }` body", "write `flow my_flow \"名称\" version 1 { … }`");
+                    self.unexpected(
+                        other,
+                        "`version` or the flow's `{ … }` body",
+                        "write `flow my_flow \"名称\" version 1 { … }`",
+                    );
                     i += 1;
                 }
             }
@@ -368,7 +437,11 @@ impl Reader {
                     self.skip_to_statement(atoms, &mut i);
                 }
                 None => {
-                    self.unexpected(atom, "a section or a step", "the flow body holds `item`, `departments`, `materials` and steps");
+                    self.unexpected(
+                        atom,
+                        "a section or a step",
+                        "the flow body holds `item`, `departments`, `materials` and steps",
+                    );
                     i += 1;
                 }
             }
@@ -378,10 +451,10 @@ impl Reader {
     /// Skips atoms until the next word that can start a statement.
     fn skip_to_statement(&mut self, atoms: &[Atom], i: &mut usize) {
         while let Some(a) = atoms.get(*i) {
-            if let Some(w) = a.word() {
-                if schema::STEP_KINDS.contains(&w) || BODY_STATEMENTS.contains(&w) {
-                    return;
-                }
+            if let Some(w) = a.word()
+                && (schema::STEP_KINDS.contains(&w) || BODY_STATEMENTS.contains(&w))
+            {
+                return;
             }
             if matches!(a, Atom::When { .. } | Atom::Set { .. }) {
                 return;
@@ -408,9 +481,13 @@ impl Reader {
             other => {
                 let at = other.map_or(kw, Atom::span);
                 self.err(
-                    Diagnostic::new(Code::Syntax, at, format!("`{what}` needs a `{{ … }}` block"))
-                        .label("expected `{`")
-                        .help(format!("write `{what} {{ … }}`")),
+                    Diagnostic::new(
+                        Code::Syntax,
+                        at,
+                        format!("`{what}` needs a `{{ … }}` block"),
+                    )
+                    .label("expected `{`")
+                    .help(format!("write `{what} {{ … }}`")),
                 );
                 Node::map(Vec::new(), kw)
             }
@@ -445,19 +522,33 @@ impl Reader {
             Atom::Word(w, s) | Atom::Num(w, s) => Some(Node::str(w.clone(), *s)),
             Atom::Str(w, s) => Some(Node::quoted(w.clone(), *s)),
             other => {
-                self.unexpected(other, "a word, number or string", "list items are words, numbers or strings");
+                self.unexpected(
+                    other,
+                    "a word, number or string",
+                    "list items are words, numbers or strings",
+                );
                 None
             }
         }
     }
 
     /// Reads the value of `key` with the given arity.
-    fn value(&mut self, atoms: &[Atom], i: &mut usize, kw: Span, key: &str, arity: Arity, ctx: &str) -> Option<Node> {
+    fn value(
+        &mut self,
+        atoms: &[Atom],
+        i: &mut usize,
+        kw: Span,
+        key: &str,
+        arity: Arity,
+        ctx: &str,
+    ) -> Option<Node> {
         match arity {
             Arity::Flag => Some(Node::str("true", kw)),
             Arity::One => self.one(atoms, i, kw, key),
             Arity::Limit => match (atoms.get(*i), atoms.get(*i + 1)) {
-                (Some(Atom::Num(n, ns)), Some(Atom::Word(u, us))) if crate::ir::Unit::parse(u).is_some() => {
+                (Some(Atom::Num(n, ns)), Some(Atom::Word(u, us)))
+                    if crate::ir::Unit::parse(u).is_some() || !is_keyword(u) =>
+                {
                     *i += 2;
                     Some(Node::str(format!("{n} {u}"), ns.to(*us)))
                 }
@@ -472,9 +563,13 @@ impl Reader {
                 (other, _) => {
                     let at = other.map_or(kw, Atom::span);
                     self.err(
-                        Diagnostic::new(Code::MalformedLimit, at, format!("`{key}` needs a time limit"))
-                            .label("expected `N workdays`, `N days` or `N hours`")
-                            .help(format!("write `{key} 5 workdays`")),
+                        Diagnostic::new(
+                            Code::MalformedLimit,
+                            at,
+                            format!("`{key}` needs a time limit"),
+                        )
+                        .label("expected `N workdays`, `N days` or `N hours`")
+                        .help(format!("write `{key} 5 workdays`")),
                     );
                     None
                 }
@@ -522,15 +617,21 @@ impl Reader {
                 other => {
                     let at = other.map_or(kw, Atom::span);
                     self.err(
-                        Diagnostic::new(Code::Syntax, at, format!("`{key}` needs a `{{ … }}` block"))
-                            .label("expected `{`")
-                            .help(format!("write `{key} {{ … }}`")),
+                        Diagnostic::new(
+                            Code::Syntax,
+                            at,
+                            format!("`{key}` needs a `{{ … }}` block"),
+                        )
+                        .label("expected `{`")
+                        .help(format!("write `{key} {{ … }}`")),
                     );
                     None
                 }
             },
             Arity::Join => match (atoms.get(*i), atoms.get(*i + 1), atoms.get(*i + 2)) {
-                (Some(Atom::Num(n, ns)), Some(Atom::Word(of, _)), Some(Atom::Num(m, ms))) if of == "of" => {
+                (Some(Atom::Num(n, ns)), Some(Atom::Word(of, _)), Some(Atom::Num(m, ms)))
+                    if of == "of" =>
+                {
                     *i += 3;
                     Some(Node::str(format!("{n} of {m}"), ns.to(*ms)))
                 }
@@ -553,7 +654,11 @@ impl Reader {
             let atom = &atoms[i];
             i += 1;
             let Some(w) = atom.word() else {
-                self.unexpected(atom, &format!("a key of `{ctx}`"), &format!("`{ctx}` holds `key value` pairs"));
+                self.unexpected(
+                    atom,
+                    &format!("a key of `{ctx}`"),
+                    &format!("`{ctx}` holds `key value` pairs"),
+                );
                 continue;
             };
             match schema::arity(keys, w) {
@@ -565,7 +670,10 @@ impl Reader {
                 None => {
                     self.unknown_key(w, atom.span(), keys, ctx);
                     // Skip the value that probably follows.
-                    if matches!(atoms.get(i), Some(Atom::Str(..) | Atom::Num(..) | Atom::List(..) | Atom::Block(..))) {
+                    if matches!(
+                        atoms.get(i),
+                        Some(Atom::Str(..) | Atom::Num(..) | Atom::List(..) | Atom::Block(..))
+                    ) {
                         i += 1;
                     }
                 }
@@ -584,9 +692,13 @@ impl Reader {
             ),
         };
         self.err(
-            Diagnostic::new(Code::UnknownKey, span, format!("unknown key `{w}` in `{ctx}`"))
-                .label("unknown key")
-                .help(help),
+            Diagnostic::new(
+                Code::UnknownKey,
+                span,
+                format!("unknown key `{w}` in `{ctx}`"),
+            )
+            .label("unknown key")
+            .help(help),
         );
     }
 
@@ -598,7 +710,11 @@ impl Reader {
             let atom = &atoms[i];
             i += 1;
             let Some(id) = atom.word() else {
-                self.unexpected(atom, &format!("a {what} id"), &format!("declare a {what} as `id \"名称\"`"));
+                self.unexpected(
+                    atom,
+                    &format!("a {what} id"),
+                    &format!("declare a {what} as `id \"名称\"`"),
+                );
                 continue;
             };
             let mut fields = Vec::new();
@@ -633,7 +749,10 @@ impl Reader {
                     .into_iter()
                     .find(|e| e.key == "name")
                     .map(|e| e.value)
-                    .unwrap_or(Node { value: Value::Null, span })
+                    .unwrap_or(Node {
+                        value: Value::Null,
+                        span,
+                    })
             } else {
                 Node::map(fields, span)
             };
@@ -717,7 +836,11 @@ impl Reader {
                         .label("expected an id")
                         .help(format!("write `{kind} my_step \"名称\"`")),
                 );
-                entries.push(Entry::new(kind.clone(), kw_span, Node::str(String::new(), kw_span)));
+                entries.push(Entry::new(
+                    kind.clone(),
+                    kw_span,
+                    Node::str(String::new(), kw_span),
+                ));
             }
         }
         if let Some(Atom::Str(name, s)) = atoms.get(*i) {
@@ -730,8 +853,44 @@ impl Reader {
         let mut set: Vec<Entry> = Vec::new();
         // Header attributes.
         while let Some(Atom::Word(w, ws)) = atoms.get(*i) {
-            let Some(arity) = schema::arity(schema::STEP_KEYS, w) else { break };
-            if matches!(w.as_str(), "on" | "when" | "set" | "branches" | "reviews" | "consolidate") {
+            let Some(arity) = schema::arity(schema::STEP_KEYS, w) else {
+                if is_statement(w) {
+                    break;
+                }
+                // A misspelt attribute: report it here, where the step is known,
+                // and skip its value.
+                let help = match did_you_mean(w, schema::names(schema::STEP_KEYS)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!(
+                        "a `{kind}` step accepts: {}",
+                        schema::names(schema::STEP_KEYS)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.err(
+                    Diagnostic::new(
+                        Code::UnknownKey,
+                        *ws,
+                        format!("unknown key `{w}` in `{kind}` step"),
+                    )
+                    .label("unknown key")
+                    .help(help),
+                );
+                *i += 1;
+                while let Some(a) = atoms.get(*i) {
+                    match a {
+                        Atom::Num(..) | Atom::Str(..) | Atom::List(..) => *i += 1,
+                        Atom::Word(u, _) if crate::ir::Unit::parse(u).is_some() => *i += 1,
+                        _ => break,
+                    }
+                }
+                continue;
+            };
+            if matches!(
+                w.as_str(),
+                "on" | "when" | "set" | "branches" | "reviews" | "consolidate"
+            ) {
                 break;
             }
             *i += 1;
@@ -744,11 +903,23 @@ impl Reader {
         if let Some(Atom::Block(body, bs)) = atoms.get(*i) {
             *i += 1;
             span = span.to(*bs);
-            self.step_body(&kind, body, &mut entries, &mut children, &mut on, &mut when, &mut set);
+            self.step_body(
+                &kind,
+                body,
+                &mut entries,
+                &mut children,
+                &mut on,
+                &mut when,
+                &mut set,
+            );
         }
         let list_span = |v: &[Node]| v.iter().map(|n| n.span).reduce(Span::to).unwrap_or(kw_span);
         if !on.is_empty() {
-            let s = on.iter().map(|e| e.key_span.to(e.value.span)).reduce(Span::to).unwrap_or(kw_span);
+            let s = on
+                .iter()
+                .map(|e| e.key_span.to(e.value.span))
+                .reduce(Span::to)
+                .unwrap_or(kw_span);
             entries.push(Entry::new("on", s, Node::map(on, s)));
         }
         if !when.is_empty() {
@@ -756,11 +927,19 @@ impl Reader {
             entries.push(Entry::new("when", s, Node::list(when, s)));
         }
         if !set.is_empty() {
-            let s = set.iter().map(|e| e.key_span.to(e.value.span)).reduce(Span::to).unwrap_or(kw_span);
+            let s = set
+                .iter()
+                .map(|e| e.key_span.to(e.value.span))
+                .reduce(Span::to)
+                .unwrap_or(kw_span);
             entries.push(Entry::new("set", s, Node::map(set, s)));
         }
         if !children.is_empty() || kind == "parallel" || kind == "joint_review" {
-            let key = if kind == "joint_review" { "reviews" } else { "branches" };
+            let key = if kind == "joint_review" {
+                "reviews"
+            } else {
+                "branches"
+            };
             let s = list_span(&children);
             entries.push(Entry::new(key, s, Node::list(children, s)));
         }
@@ -782,7 +961,11 @@ impl Reader {
         while i < atoms.len() {
             let atom = &atoms[i];
             match atom {
-                Atom::When { cond, cond_span, span } => {
+                Atom::When {
+                    cond,
+                    cond_span,
+                    span,
+                } => {
                     i += 1;
                     if !self.expect_arrow(atoms, &mut i, *span) {
                         continue;
@@ -791,16 +974,29 @@ impl Reader {
                         let s = span.to(t.span);
                         when.push(Node::map(
                             vec![
-                                Entry::new("if", *cond_span, Node::quoted(cond.clone(), *cond_span)),
+                                Entry::new(
+                                    "if",
+                                    *cond_span,
+                                    Node::quoted(cond.clone(), *cond_span),
+                                ),
                                 Entry::new("to", t.span, t),
                             ],
                             s,
                         ));
                     }
                 }
-                Atom::Set { field, field_span, expr, expr_span } => {
+                Atom::Set {
+                    field,
+                    field_span,
+                    expr,
+                    expr_span,
+                } => {
                     i += 1;
-                    set.push(Entry::new(field.clone(), *field_span, Node::quoted(expr.clone(), *expr_span)));
+                    set.push(Entry::new(
+                        field.clone(),
+                        *field_span,
+                        Node::quoted(expr.clone(), *expr_span),
+                    ));
                 }
                 Atom::Word(w, ws) => match w.as_str() {
                     "on" => {
@@ -815,25 +1011,26 @@ impl Reader {
                                 self.err(
                                     Diagnostic::new(Code::Syntax, at, "`on` needs an action")
                                         .label("expected an action name")
-                                        .help("write `on 退回 -> accept` or `on deny -> end denied`"),
+                                        .help(
+                                            "write `on 退回 -> accept` or `on deny -> end denied`",
+                                        ),
                                 );
                                 None
                             }
                         };
-                        if let Some((a, s)) = action {
-                            if self.expect_arrow(atoms, &mut i, s) {
-                                if let Some(t) = self.target(atoms, &mut i, s) {
-                                    on.push(Entry::new(a, s, t));
-                                }
-                            }
+                        if let Some((a, s)) = action
+                            && self.expect_arrow(atoms, &mut i, s)
+                            && let Some(t) = self.target(atoms, &mut i, s)
+                        {
+                            on.push(Entry::new(a, s, t));
                         }
                     }
                     "else" => {
                         i += 1;
-                        if self.expect_arrow(atoms, &mut i, *ws) {
-                            if let Some(t) = self.target(atoms, &mut i, *ws) {
-                                entries.push(Entry::new("else", *ws, t));
-                            }
+                        if self.expect_arrow(atoms, &mut i, *ws)
+                            && let Some(t) = self.target(atoms, &mut i, *ws)
+                        {
+                            entries.push(Entry::new("else", *ws, t));
                         }
                     }
                     "branch" if kind == "parallel" => {
@@ -844,19 +1041,24 @@ impl Reader {
                         i += 1;
                         let mut fields = Vec::new();
                         while let Some(Atom::Word(k, ks)) = atoms.get(i) {
-                            let Some(arity) = schema::arity(schema::CONSOLIDATE_KEYS, k) else { break };
+                            let Some(arity) = schema::arity(schema::CONSOLIDATE_KEYS, k) else {
+                                break;
+                            };
                             i += 1;
-                            if let Some(v) = self.value(atoms, &mut i, *ks, k, arity, "consolidate") {
+                            if let Some(v) = self.value(atoms, &mut i, *ks, k, arity, "consolidate")
+                            {
                                 fields.push(Entry::new(k.clone(), *ks, v));
                             }
                         }
                         entries.push(Entry::new("consolidate", *ws, Node::map(fields, *ws)));
                     }
-                    w if schema::STEP_KINDS.contains(&w) && w != "end" => {
+                    w if schema::STEP_KINDS.contains(&w) => {
                         children.push(self.step(atoms, &mut i));
                     }
                     w => match schema::arity(schema::STEP_KEYS, w) {
-                        Some(arity) if !matches!(w, "on" | "when" | "set" | "branches" | "reviews") => {
+                        Some(arity)
+                            if !matches!(w, "on" | "when" | "set" | "branches" | "reviews") =>
+                        {
                             i += 1;
                             if let Some(v) = self.value(atoms, &mut i, *ws, w, arity, "step") {
                                 entries.push(Entry::new(w, *ws, v));
@@ -868,9 +1070,13 @@ impl Reader {
                                 None => "a step body holds attributes, `on ACTION -> target`, `when COND -> target`, `else -> target`, `set FIELD = EXPR` and, in blocks, nested steps".into(),
                             };
                             self.err(
-                                Diagnostic::new(Code::UnknownKey, *ws, format!("unknown key `{w}` in `{kind}` step"))
-                                    .label("unknown key")
-                                    .help(help),
+                                Diagnostic::new(
+                                    Code::UnknownKey,
+                                    *ws,
+                                    format!("unknown key `{w}` in `{kind}` step"),
+                                )
+                                .label("unknown key")
+                                .help(help),
                             );
                             i += 1;
                             self.skip_to_statement(atoms, &mut i);
@@ -914,7 +1120,9 @@ impl Reader {
             let mut j = 0;
             while j < body.len() {
                 match body[j].word() {
-                    Some(w) if schema::STEP_KINDS.contains(&w) && w != "end" => steps.push(self.step(body, &mut j)),
+                    Some(w) if schema::STEP_KINDS.contains(&w) => {
+                        steps.push(self.step(body, &mut j))
+                    }
                     _ => {
                         self.unexpected(&body[j], "a step", "a branch holds steps");
                         j += 1;
@@ -928,7 +1136,11 @@ impl Reader {
                     .help("write `branch my_branch \"名称\" { task … }`"),
             );
         }
-        let s = steps.iter().map(|n: &Node| n.span).reduce(Span::to).unwrap_or(kw);
+        let s = steps
+            .iter()
+            .map(|n: &Node| n.span)
+            .reduce(Span::to)
+            .unwrap_or(kw);
         entries.push(Entry::new("steps", s, Node::list(steps, s)));
         Node::map(entries, span)
     }

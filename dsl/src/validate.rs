@@ -43,10 +43,11 @@ pub fn resolve_targets(flow: &mut Flow) {
     let step_ids: HashSet<String> = flow.all_steps().iter().map(|s| s.id.clone()).collect();
     let ends: HashSet<String> = flow.ends.keys().cloned().collect();
     fn fix(t: &mut Transition, steps: &HashSet<String>, ends: &HashSet<String>) {
-        if let Target::Step(id) = &t.target {
-            if !steps.contains(id) && ends.contains(id) {
-                t.target = Target::End(id.clone());
-            }
+        if let Target::Step(id) = &t.target
+            && !steps.contains(id)
+            && ends.contains(id)
+        {
+            t.target = Target::End(id.clone());
         }
     }
     fn walk(steps: &mut [Step], ids: &HashSet<String>, ends: &HashSet<String>) {
@@ -55,14 +56,20 @@ pub fn resolve_targets(flow: &mut Flow) {
                 fix(n, ids, ends);
             }
             match &mut s.kind {
-                StepKind::Task { actions, .. } => actions.iter_mut().for_each(|a| fix(&mut a.target, ids, ends)),
+                StepKind::Task { actions, .. } => actions
+                    .iter_mut()
+                    .for_each(|a| fix(&mut a.target, ids, ends)),
                 StepKind::Decision { branches, default } => {
-                    branches.iter_mut().for_each(|b| fix(&mut b.target, ids, ends));
+                    branches
+                        .iter_mut()
+                        .for_each(|b| fix(&mut b.target, ids, ends));
                     if let Some(d) = default {
                         fix(d, ids, ends);
                     }
                 }
-                StepKind::Parallel { lanes, .. } => lanes.iter_mut().for_each(|l| walk(&mut l.steps, ids, ends)),
+                StepKind::Parallel { lanes, .. } => {
+                    lanes.iter_mut().for_each(|l| walk(&mut l.steps, ids, ends))
+                }
                 StepKind::JointReview { reviews, .. } => walk(reviews, ids, ends),
                 _ => {}
             }
@@ -103,11 +110,7 @@ impl FlowGraph {
         for (i, s) in flow.all_steps().iter().enumerate() {
             order.entry(s.id.clone()).or_insert(i);
         }
-        fn add(
-            steps: &[Step],
-            join: Option<&GNode>,
-            succ: &mut HashMap<GNode, Vec<GNode>>,
-        ) {
+        fn add(steps: &[Step], join: Option<&GNode>, succ: &mut HashMap<GNode, Vec<GNode>>) {
             for s in steps {
                 let me = GNode::Step(s.id.clone());
                 let mut out = Vec::new();
@@ -119,13 +122,20 @@ impl FlowGraph {
                 match &s.kind {
                     StepKind::Parallel { lanes, .. } => {
                         let j = GNode::Join(s.id.clone());
+                        if lanes.is_empty() {
+                            // Reported as an empty block; keep the graph connected.
+                            out.push(j.clone());
+                        }
                         for l in lanes {
-                            if let Some(first) = l.steps.first() {
-                                out.push(GNode::Step(first.id.clone()));
+                            match l.steps.first() {
+                                Some(first) => out.push(GNode::Step(first.id.clone())),
+                                // An empty branch (reported) completes at once.
+                                None => out.push(j.clone()),
                             }
                             add(&l.steps, Some(&j), succ);
                         }
-                        let after: Vec<GNode> = s.next.iter().filter_map(|n| to(&n.target)).collect();
+                        let after: Vec<GNode> =
+                            s.next.iter().filter_map(|n| to(&n.target)).collect();
                         succ.entry(j).or_default().extend(after);
                     }
                     StepKind::JointReview { reviews, .. } => {
@@ -134,7 +144,8 @@ impl FlowGraph {
                             out.push(GNode::Step(r.id.clone()));
                         }
                         add(reviews, Some(&j), succ);
-                        let mut after: Vec<GNode> = s.next.iter().filter_map(|n| to(&n.target)).collect();
+                        let mut after: Vec<GNode> =
+                            s.next.iter().filter_map(|n| to(&n.target)).collect();
                         // Not passed: the applicant resubmits and the reviews run again.
                         after.push(me.clone());
                         succ.entry(j).or_default().extend(after);
@@ -173,6 +184,29 @@ impl FlowGraph {
             }
         }
         seen
+    }
+
+    /// Whether `target` is reachable from `start` through nodes accepted by `inside`.
+    pub fn reaches_within(
+        &self,
+        start: &GNode,
+        target: &GNode,
+        inside: impl Fn(&GNode) -> bool,
+    ) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            if n == target {
+                return true;
+            }
+            if !inside(n) || !seen.insert(n) {
+                continue;
+            }
+            if let Some(next) = self.succ.get(n) {
+                stack.extend(next.iter());
+            }
+        }
+        false
     }
 
     /// Nodes from which some end is reachable.
@@ -227,7 +261,12 @@ impl Ctx<'_> {
     }
 
     fn index(&mut self) {
-        fn walk(steps: &[Step], place: Place, out: &mut HashMap<String, Place>, order: &mut HashMap<String, usize>) {
+        fn walk(
+            steps: &[Step],
+            place: Place,
+            out: &mut HashMap<String, Place>,
+            order: &mut HashMap<String, usize>,
+        ) {
             for s in steps {
                 let n = order.len();
                 order.entry(s.id.clone()).or_insert(n);
@@ -240,14 +279,24 @@ impl Ctx<'_> {
                     }
                     StepKind::JointReview { reviews, .. } => {
                         for (i, r) in reviews.iter().enumerate() {
-                            walk(std::slice::from_ref(r), Place::Lane(s.id.clone(), i), out, order);
+                            walk(
+                                std::slice::from_ref(r),
+                                Place::Lane(s.id.clone(), i),
+                                out,
+                                order,
+                            );
                         }
                     }
                     _ => {}
                 }
             }
         }
-        walk(&self.flow.steps, Place::Top, &mut self.place, &mut self.order);
+        walk(
+            &self.flow.steps,
+            Place::Top,
+            &mut self.place,
+            &mut self.order,
+        );
     }
 
     fn duplicates(&mut self) {
@@ -291,10 +340,16 @@ impl Ctx<'_> {
         }
         for (id, span, first, what) in dups {
             self.err(
-                Diagnostic::new(Code::DuplicateId, span, format!("duplicate {what} id `{id}`"))
-                    .label("second definition")
-                    .related(first, "first defined here")
-                    .help(format!("ids must be unique in a flow; rename one of the `{id}`s")),
+                Diagnostic::new(
+                    Code::DuplicateId,
+                    span,
+                    format!("duplicate {what} id `{id}`"),
+                )
+                .label("second definition")
+                .related(first, "first defined here")
+                .help(format!(
+                    "ids must be unique in a flow; rename one of the `{id}`s"
+                )),
             );
         }
     }
@@ -303,31 +358,48 @@ impl Ctx<'_> {
         let Some(d) = self.flow.departments.iter().find(|d| d.id == id) else {
             let help = match did_you_mean(id, self.flow.departments.iter().map(|d| d.id.as_str())) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None if self.flow.departments.is_empty() => "declare it in a `departments` block".to_string(),
+                None if self.flow.departments.is_empty() => {
+                    "declare it in a `departments` block".to_string()
+                }
                 None => format!(
                     "declared departments: {}",
-                    self.flow.departments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                    self.flow
+                        .departments
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             self.err(
-                Diagnostic::new(Code::UnknownDepartment, span, format!("unknown department `{id}`"))
-                    .label("not declared")
-                    .help(help),
+                Diagnostic::new(
+                    Code::UnknownDepartment,
+                    span,
+                    format!("unknown department `{id}`"),
+                )
+                .label("not declared")
+                .help(help),
             );
             return;
         };
-        if let Some(role) = role {
-            if !d.roles.iter().any(|r| r.id == role) {
-                let help = match did_you_mean(role, d.roles.iter().map(|r| r.id.as_str())) {
-                    Some(s) => format!("did you mean `{id}.{s}`?"),
-                    None => format!("declare the role under department `{id}`: `roles {{ {role} \"名称\" }}`"),
-                };
-                self.err(
-                    Diagnostic::new(Code::UnknownRole, span, format!("department `{id}` has no role `{role}`"))
-                        .label("unknown role")
-                        .help(help),
-                );
-            }
+        if let Some(role) = role
+            && !d.roles.iter().any(|r| r.id == role)
+        {
+            let help = match did_you_mean(role, d.roles.iter().map(|r| r.id.as_str())) {
+                Some(s) => format!("did you mean `{id}.{s}`?"),
+                None => format!(
+                    "declare the role under department `{id}`: `roles {{ {role} \"名称\" }}`"
+                ),
+            };
+            self.err(
+                Diagnostic::new(
+                    Code::UnknownRole,
+                    span,
+                    format!("department `{id}` has no role `{role}`"),
+                )
+                .label("unknown role")
+                .help(help),
+            );
         }
     }
 
@@ -341,47 +413,64 @@ impl Ctx<'_> {
                     }
                     for m in materials {
                         if !flow.materials.iter().any(|x| &x.id == m) {
-                            let help = match did_you_mean(m, flow.materials.iter().map(|x| x.id.as_str())) {
-                                Some(sug) => format!("did you mean `{sug}`?"),
-                                None => "declare it in the `materials` block".to_string(),
-                            };
+                            let help =
+                                match did_you_mean(m, flow.materials.iter().map(|x| x.id.as_str()))
+                                {
+                                    Some(sug) => format!("did you mean `{sug}`?"),
+                                    None => "declare it in the `materials` block".to_string(),
+                                };
                             self.err(
-                                Diagnostic::new(Code::UnknownMaterial, s.span, format!("step `{}` checks unknown material `{m}`", s.id))
-                                    .label("unknown material")
-                                    .help(help),
+                                Diagnostic::new(
+                                    Code::UnknownMaterial,
+                                    s.span,
+                                    format!("step `{}` checks unknown material `{m}`", s.id),
+                                )
+                                .label("unknown material")
+                                .help(help),
                             );
                         }
                     }
                 }
-                StepKind::Parallel { lead: Some(lead), .. } | StepKind::JointReview { lead: Some(lead), .. } => {
+                StepKind::Parallel {
+                    lead: Some(lead), ..
+                }
+                | StepKind::JointReview {
+                    lead: Some(lead), ..
+                } => {
                     self.department(lead, s.span, None);
                 }
                 _ => {}
             }
-            if let StepKind::JointReview { consolidate, .. } = &s.kind {
-                if !consolidate.by.department.is_empty() {
-                    self.department(&consolidate.by.department, consolidate.by.span, consolidate.by.role.as_deref());
-                }
+            if let StepKind::JointReview { consolidate, .. } = &s.kind
+                && !consolidate.by.department.is_empty()
+            {
+                self.department(
+                    &consolidate.by.department,
+                    consolidate.by.span,
+                    consolidate.by.role.as_deref(),
+                );
             }
             for (t, _) in transitions(s) {
-                if let Target::Step(id) = &t.target {
-                    if !self.order.contains_key(id) {
-                        let candidates: Vec<&str> = self
-                            .order
-                            .keys()
-                            .map(String::as_str)
-                            .chain(flow.ends.keys().map(String::as_str))
-                            .collect();
-                        let help = match did_you_mean(id, candidates.iter().copied()) {
-                            Some(sug) => format!("did you mean `{sug}`?"),
-                            None => "the target must be the id of a step or an end in this flow".to_string(),
-                        };
-                        self.err(
-                            Diagnostic::new(Code::UnknownStep, t.span, format!("unknown step `{id}`"))
-                                .label("no step with this id")
-                                .help(help),
-                        );
-                    }
+                if let Target::Step(id) = &t.target
+                    && !self.order.contains_key(id)
+                {
+                    let candidates: Vec<&str> = self
+                        .order
+                        .keys()
+                        .map(String::as_str)
+                        .chain(flow.ends.keys().map(String::as_str))
+                        .collect();
+                    let help = match did_you_mean(id, candidates.iter().copied()) {
+                        Some(sug) => format!("did you mean `{sug}`?"),
+                        None => {
+                            "the target must be the id of a step or an end in this flow".to_string()
+                        }
+                    };
+                    self.err(
+                        Diagnostic::new(Code::UnknownStep, t.span, format!("unknown step `{id}`"))
+                            .label("no step with this id")
+                            .help(help),
+                    );
                 }
             }
             if let StepKind::Task { actions, .. } = &s.kind {
@@ -390,20 +479,25 @@ impl Ctx<'_> {
                         continue;
                     }
                     if let Target::Step(id) = &a.target.target {
-                        if let (Some(&to), Some(&from)) = (self.order.get(id), self.order.get(&s.id)) {
-                            if to >= from {
-                                self.err(
+                        if let (Some(&to), Some(&from)) =
+                            (self.order.get(id), self.order.get(&s.id))
+                            && to >= from
+                        {
+                            self.err(
                                     Diagnostic::new(Code::ReturnNotEarlier, a.target.span, format!("`return` goes to `{id}`, which is not earlier than `{}`", s.id))
                                         .label("not an earlier step")
                                         .help("a return (退回) sends the case back to a step before this one; use a custom action for other jumps"),
                                 );
-                            }
                         }
                     } else {
                         self.err(
-                            Diagnostic::new(Code::ReturnNotEarlier, a.target.span, "`return` must go back to an earlier step, not to an end")
-                                .label("not a step")
-                                .help("name the earlier step the case goes back to"),
+                            Diagnostic::new(
+                                Code::ReturnNotEarlier,
+                                a.target.span,
+                                "`return` must go back to an earlier step, not to an end",
+                            )
+                            .label("not a step")
+                            .help("name the earlier step the case goes back to"),
                         );
                     }
                 }
@@ -417,17 +511,23 @@ impl Ctx<'_> {
             let here = self.place.get(&s.id).cloned().unwrap_or(Place::Top);
             for (t, what) in transitions(s) {
                 let bad = match (&here, &t.target) {
-                    (Place::Lane(..), Target::End(_)) => Some("ends the case from inside a parallel branch".to_string()),
+                    (Place::Lane(..), Target::End(_)) => {
+                        Some("ends the case from inside a parallel branch".to_string())
+                    }
                     (Place::Lane(p, i), Target::Step(id)) => match self.place.get(id) {
                         Some(Place::Lane(q, j)) if q == p && i == j => None,
                         Some(_) => Some(format!("leaves its branch of `{p}` for `{id}`")),
                         None => None,
                     },
                     (Place::Top, Target::Step(id)) => match self.place.get(id) {
-                        Some(Place::Lane(q, _)) => Some(format!("jumps into a branch of `{q}` at `{id}`")),
+                        Some(Place::Lane(q, _)) => {
+                            Some(format!("jumps into a branch of `{q}` at `{id}`"))
+                        }
                         _ => None,
                     },
-                    (Place::Top, Target::Join) => Some("goes to a join outside any parallel block".to_string()),
+                    (Place::Top, Target::Join) => {
+                        Some("goes to a join outside any parallel block".to_string())
+                    }
                     _ => None,
                 };
                 if let Some(why) = bad {
@@ -442,14 +542,20 @@ impl Ctx<'_> {
                 StepKind::Parallel { lead, join, lanes } => {
                     if lanes.is_empty() {
                         self.err(
-                            Diagnostic::new(Code::EmptyBlock, s.span, format!("parallel block `{}` has no branches", s.id))
-                                .label("no branches")
-                                .help("put the steps that run in parallel inside the block"),
+                            Diagnostic::new(
+                                Code::EmptyBlock,
+                                s.span,
+                                format!("parallel block `{}` has no branches", s.id),
+                            )
+                            .label("no branches")
+                            .help("put the steps that run in parallel inside the block"),
                         );
                     }
                     self.check_join(s, *join, lanes.len());
                     if let Some(lead) = lead {
-                        let handles = lanes.iter().flat_map(|l| l.steps.iter()).any(|st| match &st.kind {
+                        let handles = lanes.iter().flat_map(|l| l.steps.iter()).any(|st| match &st
+                            .kind
+                        {
                             StepKind::Task { by, .. } => &by.department == lead,
                             _ => false,
                         });
@@ -473,7 +579,10 @@ impl Ctx<'_> {
             let why = if n == 0 {
                 Some("it needs 0 branches, so it completes before anything runs".to_string())
             } else if m as usize != branches {
-                Some(format!("it says {m} branches but `{}` has {branches}", s.id))
+                Some(format!(
+                    "it says {m} branches but `{}` has {branches}",
+                    s.id
+                ))
             } else if n > m {
                 Some(format!("it waits for {n} of only {m} branches"))
             } else {
@@ -528,8 +637,13 @@ impl Ctx<'_> {
         // Joins: which branches can reach their join?
         for s in flow.all_steps() {
             let (lanes, join): (Vec<&[Step]>, Join) = match &s.kind {
-                StepKind::Parallel { lanes, join, .. } => (lanes.iter().map(|l| l.steps.as_slice()).collect(), *join),
-                StepKind::JointReview { reviews, .. } => (reviews.iter().map(std::slice::from_ref).collect(), Join::All),
+                StepKind::Parallel { lanes, join, .. } => {
+                    (lanes.iter().map(|l| l.steps.as_slice()).collect(), *join)
+                }
+                StepKind::JointReview { reviews, .. } => (
+                    reviews.iter().map(std::slice::from_ref).collect(),
+                    Join::All,
+                ),
                 _ => continue,
             };
             if !reached.contains(&GNode::Step(s.id.clone())) {
@@ -537,9 +651,13 @@ impl Ctx<'_> {
             }
             let j = GNode::Join(s.id.clone());
             let mut stuck = Vec::new();
-            for lane in &lanes {
+            for (li, lane) in lanes.iter().enumerate() {
                 let Some(first) = lane.first() else { continue };
-                if !g.reachable_from(&GNode::Step(first.id.clone())).contains(&j) {
+                // Search only inside this branch: its steps may reach the join
+                // or leave the block (an escape, reported elsewhere).
+                let lane_place = Place::Lane(s.id.clone(), li);
+                let inside = |n: &GNode| matches!(n, GNode::Step(id) if self.place.get(id) == Some(&lane_place));
+                if !g.reaches_within(&GNode::Step(first.id.clone()), &j, inside) {
                     stuck.push(first);
                 }
             }
@@ -554,9 +672,10 @@ impl Ctx<'_> {
                     Code::JoinNeverCompletes,
                     s.span,
                     format!(
-                        "the join of `{}` can never complete: {} of its branches never reach it",
+                        "the join of `{}` can never complete: {} of its branches never {} it",
                         s.id,
-                        stuck.len()
+                        stuck.len(),
+                        if stuck.len() == 1 { "reaches" } else { "reach" }
                     ),
                 )
                 .label(format!("needs {needed}, at most {completing} can arrive"))
@@ -589,9 +708,13 @@ impl Ctx<'_> {
                 |p| p.span,
             );
             self.err(
-                Diagnostic::new(Code::NoClockStart, span, "a promised item has no step that starts the clock")
-                    .label("the promised limit never starts")
-                    .help("mark the acceptance step (受理) with `starts_clock`"),
+                Diagnostic::new(
+                    Code::NoClockStart,
+                    span,
+                    "a promised item has no step that starts the clock",
+                )
+                .label("the promised limit never starts")
+                .help("mark the acceptance step (受理) with `starts_clock`"),
             );
         }
     }
@@ -599,19 +722,31 @@ impl Ctx<'_> {
     /// Longest paths (ignoring loops) by step limits and by on-site visits.
     fn paths(&mut self) {
         let flow = self.flow;
-        let by_id: HashMap<&str, &Step> = flow.all_steps().into_iter().map(|s| (s.id.as_str(), s)).collect();
-        let Some(first) = flow.steps.first() else { return };
+        // The first definition wins when ids are duplicated (reported elsewhere).
+        let mut by_id: HashMap<&str, &Step> = HashMap::new();
+        for s in flow.all_steps() {
+            by_id.entry(s.id.as_str()).or_insert(s);
+        }
+        let Some(first) = flow.steps.first() else {
+            return;
+        };
         let order = self.order.clone();
+        let place = self.place.clone();
         let mut w = Walker {
             by_id: &by_id,
             order: &order,
+            place: &place,
             memo: HashMap::new(),
-            visiting: HashSet::new(),
         };
         if let Some(promised) = flow.item.promised {
-            let best = w.best(&first.id, None, Metric::Limit);
+            let best = w.best(&first.id, Metric::Limit);
             if best.value > promised.approx_workdays() + 1e-9 {
-                let path = best.path.iter().map(|(id, v)| format!("{id} ({v})")).collect::<Vec<_>>().join(" → ");
+                let path = best
+                    .path
+                    .iter()
+                    .map(|(id, v)| format!("{id} ({v})"))
+                    .collect::<Vec<_>>()
+                    .join(" → ");
                 let mut d = Diagnostic::new(
                     Code::LimitsExceedPromised,
                     promised.span,
@@ -624,27 +759,33 @@ impl Ctx<'_> {
                 .label("promised limit")
                 .help(format!("path: {path}; shorten the step limits or raise the promised limit"));
                 for (id, _) in &best.path {
-                    if let Some(st) = by_id.get(id.as_str()) {
-                        if let Some(l) = st.within {
-                            d = d.related(l.span, format!("`{id}`: {l}"));
-                        }
+                    if let Some(st) = by_id.get(id.as_str())
+                        && let Some(l) = st.within
+                    {
+                        d = d.related(l.span, format!("`{id}`: {l}"));
                     }
                 }
                 self.err(d);
             }
         }
         if let Some(bound) = flow.item.mode.visit_bound() {
-            w.memo.clear();
-            let best = w.best(&first.id, None, Metric::Visits);
+            let best = w.best(&first.id, Metric::Visits);
             if best.value > f64::from(bound) + 1e-9 {
                 let visits: Vec<&str> = best.path.iter().map(|(id, _)| id.as_str()).collect();
-                let full = w.full_path(&first.id, None, Metric::Visits);
+                let full = w.full_path(&first.id, Metric::Visits, 0);
                 let mut d = Diagnostic::new(
                     Code::VisitBoundExceeded,
-                    by_id.get(visits[visits.len().saturating_sub(1)]).map_or(first.span, |s| s.span),
+                    by_id
+                        .get(visits[visits.len().saturating_sub(1)])
+                        .map_or(first.span, |s| s.span),
                     format!(
-                        "a path has {} on-site visits, but mode `{}` allows at most {bound}",
+                        "a path has {} on-site visit{}, but mode `{}` allows at most {bound}",
                         fmt_num(best.value),
+                        if (best.value - 1.0).abs() < 1e-9 {
+                            ""
+                        } else {
+                            "s"
+                        },
                         flow.item.mode.as_str()
                     ),
                 )
@@ -652,7 +793,11 @@ impl Ctx<'_> {
                 .help(format!(
                     "path: {}; visits at {}; move a visit online or change the mode",
                     full.join(" → "),
-                    visits.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+                    visits
+                        .iter()
+                        .map(|v| format!("`{v}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 for v in &visits {
                     if let Some(st) = by_id.get(v) {
@@ -668,14 +813,16 @@ impl Ctx<'_> {
         let engine = crate::rhai_sandbox::engine();
         for s in self.flow.all_steps() {
             let exprs: Vec<&Expr> = match &s.kind {
-                StepKind::Decision { branches, .. } => branches.iter().map(|b| &b.condition).collect(),
+                StepKind::Decision { branches, .. } => {
+                    branches.iter().map(|b| &b.condition).collect()
+                }
                 StepKind::Auto { set } => set.iter().map(|a| &a.expr).collect(),
                 _ => continue,
             };
             for e in exprs {
-                if let Err(err) = engine.compile_expression(&e.source) {
+                if let Err(err) = engine.compile_expression(&e.raw.0) {
                     let (msg, pos) = crate::rhai_sandbox::describe(&err);
-                    let at = crate::rhai_sandbox::map_position(file, e.span, &e.source, pos);
+                    let at = crate::rhai_sandbox::map_position(file, e.span, &e.raw.0, pos);
                     self.err(
                         Diagnostic::new(Code::RhaiSyntax, at, format!("rhai expression does not compile: {msg}"))
                             .label("here")
@@ -708,22 +855,38 @@ struct Best {
     path: Vec<(String, String)>,
 }
 
+/// Best value from each step to the end of its block, and the successor chosen.
+#[derive(Clone, Debug, Default)]
+struct Val {
+    value: f64,
+    choice: Option<Target>,
+}
+
+/// Longest-path computations over the forward edges (loops ignored).
+///
+/// Forward edges stay within a block and go to a later step in source order,
+/// so processing steps in reverse source order sees every successor first:
+/// no recursion over path length, linear in the number of transitions.
 struct Walker<'a> {
     by_id: &'a HashMap<&'a str, &'a Step>,
     order: &'a HashMap<String, usize>,
-    memo: HashMap<(String, Option<String>, Metric), Best>,
-    visiting: HashSet<String>,
+    place: &'a HashMap<String, Place>,
+    memo: HashMap<(String, Metric), Val>,
 }
 
 impl Walker<'_> {
-    /// Successors of a step that move forward in source order (loops are ignored).
+    /// Successors of a step that move forward in source order within its block.
     fn forward(&self, s: &Step) -> Vec<Target> {
         let me = self.order.get(&s.id).copied().unwrap_or(0);
+        let here = self.place.get(&s.id);
         transitions(s)
             .into_iter()
             .map(|(t, _)| t.target.clone())
             .filter(|t| match t {
-                Target::Step(id) => self.order.get(id).is_some_and(|&o| o > me),
+                // Escapes from a block are reported elsewhere; they do not count here.
+                Target::Step(id) => {
+                    self.order.get(id).is_some_and(|&o| o > me) && self.place.get(id) == here
+                }
                 _ => true,
             })
             .collect::<BTreeSet<_>>()
@@ -731,128 +894,175 @@ impl Walker<'_> {
             .collect()
     }
 
-    fn contribution(&mut self, s: &Step, metric: Metric) -> Best {
-        match (&s.kind, metric) {
-            (StepKind::Parallel { lanes, .. }, _) => {
-                let inner: Vec<Best> = lanes
-                    .iter()
-                    .filter_map(|l| l.steps.first())
-                    .map(|f| self.best(&f.id, Some(&s.id), metric))
-                    .collect();
-                self.combine(s, inner, metric)
+    fn val(&self, id: &str, metric: Metric) -> f64 {
+        self.memo
+            .get(&(id.to_string(), metric))
+            .map_or(0.0, |v| v.value)
+    }
+
+    fn inner_firsts(s: &Step) -> Vec<&Step> {
+        match &s.kind {
+            StepKind::Parallel { lanes, .. } => {
+                lanes.iter().filter_map(|l| l.steps.first()).collect()
             }
-            (StepKind::JointReview { reviews, consolidate, .. }, _) => {
-                let inner: Vec<Best> = reviews.iter().map(|r| self.best(&r.id, Some(&s.id), metric)).collect();
-                let mut b = self.combine(s, inner, metric);
-                if metric == Metric::Limit && s.within.is_none() {
-                    if let Some(l) = consolidate.within {
-                        b.value += l.approx_workdays();
-                        b.path.push((format!("{}.consolidate", s.id), l.to_string()));
-                    }
-                }
-                b
-            }
-            (_, Metric::Limit) => match s.within {
-                Some(l) => Best { value: l.approx_workdays(), path: vec![(s.id.clone(), l.to_string())] },
-                None => Best::default(),
-            },
-            (_, Metric::Visits) if s.visit => Best { value: 1.0, path: vec![(s.id.clone(), "visit".into())] },
-            _ => Best::default(),
+            StepKind::JointReview { reviews, .. } => reviews.iter().collect(),
+            _ => Vec::new(),
         }
     }
 
-    fn combine(&mut self, s: &Step, inner: Vec<Best>, metric: Metric) -> Best {
+    /// The step's own contribution (its block's, for parallel and joint review).
+    fn own(&self, s: &Step, metric: Metric) -> f64 {
+        let inner: Vec<f64> = Self::inner_firsts(s)
+            .iter()
+            .map(|f| self.val(&f.id, metric))
+            .collect();
+        let block = matches!(
+            s.kind,
+            StepKind::Parallel { .. } | StepKind::JointReview { .. }
+        );
         match metric {
-            Metric::Limit => match s.within {
-                Some(l) => Best { value: l.approx_workdays(), path: vec![(s.id.clone(), l.to_string())] },
-                None => inner.into_iter().max_by(|a, b| a.value.total_cmp(&b.value)).unwrap_or_default(),
-            },
-            Metric::Visits => {
-                let mut total = Best::default();
-                if s.visit {
-                    total.value += 1.0;
-                    total.path.push((s.id.clone(), "visit".into()));
+            Metric::Limit => {
+                if let Some(l) = s.within {
+                    return l.approx_workdays();
                 }
-                for b in inner {
-                    total.value += b.value;
-                    total.path.extend(b.path);
+                if !block {
+                    return 0.0;
                 }
-                total
+                let mut v = inner.into_iter().fold(0.0, f64::max);
+                if let StepKind::JointReview { consolidate, .. } = &s.kind {
+                    v += consolidate.within.map_or(0.0, |l| l.approx_workdays());
+                }
+                v
             }
+            Metric::Visits => f64::from(u8::from(s.visit)) + inner.into_iter().sum::<f64>(),
         }
     }
 
-    /// The best value from `id` to the join of `stop` (or to an end).
-    fn best(&mut self, id: &str, stop: Option<&str>, metric: Metric) -> Best {
-        let key = (id.to_string(), stop.map(str::to_string), metric);
-        if let Some(b) = self.memo.get(&key) {
-            return b.clone();
-        }
-        let Some(s) = self.by_id.get(id).copied() else { return Best::default() };
-        if !self.visiting.insert(id.to_string()) {
-            return Best::default();
-        }
-        let own = self.contribution(s, metric);
-        let mut tail = Best::default();
-        for t in self.forward(s) {
-            let b = match t {
-                Target::Step(next) => self.best(&next, stop, metric),
-                _ => Best::default(),
+    fn compute(&mut self, metric: Metric) {
+        let mut ids: Vec<(&String, usize)> = self.order.iter().map(|(k, v)| (k, *v)).collect();
+        ids.sort_by_key(|x| std::cmp::Reverse(x.1));
+        for (id, _) in ids {
+            let Some(s) = self.by_id.get(id.as_str()).copied() else {
+                continue;
             };
-            if b.value > tail.value || tail.path.is_empty() && b.value >= tail.value {
-                tail = b;
-            }
-        }
-        self.visiting.remove(id);
-        let mut out = own;
-        out.value += tail.value;
-        out.path.extend(tail.path);
-        self.memo.insert(key, out.clone());
-        out
-    }
-
-    /// Every step id along the best path (for messages), not just the contributing ones.
-    fn full_path(&mut self, id: &str, stop: Option<&str>, metric: Metric) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = Some(id.to_string());
-        let mut guard = 0;
-        while let Some(c) = cur.take() {
-            guard += 1;
-            if guard > 10_000 {
-                break;
-            }
-            let Some(s) = self.by_id.get(c.as_str()).copied() else {
-                out.push(c);
-                break;
-            };
-            match &s.kind {
-                StepKind::Parallel { lanes, .. } => {
-                    let parts: Vec<String> = lanes
-                        .iter()
-                        .filter_map(|l| l.steps.first())
-                        .map(|f| self.full_path(&f.id, Some(&s.id), metric).join(" → "))
-                        .collect();
-                    out.push(format!("{} [{}]", s.id, parts.join(" ‖ ")));
-                }
-                StepKind::JointReview { reviews, .. } => {
-                    let parts: Vec<String> = reviews.iter().map(|r| r.id.clone()).collect();
-                    out.push(format!("{} [{}]", s.id, parts.join(" ‖ ")));
-                }
-                _ => out.push(s.id.clone()),
-            }
+            let own = self.own(s, metric);
             let mut best: Option<(f64, Target)> = None;
             for t in self.forward(s) {
                 let v = match &t {
-                    Target::Step(n) => self.best(n, stop, metric).value,
+                    Target::Step(n) => self.val(n, metric),
                     _ => 0.0,
                 };
                 if best.as_ref().is_none_or(|(bv, _)| v > *bv) {
                     best = Some((v, t));
                 }
             }
-            cur = match best {
-                Some((_, Target::Step(n))) => Some(n),
-                Some((_, Target::End(e))) => {
+            let (tail, choice) = best.map_or((0.0, None), |(v, t)| (v, Some(t)));
+            self.memo.insert(
+                (id.clone(), metric),
+                Val {
+                    value: own + tail,
+                    choice,
+                },
+            );
+        }
+    }
+
+    /// The best value from `id` and the steps contributing to it.
+    fn best(&mut self, id: &str, metric: Metric) -> Best {
+        if !self.memo.keys().any(|(_, m)| *m == metric) {
+            self.compute(metric);
+        }
+        let mut out = Best {
+            value: self.val(id, metric),
+            path: Vec::new(),
+        };
+        self.contributions(id, metric, &mut out.path, 0);
+        out
+    }
+
+    fn contributions(
+        &self,
+        id: &str,
+        metric: Metric,
+        out: &mut Vec<(String, String)>,
+        depth: usize,
+    ) {
+        let mut cur = Some(id.to_string());
+        let mut guard = 0;
+        while let Some(c) = cur.take() {
+            guard += 1;
+            let Some(s) = self.by_id.get(c.as_str()).copied() else {
+                break;
+            };
+            if guard > self.order.len() + 1 || depth > crate::MAX_NESTING {
+                break;
+            }
+            let firsts = Self::inner_firsts(s);
+            match metric {
+                Metric::Limit => {
+                    if let Some(l) = s.within {
+                        out.push((s.id.clone(), l.to_string()));
+                    } else if !firsts.is_empty() {
+                        let best = firsts.iter().max_by(|a, b| {
+                            self.val(&a.id, metric).total_cmp(&self.val(&b.id, metric))
+                        });
+                        if let Some(f) = best {
+                            self.contributions(&f.id, metric, out, depth + 1);
+                        }
+                        if let StepKind::JointReview {
+                            consolidate:
+                                Consolidate {
+                                    within: Some(l), ..
+                                },
+                            ..
+                        } = &s.kind
+                        {
+                            out.push((format!("{}.consolidate", s.id), l.to_string()));
+                        }
+                    }
+                }
+                Metric::Visits => {
+                    if s.visit {
+                        out.push((s.id.clone(), "visit".into()));
+                    }
+                    for f in firsts {
+                        self.contributions(&f.id, metric, out, depth + 1);
+                    }
+                }
+            }
+            cur = match self.memo.get(&(c, metric)).and_then(|v| v.choice.clone()) {
+                Some(Target::Step(n)) => Some(n),
+                _ => None,
+            };
+        }
+    }
+
+    /// Every step id along the best path (for messages), blocks shown with their branches.
+    fn full_path(&self, id: &str, metric: Metric, depth: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = Some(id.to_string());
+        let mut guard = 0;
+        while let Some(c) = cur.take() {
+            guard += 1;
+            if guard > self.order.len() + 1 || depth > crate::MAX_NESTING {
+                break;
+            }
+            let Some(s) = self.by_id.get(c.as_str()).copied() else {
+                break;
+            };
+            let firsts = Self::inner_firsts(s);
+            if firsts.is_empty() {
+                out.push(s.id.clone());
+            } else {
+                let parts: Vec<String> = firsts
+                    .iter()
+                    .map(|f| self.full_path(&f.id, metric, depth + 1).join(" → "))
+                    .collect();
+                out.push(format!("{} [{}]", s.id, parts.join(" ‖ ")));
+            }
+            cur = match self.memo.get(&(c, metric)).and_then(|v| v.choice.clone()) {
+                Some(Target::Step(n)) => Some(n),
+                Some(Target::End(e)) => {
                     out.push(format!("end {e}"));
                     None
                 }

@@ -9,9 +9,65 @@ use crate::span::Span;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+/// Converts yaml-rust2 marker indexes (counted in characters) to byte offsets.
+struct CharIndex {
+    /// Byte offset of each character; empty when the text is ASCII (identity).
+    offsets: Vec<u32>,
+    len: usize,
+}
+
+impl CharIndex {
+    fn new(text: &str) -> CharIndex {
+        let offsets = if text.is_ascii() {
+            Vec::new()
+        } else {
+            text.char_indices().map(|(i, _)| i as u32).collect()
+        };
+        CharIndex {
+            offsets,
+            len: text.len(),
+        }
+    }
+    fn byte(&self, char_idx: usize) -> usize {
+        if self.offsets.is_empty() {
+            return char_idx.min(self.len);
+        }
+        self.offsets.get(char_idx).map_or(self.len, |&b| b as usize)
+    }
+}
+
 /// Parses YAML text into a `Node`; a syntax error becomes one diagnostic.
-pub fn parse(text: &str) -> Result<Node, Diagnostic> {
+pub fn parse(full: &str) -> Result<Node, Diagnostic> {
+    // A byte-order mark (as Windows editors write) is not content.
+    let bom = if full.starts_with('\u{FEFF}') { 3 } else { 0 };
+    let text = &full[bom..];
+    let mut node = parse_inner(text).map_err(|mut d| {
+        d.span = Span::new(d.span.start + bom, d.span.end + bom);
+        d
+    })?;
+    if bom > 0 {
+        shift(&mut node, bom);
+    }
+    Ok(node)
+}
+
+fn shift(node: &mut Node, by: usize) {
+    node.span = Span::new(node.span.start + by, node.span.end + by);
+    match &mut node.value {
+        Value::List(items) => items.iter_mut().for_each(|n| shift(n, by)),
+        Value::Map(entries) => {
+            for e in entries {
+                e.key_span = Span::new(e.key_span.start + by, e.key_span.end + by);
+                shift(&mut e.value, by);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn parse_inner(text: &str) -> Result<Node, Diagnostic> {
     let mut builder = Builder {
+        index: CharIndex::new(text),
         text,
         stack: Vec::new(),
         root: None,
@@ -20,7 +76,7 @@ pub fn parse(text: &str) -> Result<Node, Diagnostic> {
     };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
-        let at = clamp(text, e.marker().index());
+        let at = CharIndex::new(text).byte(e.marker().index());
         let msg = e.info().to_string();
         return Err(Diagnostic::new(
             Code::Syntax,
@@ -37,14 +93,6 @@ pub fn parse(text: &str) -> Result<Node, Diagnostic> {
         value: Value::Null,
         span: Span::new(0, 0),
     }))
-}
-
-fn clamp(text: &str, mut at: usize) -> usize {
-    at = at.min(text.len());
-    while at > 0 && !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 fn next_char_end(text: &str, at: usize) -> usize {
@@ -66,6 +114,7 @@ enum Frame {
 }
 
 struct Builder<'a> {
+    index: CharIndex,
     text: &'a str,
     stack: Vec<Frame>,
     root: Option<Node>,
@@ -75,11 +124,15 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn scalar_span(&self, value: &str, style: TScalarStyle, mark: Marker) -> Span {
-        let start = clamp(self.text, mark.index());
+        let start = self.index.byte(mark.index());
         let rest = &self.text[start..];
         let end = match style {
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
-                let q = if style == TScalarStyle::SingleQuoted { '\'' } else { '"' };
+                let q = if style == TScalarStyle::SingleQuoted {
+                    '\''
+                } else {
+                    '"'
+                };
                 let mut chars = rest.char_indices();
                 chars.next();
                 let mut end = rest.len();
@@ -149,7 +202,21 @@ impl Builder<'_> {
 
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let at = clamp(self.text, mark.index());
+        let at = self.index.byte(mark.index());
+        if self.stack.len() > crate::MAX_NESTING && self.error.is_none() {
+            self.error = Some(
+                Diagnostic::new(
+                    Code::Syntax,
+                    Span::new(at, at),
+                    format!("nesting deeper than {} levels", crate::MAX_NESTING),
+                )
+                .label("too deep")
+                .help("flows are block-structured but never this deep"),
+            );
+        }
+        if self.error.is_some() {
+            return;
+        }
         match ev {
             Event::Scalar(value, style, anchor, _tag) => {
                 let span = self.scalar_span(&value, style, mark);
@@ -235,6 +302,22 @@ mod tests {
         let flow = node.as_map().expect("map")[0].clone();
         assert_eq!(&text[flow.key_span.start..flow.key_span.end], "flow");
         assert_eq!(&text[flow.value.span.start..flow.value.span.end], "许可");
+    }
+
+    #[test]
+    fn spans_are_bytes_after_chinese_text() {
+        let text = "name: 受理审查\nflow: x\n";
+        let node = parse(text).expect("valid yaml");
+        let flow = node.get("flow").expect("flow");
+        assert_eq!(&text[flow.span.start..flow.span.end], "x");
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let text = "\u{FEFF}flow: 许可\n";
+        let node = parse(text).expect("valid yaml");
+        let flow = node.get("flow").expect("flow");
+        assert_eq!(&text[flow.span.start..flow.span.end], "许可");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! End-to-end tests: the fixture corpus through the library, and the real
+//! `govflow` binary over flows/ and over broken input.
+
+mod e2e {
+    pub mod cli;
+    pub mod fixtures;
+    pub mod flows;
+    pub mod support;
+}
