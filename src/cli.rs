@@ -58,6 +58,21 @@ enum Command {
     },
     /// Print a flow's IR as canonical JSON.
     Ir { path: PathBuf },
+    /// Run the server: load the flows, open the database, serve the API and the studio.
+    Serve {
+        /// Database URL.
+        #[arg(long, default_value = "sqlite://govflow.db")]
+        db: String,
+        /// Folder of flow files (packs).
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        /// Folder of supervision rule files.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Draw a flow's diagram.
     Graph {
         path: PathBuf,
@@ -83,6 +98,12 @@ pub fn run() -> ExitCode {
         Command::Fmt { paths, to, check } => fmt(&paths, to, check),
         Command::Ir { path } => ir(&path),
         Command::Graph { path, format } => graph(&path, format),
+        Command::Serve {
+            db,
+            flows,
+            rules,
+            addr,
+        } => serve(db, flows, rules, addr),
     }
 }
 
@@ -263,5 +284,52 @@ fn graph(path: &Path, format: GraphFormat) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// The bootstrap admin token: `GOVFLOW_ADMIN_TOKEN`, or a random one printed once.
+fn admin_token() -> String {
+    if let Ok(t) = std::env::var("GOVFLOW_ADMIN_TOKEN")
+        && !t.is_empty()
+    {
+        return t;
+    }
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: derive from time and process id (still unguessable enough for a local bootstrap).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = (t ^ u128::from(std::process::id()) << 64).to_le_bytes();
+    }
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!("GOVFLOW_ADMIN_TOKEN is not set; this run's admin token is: {token}");
+    token
+}
+
+fn serve(db: String, flows: PathBuf, rules: PathBuf, addr: std::net::SocketAddr) -> ExitCode {
+    let cfg = govflow_studio::Config {
+        db_url: db,
+        flows_dir: flows,
+        rules_dir: rules,
+        addr,
+        admin_token: admin_token(),
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(govflow_studio::serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -5,5 +5,6 @@ mod e2e {
     pub mod cli;
     pub mod fixtures;
     pub mod flows;
+    pub mod serve;
     pub mod support;
 }

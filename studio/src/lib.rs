@@ -1,1 +1,171 @@
+//! govflow-studio: the HTTP server behind `govflow serve`.
+//!
+//! This slice serves the deployed flows (list, source, IR, diagram) and a
+//! validation endpoint, with bearer-token authentication, an audit log of
+//! deployments, and a small read-only page at `/`. Cases, tasks and the full
+//! studio are built on top of this by the engine and studio issues.
+//!
+//! API boundary: this crate is the only one that knows HTTP; it converts
+//! library types into its own JSON shapes (`dto`).
 
+mod api;
+mod store;
+
+pub use api::{AppState, app};
+pub use store::{Deployment, Store, StoreError};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub db_url: String,
+    pub flows_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    pub addr: SocketAddr,
+    /// Bearer token of the bootstrap administrator.
+    pub admin_token: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the database `{url}`: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(
+        "{count} flow file(s) under {dir} have errors; fix them (`govflow check {dir}`) before serving"
+    )]
+    InvalidFlows { dir: String, count: usize },
+    #[error("cannot read the flows folder {dir}: {source}")]
+    FlowsDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A flow file that loaded without errors.
+#[derive(Clone, Debug)]
+pub struct LoadedFlow {
+    pub path: String,
+    pub source: String,
+    pub flow: govflow_dsl::Flow,
+}
+
+/// Loads every flow file under `dir`; returns the valid ones and the reports
+/// of the files with errors.
+pub fn load_flows(
+    dir: &std::path::Path,
+) -> Result<(Vec<LoadedFlow>, Vec<govflow_dsl::Report>), std::io::Error> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if p.is_dir() {
+                if !name.starts_with('.') && name != "snapshots" {
+                    stack.push(p);
+                }
+            } else if name.ends_with(".flow") || name.ends_with(".flow.yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for f in files {
+        let loaded = govflow_dsl::load_path(&f);
+        if let (false, Some(flow)) = (loaded.has_errors(), loaded.flow.clone()) {
+            ok.push(LoadedFlow {
+                path: f.display().to_string(),
+                source: loaded.report.file.text.to_string(),
+                flow,
+            });
+        } else {
+            bad.push(loaded.report);
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// Runs the server until Ctrl-C.
+pub async fn serve(cfg: Config) -> Result<(), ServeError> {
+    let (flows, bad) = load_flows(&cfg.flows_dir).map_err(|source| ServeError::FlowsDir {
+        dir: cfg.flows_dir.display().to_string(),
+        source,
+    })?;
+    if !bad.is_empty() {
+        for r in &bad {
+            eprint!("{}", r.render(false));
+        }
+        return Err(ServeError::InvalidFlows {
+            dir: cfg.flows_dir.display().to_string(),
+            count: bad.len(),
+        });
+    }
+    let store = Store::open(&cfg.db_url)
+        .await
+        .map_err(|source| ServeError::Database {
+            url: cfg.db_url.clone(),
+            source,
+        })?;
+    let mut deployed = Vec::new();
+    for f in &flows {
+        let d = store
+            .deploy(&f.flow, &f.source, &f.path, "system")
+            .await
+            .map_err(|source| ServeError::Database {
+                url: cfg.db_url.clone(),
+                source,
+            })?;
+        deployed.push(d);
+    }
+    let rule_files = std::fs::read_dir(&cfg.rules_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().to_string_lossy().contains(".rules"))
+                .count()
+        })
+        .unwrap_or(0);
+    let state = AppState::new(store, flows, cfg.admin_token.clone());
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "govflow serving {} flow(s) ({} rule file(s) in {}) on http://{addr}/ with {}",
+        deployed.len(),
+        rule_files,
+        cfg.rules_dir.display(),
+        cfg.db_url
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Routes. Every `/api` route except `/api/health` requires
+//! `Authorization: Bearer <token>`; errors are JSON `{code, message, details}`.
+
+use crate::store::Store;
+use crate::{LoadedFlow, MAX_BODY};
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    flows: BTreeMap<String, LoadedFlow>,
+    admin_token: String,
+}
+
+impl AppState {
+    pub fn new(store: Store, flows: Vec<LoadedFlow>, admin_token: String) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                flows: flows.into_iter().map(|f| (f.flow.id.clone(), f)).collect(),
+                admin_token,
+            }),
+        }
+    }
+}
+
+/// An API error: status, stable code, message and details.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: serde_json::Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"code": self.code, "message": self.message, "details": self.details});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::StoreError> for ApiError {
+    fn from(e: crate::StoreError) -> ApiError {
+        // Internals are logged, not shown.
+        eprintln!("storage error: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "storage error; see the server log",
+        )
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/flows", get(list_flows))
+        .route("/flows/{id}", get(get_flow))
+        .route("/flows/{id}/ir", get(flow_ir))
+        .route("/flows/{id}/graph.svg", get(flow_graph))
+        .route("/flows/{id}/deployments", get(flow_deployments))
+        .route("/validate", post(validate))
+        .route("/audit", get(audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/health", get(health));
+    Router::new()
+        .route("/", get(index))
+        .nest("/api", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), state.inner.admin_token.as_bytes()) => {
+            next.run(req).await
+        }
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is not valid",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication required: send `Authorization: Bearer <token>`",
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+fn flow_summary(f: &LoadedFlow) -> serde_json::Value {
+    let item = &f.flow.item;
+    serde_json::json!({
+        "id": f.flow.id,
+        "name": f.flow.name,
+        "version": f.flow.version,
+        "file": f.path,
+        "mode": item.mode.as_str(),
+        "kind": item.kind,
+        "statutory": item.statutory.map(|l| l.to_string()),
+        "promised": item.promised.map(|l| l.to_string()),
+        "steps": f.flow.all_steps().len(),
+        "hash": crate::store::source_hash(&f.source),
+    })
+}
+
+async fn list_flows(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let items: Vec<_> = state.inner.flows.values().map(flow_summary).collect();
+    Json(serde_json::json!({"items": items, "total": items.len()}))
+}
+
+fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a LoadedFlow, ApiError> {
+    state.inner.flows.get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "flow_not_found",
+            format!("no flow `{id}`"),
+        )
+    })
+}
+
+async fn get_flow(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = find(&state, &id)?;
+    let mut v = flow_summary(f);
+    v["source"] = serde_json::Value::String(f.source.clone());
+    Ok(Json(v))
+}
+
+async fn flow_ir(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let f = find(&state, &id)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        f.flow.to_canonical_json(),
+    )
+        .into_response())
+}
+
+async fn flow_graph(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let f = find(&state, &id)?;
+    let svg = govflow_dsl::graph::Diagram::build(&f.flow).to_svg();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+async fn flow_deployments(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    find(&state, &id)?;
+    let items = state.inner.store.deployments(&id).await?;
+    Ok(Json(serde_json::json!({"items": items})))
+}
+
+async fn audit(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = state.inner.store.audit(200).await?;
+    Ok(Json(serde_json::json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+struct ValidateBody {
+    source: String,
+    #[serde(default)]
+    syntax: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Validates a flow text; returns its diagnostics (the `check --format json` shape).
+async fn validate(
+    body: Result<Json<ValidateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid request body: {}", e.body_text()),
+        )
+    })?;
+    let syntax = match body.syntax.as_deref() {
+        None | Some("dsl") => govflow_dsl::Syntax::Dsl,
+        Some("yaml") => govflow_dsl::Syntax::Yaml,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("unknown syntax `{other}`; use `dsl` or `yaml`"),
+            ));
+        }
+    };
+    let name = body.name.unwrap_or_else(|| {
+        if syntax == govflow_dsl::Syntax::Dsl {
+            "input.flow".into()
+        } else {
+            "input.flow.yaml".into()
+        }
+    });
+    let loaded = govflow_dsl::load(&name, &body.source, syntax);
+    Ok(Json(serde_json::json!({
+        "ok": !loaded.has_errors(),
+        "diagnostics": loaded.report.to_json(),
+    })))
+}
+
+/// A small read-only page: the deployed flows and their diagrams.
+async fn index(State(state): State<AppState>) -> Html<String> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut body = String::new();
+    for f in state.inner.flows.values() {
+        let svg = govflow_dsl::graph::Diagram::build(&f.flow).to_svg();
+        body.push_str(&format!(
+            "<section><h2>{} <small>{} · v{} · {}</small></h2><div class=\"diagram\">{}</div></section>",
+            esc(&f.flow.name),
+            esc(&f.flow.id),
+            f.flow.version,
+            f.flow.item.mode.as_str(),
+            svg
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>govflow</title>\
+         <style>body{{font-family:'Noto Sans CJK SC',sans-serif;margin:2rem;color:#1a1a1a}}h2 small{{font-weight:normal;color:#666;font-size:.7em}}.diagram{{overflow-x:auto;border:1px solid #dde;border-radius:8px;padding:8px}}</style>\
+         </head><body><h1>govflow 政务服务流程引擎</h1><p>{} 个流程已部署。API: <code>/api</code>（需要 Bearer 令牌）。</p>{}</body></html>",
+        state.inner.flows.len(),
+        body
+    ))
+}
