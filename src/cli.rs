@@ -73,12 +73,51 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
     },
+    /// Working-day arithmetic on the shipped calendar (and region files).
+    Calendar {
+        #[command(subcommand)]
+        op: CalendarOp,
+        /// Region calendar files merged over the shipped one (same format as engine/calendar/cn.txt).
+        #[arg(long = "calendar", global = true)]
+        calendars: Vec<PathBuf>,
+    },
+    /// Run a scenario against a flow in memory and print the trace as YAML.
+    Run {
+        flow: PathBuf,
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long = "calendar")]
+        calendars: Vec<PathBuf>,
+    },
+    /// Run every `*.scenario.yaml` (default: flows/) and compare each trace with its snapshot.
+    Test {
+        paths: Vec<PathBuf>,
+        /// Write new and changed traces as the snapshots.
+        #[arg(long)]
+        accept: bool,
+        #[arg(long = "calendar")]
+        calendars: Vec<PathBuf>,
+    },
     /// Draw a flow's diagram.
     Graph {
         path: PathBuf,
         #[arg(long, value_enum, default_value = "svg")]
         format: GraphFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum CalendarOp {
+    /// The due date N working days (or calendar days) after DATE; DATE itself is not counted.
+    Add {
+        date: String,
+        n: u32,
+        /// `workdays` (工作日) or `days` (自然日; a period ending on a day off ends on the next working day).
+        #[arg(default_value = "workdays")]
+        unit: String,
+    },
+    /// Working days after FROM up to and including TO.
+    Diff { from: String, to: String },
 }
 
 pub fn run() -> ExitCode {
@@ -98,6 +137,17 @@ pub fn run() -> ExitCode {
         Command::Fmt { paths, to, check } => fmt(&paths, to, check),
         Command::Ir { path } => ir(&path),
         Command::Graph { path, format } => graph(&path, format),
+        Command::Calendar { op, calendars } => calendar(op, &calendars),
+        Command::Run {
+            flow,
+            scenario,
+            calendars,
+        } => run_scenario(&flow, &scenario, &calendars),
+        Command::Test {
+            paths,
+            accept,
+            calendars,
+        } => test(paths, accept, &calendars),
         Command::Serve {
             db,
             flows,
@@ -331,5 +381,161 @@ fn serve(db: String, flows: PathBuf, rules: PathBuf, addr: std::net::SocketAddr)
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The shipped calendar with the given region files merged over it.
+fn load_calendar(files: &[PathBuf]) -> Result<govflow_engine::calendar::Calendar, String> {
+    let mut texts = Vec::new();
+    for f in files {
+        texts.push(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    govflow_engine::calendar::Calendar::china_with(&texts).map_err(|e| e.to_string())
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date; write YYYY-MM-DD"))
+}
+
+fn calendar(op: CalendarOp, files: &[PathBuf]) -> ExitCode {
+    let result = load_calendar(files).and_then(|cal| match op {
+        CalendarOp::Add { date, n, unit } => {
+            let d = parse_date(&date)?;
+            let due = match govflow_dsl::ir::Unit::parse(&unit) {
+                Some(govflow_dsl::ir::Unit::Workdays) => cal.add_workdays(d, n),
+                Some(govflow_dsl::ir::Unit::Days) => cal.add_days(d, n),
+                _ => return Err(format!("unknown unit `{unit}`; expected workdays or days")),
+            };
+            due.map(|d| d.to_string()).map_err(|e| e.to_string())
+        }
+        CalendarOp::Diff { from, to } => {
+            let (a, b) = (parse_date(&from)?, parse_date(&to)?);
+            cal.diff(a, b)
+                .map(|n| n.to_string())
+                .map_err(|e| e.to_string())
+        }
+    });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_scenario(flow: &Path, scenario: &Path, calendars: &[PathBuf]) -> ExitCode {
+    use govflow_engine::scenario;
+    let cal = match load_calendar(calendars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let compiled = match scenario::load_flow(flow) {
+        Ok(f) => f,
+        Err(e) => {
+            eprint!("{e}");
+            eprintln!("error: {} has errors", flow.display());
+            return ExitCode::from(1);
+        }
+    };
+    let text = match std::fs::read_to_string(scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", scenario.display());
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = scenario::Scenario::parse(&scenario.display().to_string(), &text)
+        .and_then(|sc| sc.run(&compiled, &cal));
+    match parsed {
+        Ok(trace) => {
+            print!("{trace}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn test(paths: Vec<PathBuf>, accept: bool, calendars: &[PathBuf]) -> ExitCode {
+    use govflow_engine::scenario::{Checked, check_file, scenario_files, snapshot_path};
+    let cal = match load_calendar(calendars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("flows")]
+    } else {
+        paths
+    };
+    for p in &paths {
+        if !p.exists() {
+            eprintln!("error: no such file or folder: {}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let accept = accept
+        || std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always")
+        || std::env::var("GOVFLOW_ACCEPT").is_ok_and(|v| v == "1");
+    let files = scenario_files(&paths);
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        match check_file(f, &cal, accept) {
+            Checked::Matches => {
+                passed += 1;
+                eprintln!("ok      {}", f.display());
+            }
+            Checked::New { accepted: true } | Checked::Differs { accepted: true, .. } => {
+                passed += 1;
+                eprintln!("updated {} -> {}", f.display(), snapshot_path(f).display());
+            }
+            Checked::New { accepted: false } => {
+                failed += 1;
+                eprintln!(
+                    "NEW     {}: no snapshot yet; wrote {}.new (accept with `govflow test --accept` or `cargo insta review`)",
+                    f.display(),
+                    snapshot_path(f).display()
+                );
+            }
+            Checked::Differs { diff, .. } => {
+                failed += 1;
+                eprintln!(
+                    "FAILED  {}: the trace differs from {}",
+                    f.display(),
+                    snapshot_path(f).display()
+                );
+                eprintln!("{diff}");
+            }
+            Checked::Failed(e) => {
+                failed += 1;
+                eprintln!("FAILED  {}", f.display());
+                eprintln!("  {}", e.replace('\n', "\n  "));
+            }
+        }
+    }
+    eprintln!(
+        "{} scenario{}: {passed} passed, {failed} failed",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
+    if failed > 0 || files.is_empty() {
+        if files.is_empty() {
+            eprintln!("error: no *.scenario.yaml files found");
+        }
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

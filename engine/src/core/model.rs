@@ -1,0 +1,725 @@
+//! Commands, events and case state: the data of the pure core.
+//!
+//! Events are self-describing: `evolve` needs neither the flow nor the
+//! calendar, so replaying a case's log rebuilds its snapshot exactly, whatever
+//! flows are deployed today.
+
+use crate::ids::IdKind;
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An instant in China Standard Time (UTC+8), to the second.
+pub type Time = NaiveDateTime;
+pub type Data = serde_json::Map<String, serde_json::Value>;
+
+/// Who acts: a member of staff of a department (and role), the applicant, or
+/// the system itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            name: "system".into(),
+            department: None,
+            role: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub id_kind: IdKind,
+    pub id_number: String,
+    /// Accept a 统一社会信用代码 whose check character is wrong: a known legacy code.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// 法定代表人, for a legal person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_representative: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialIn {
+    pub id: String,
+    /// 收取方式: `paper` 纸质收取, `upload` 附件上传, `library` 证照库.
+    #[serde(default = "default_how")]
+    pub how: String,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+fn default_how() -> String {
+    "upload".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// A length of time as commands and events carry it, written `10 workdays`,
+/// `3 days` or `4 hours` (Chinese unit words too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period {
+    pub value: u32,
+    pub unit: govflow_dsl::ir::Unit,
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = self.unit.as_str();
+        if self.value == 1 {
+            write!(f, "1 {}", &unit[..unit.len() - 1])
+        } else {
+            write!(f, "{} {unit}", self.value)
+        }
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Period, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let value = num
+            .parse::<u32>()
+            .map_err(|_| format!("`{s}`: expected a number and a unit, like `10 workdays`"))?;
+        let unit = govflow_dsl::ir::Unit::parse(unit.trim()).ok_or_else(|| {
+            format!("`{s}`: unknown unit; expected workdays, days or hours (工作日, 天, 小时)")
+        })?;
+        Ok(Period { value, unit })
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Period, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a client asks the engine to do to one case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Register an application (申请). The case number comes from the adapter.
+    Start {
+        case_no: String,
+        applicant: Person,
+        #[serde(default)]
+        agent: Option<Person>,
+        /// 申请来源: portal, hall, app, kiosk …
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        project_code: Option<String>,
+        #[serde(default)]
+        data: Data,
+        #[serde(default)]
+        materials: Vec<MaterialIn>,
+    },
+    /// The applicant supplies materials (a correction, a deferred material, a
+    /// resubmission after a consolidated opinion).
+    SubmitMaterials {
+        #[serde(default)]
+        materials: Vec<MaterialIn>,
+        #[serde(default)]
+        data: Data,
+    },
+    /// Complete the open task at `step` with an action.
+    Complete {
+        step: String,
+        #[serde(default = "pass")]
+        action: String,
+        by: Actor,
+        #[serde(default)]
+        opinion: Option<String>,
+        #[serde(default)]
+        data: Data,
+        /// For `correct`: the materials the one notice lists.
+        #[serde(default)]
+        missing: Vec<String>,
+        /// At acceptance: deferrable materials accepted as missing (容缺受理).
+        #[serde(default)]
+        defer: Vec<String>,
+        /// At acceptance: when the deferred materials are due (default: the promised limit).
+        #[serde(default)]
+        defer_within: Option<Period>,
+        /// 受理文书编号 / 结果证照编号, when the step produces one.
+        #[serde(default)]
+        document_no: Option<String>,
+    },
+    /// Start a special procedure at a step: A 延长审批 asks for `days` more
+    /// working days; B kinds suspend the clock until they end.
+    StartSpecial {
+        step: String,
+        kind: String,
+        reason: String,
+        #[serde(default)]
+        days: Option<u32>,
+        by: Actor,
+    },
+    /// End the running special procedure of `kind` at `step`; for A,
+    /// `approved` says whether the extension was granted.
+    EndSpecial {
+        step: String,
+        kind: String,
+        result: String,
+        #[serde(default)]
+        opinion: Option<String>,
+        #[serde(default)]
+        approved: Option<bool>,
+        by: Actor,
+    },
+    /// A named external event, for `wait … event NAME` steps.
+    Signal {
+        name: String,
+        #[serde(default)]
+        data: Data,
+    },
+    /// A sub-case of a `subflow` step finished.
+    SubcaseFinished {
+        step: String,
+        item: String,
+        case_no: String,
+        result: String,
+    },
+    /// 中止: end the case abnormally, with a reason.
+    Terminate { reason: String, by: Actor },
+    /// 撤回: the applicant withdraws.
+    Withdraw { reason: String },
+    /// A durable timer fell due.
+    Fire { timer: String },
+}
+
+fn pass() -> String {
+    "pass".into()
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Start { .. } => "start",
+            Command::SubmitMaterials { .. } => "submit_materials",
+            Command::Complete { .. } => "complete",
+            Command::StartSpecial { .. } => "start_special",
+            Command::EndSpecial { .. } => "end_special",
+            Command::Signal { .. } => "signal",
+            Command::SubcaseFinished { .. } => "subcase_finished",
+            Command::Terminate { .. } => "terminate",
+            Command::Withdraw { .. } => "withdraw",
+            Command::Fire { .. } => "fire",
+        }
+    }
+}
+
+/// A deadline: a limit counted from a start, moved by extensions and
+/// suspensions. `due` is `None` when it falls past the calendar's range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub limit: Period,
+    pub start: Time,
+    /// Working days added by approved extensions (A).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extended: u32,
+    /// Working days the clock stood still (B).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suspended: u32,
+    /// The last day of the period (for limits in days).
+    pub due_date: Option<NaiveDate>,
+    /// The instant the deadline passes: the end of `due_date`, or start + hours.
+    pub due: Option<Time>,
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: u32,
+    pub step: String,
+    pub name: String,
+    /// `consolidate` for the consolidation task of a joint review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    pub department: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub opened_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+    /// The step is an integrity risk point (廉政风险点).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub risk_point: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialClass {
+    /// 延长审批: adds working days once approved.
+    A,
+    /// Everything else: the clock stops while it runs.
+    B,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Special {
+    pub id: u32,
+    pub step: String,
+    pub kind: String,
+    pub class: SpecialClass,
+    pub reason: String,
+    pub requested_by: Actor,
+    pub started_at: Time,
+    /// Declared length in working days (the applicant is told in writing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opinion: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_by: Option<Actor>,
+    /// Working days the extension added, or the clock stood still.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub counted_days: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub materials: Vec<String>,
+    pub due: Option<Time>,
+    pub due_date: Option<NaiveDate>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 申请: registered, not yet accepted (pre-review, correction).
+    #[default]
+    Applied,
+    /// 补齐补正: waiting for the applicant's materials.
+    Correcting,
+    /// 受理 and in progress; the clocks run.
+    Accepted,
+    /// 挂起: a B special procedure stopped the clock.
+    Suspended,
+    /// 办结.
+    Completed,
+    /// 中止 (by staff or automatically).
+    Terminated,
+    /// 撤回.
+    Withdrawn,
+}
+
+impl Status {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Terminated | Status::Withdrawn
+        )
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::Correcting => "correcting",
+            Status::Accepted => "accepted",
+            Status::Suspended => "suspended",
+            Status::Completed => "completed",
+            Status::Terminated => "terminated",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialState {
+    pub how: String,
+    pub count: u32,
+    pub at: Time,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinState {
+    pub lanes: Vec<String>,
+    pub needed: u32,
+    pub done: BTreeSet<String>,
+    /// The stage limit of the parallel step, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JointState {
+    pub round: u32,
+    pub pending: BTreeSet<String>,
+    /// Waiting for the applicant's resubmission after a consolidated opinion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resubmit_due: Option<Deadline>,
+    #[serde(default)]
+    pub awaiting_resubmission: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubflowState {
+    pub items: Vec<String>,
+    pub needed: u32,
+    /// item → (case number, result)
+    pub finished: BTreeMap<String, (String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub end: String,
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_no: Option<String>,
+    pub at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
+}
+
+/// The case snapshot: what `evolve` builds from the events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaseState {
+    pub case_no: String,
+    pub flow_id: String,
+    pub flow_version: u32,
+    pub item_name: String,
+    pub item_code: Option<String>,
+    pub status: Status,
+    /// Number of events applied.
+    pub version: u64,
+    pub applicant: Option<Person>,
+    pub agent: Option<Person>,
+    pub source: Option<String>,
+    pub project_code: Option<String>,
+    pub submitted_at: Option<Time>,
+    pub data: Data,
+    pub materials: BTreeMap<String, MaterialState>,
+    pub accepted_at: Option<Time>,
+    pub accepted_by: Option<Actor>,
+    pub acceptance_no: Option<String>,
+    pub statutory: Option<Deadline>,
+    pub promised: Option<Deadline>,
+    pub tasks: BTreeMap<u32, Task>,
+    pub next_task: u32,
+    pub joins: BTreeMap<String, JoinState>,
+    pub joint: BTreeMap<String, JointState>,
+    pub waits: BTreeMap<String, WaitState>,
+    pub subflows: BTreeMap<String, SubflowState>,
+    pub specials: Vec<Special>,
+    /// The B special procedure that holds the clock, and since when.
+    pub suspended: Option<(u32, Time)>,
+    pub deferred: Option<Deferred>,
+    /// While correcting: the step that reopens on resubmission, and what is missing.
+    pub correction: Option<(String, Vec<String>)>,
+    pub corrections: u32,
+    pub returns: u32,
+    pub visits: u32,
+    /// Deadline timers that already fired, as `key@due`.
+    pub fired: BTreeSet<String>,
+    pub outcome: Option<Outcome>,
+    pub finished_at: Option<Time>,
+    pub termination_reason: Option<String>,
+}
+
+/// What happened to a case. Every event carries its instant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    CaseStarted {
+        at: Time,
+        case_no: String,
+        flow_id: String,
+        flow_version: u32,
+        item_name: String,
+        item_code: Option<String>,
+        applicant: Person,
+        #[serde(default)]
+        agent: Option<Person>,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        project_code: Option<String>,
+        #[serde(default)]
+        data: Data,
+    },
+    MaterialsReceived {
+        at: Time,
+        materials: Vec<MaterialIn>,
+    },
+    DataSet {
+        at: Time,
+        step: String,
+        values: Data,
+    },
+    TaskOpened {
+        at: Time,
+        task: Task,
+    },
+    TaskCompleted {
+        at: Time,
+        task: u32,
+        step: String,
+        action: String,
+        by: Actor,
+        #[serde(default)]
+        opinion: Option<String>,
+        /// The next step's (or end's) name, for the exchange records.
+        #[serde(default)]
+        next: Option<String>,
+    },
+    TaskCancelled {
+        at: Time,
+        task: u32,
+        reason: String,
+    },
+    DecisionMade {
+        at: Time,
+        step: String,
+        target: String,
+    },
+    CorrectionRequested {
+        at: Time,
+        step: String,
+        reopen: String,
+        missing: Vec<String>,
+    },
+    Accepted {
+        at: Time,
+        by: Actor,
+        #[serde(default)]
+        notice_no: Option<String>,
+        statutory: Option<Deadline>,
+        promised: Option<Deadline>,
+        #[serde(default)]
+        deferred: Option<Deferred>,
+    },
+    VisitRecorded {
+        at: Time,
+        step: String,
+    },
+    ParallelStarted {
+        at: Time,
+        step: String,
+        lanes: Vec<String>,
+        needed: u32,
+        #[serde(default)]
+        lead: Option<String>,
+        #[serde(default)]
+        deadline: Option<Deadline>,
+    },
+    LaneFinished {
+        at: Time,
+        step: String,
+        lane: String,
+    },
+    /// A parallel, joint-review or subflow step completed; the state of the
+    /// steps in `dropped` (unfinished branches inside it) is discarded.
+    Joined {
+        at: Time,
+        step: String,
+        #[serde(default)]
+        dropped: Vec<String>,
+    },
+    ReviewFinished {
+        at: Time,
+        step: String,
+        review: String,
+    },
+    JointRoundStarted {
+        at: Time,
+        step: String,
+        round: u32,
+        reviews: Vec<String>,
+        #[serde(default)]
+        deadline: Option<Deadline>,
+    },
+    RectificationIssued {
+        at: Time,
+        step: String,
+        round: u32,
+        opinion: Option<String>,
+        resubmit_due: Option<Deadline>,
+    },
+    WaitStarted {
+        at: Time,
+        step: String,
+        state: WaitState,
+    },
+    WaitEnded {
+        at: Time,
+        step: String,
+        by: String,
+    },
+    SubcasesRequested {
+        at: Time,
+        step: String,
+        items: Vec<String>,
+        needed: u32,
+        #[serde(default)]
+        deadline: Option<Deadline>,
+    },
+    SubcaseFinished {
+        at: Time,
+        step: String,
+        item: String,
+        case_no: String,
+        result: String,
+    },
+    SpecialStarted {
+        at: Time,
+        special: Special,
+    },
+    SpecialEnded {
+        at: Time,
+        id: u32,
+        result: String,
+        #[serde(default)]
+        opinion: Option<String>,
+        by: Actor,
+        counted_days: u32,
+    },
+    /// Deadlines recomputed after an extension or a suspension.
+    DeadlinesMoved {
+        at: Time,
+        reason: String,
+        statutory: Option<Deadline>,
+        promised: Option<Deadline>,
+        #[serde(default)]
+        tasks: BTreeMap<u32, Deadline>,
+    },
+    DeadlinePassed {
+        at: Time,
+        timer: String,
+        due: Time,
+    },
+    Terminated {
+        at: Time,
+        reason: String,
+        by: Actor,
+    },
+    Withdrawn {
+        at: Time,
+        reason: String,
+    },
+    Completed {
+        at: Time,
+        end: String,
+        result: String,
+        #[serde(default)]
+        document_no: Option<String>,
+        #[serde(default)]
+        by: Option<Actor>,
+    },
+}
+
+impl Event {
+    pub fn at(&self) -> Time {
+        match self {
+            Event::CaseStarted { at, .. }
+            | Event::MaterialsReceived { at, .. }
+            | Event::DataSet { at, .. }
+            | Event::TaskOpened { at, .. }
+            | Event::TaskCompleted { at, .. }
+            | Event::TaskCancelled { at, .. }
+            | Event::DecisionMade { at, .. }
+            | Event::CorrectionRequested { at, .. }
+            | Event::Accepted { at, .. }
+            | Event::VisitRecorded { at, .. }
+            | Event::ParallelStarted { at, .. }
+            | Event::LaneFinished { at, .. }
+            | Event::Joined { at, .. }
+            | Event::ReviewFinished { at, .. }
+            | Event::JointRoundStarted { at, .. }
+            | Event::RectificationIssued { at, .. }
+            | Event::WaitStarted { at, .. }
+            | Event::WaitEnded { at, .. }
+            | Event::SubcasesRequested { at, .. }
+            | Event::SubcaseFinished { at, .. }
+            | Event::SpecialStarted { at, .. }
+            | Event::SpecialEnded { at, .. }
+            | Event::DeadlinesMoved { at, .. }
+            | Event::DeadlinePassed { at, .. }
+            | Event::Terminated { at, .. }
+            | Event::Withdrawn { at, .. }
+            | Event::Completed { at, .. } => *at,
+        }
+    }
+
+    /// The event's type name, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CaseStarted { .. } => "case_started",
+            Event::MaterialsReceived { .. } => "materials_received",
+            Event::DataSet { .. } => "data_set",
+            Event::TaskOpened { .. } => "task_opened",
+            Event::TaskCompleted { .. } => "task_completed",
+            Event::TaskCancelled { .. } => "task_cancelled",
+            Event::DecisionMade { .. } => "decision_made",
+            Event::CorrectionRequested { .. } => "correction_requested",
+            Event::Accepted { .. } => "accepted",
+            Event::VisitRecorded { .. } => "visit_recorded",
+            Event::ParallelStarted { .. } => "parallel_started",
+            Event::LaneFinished { .. } => "lane_finished",
+            Event::Joined { .. } => "joined",
+            Event::ReviewFinished { .. } => "review_finished",
+            Event::JointRoundStarted { .. } => "joint_round_started",
+            Event::RectificationIssued { .. } => "rectification_issued",
+            Event::WaitStarted { .. } => "wait_started",
+            Event::WaitEnded { .. } => "wait_ended",
+            Event::SubcasesRequested { .. } => "subcases_requested",
+            Event::SubcaseFinished { .. } => "subcase_finished",
+            Event::SpecialStarted { .. } => "special_started",
+            Event::SpecialEnded { .. } => "special_ended",
+            Event::DeadlinesMoved { .. } => "deadlines_moved",
+            Event::DeadlinePassed { .. } => "deadline_passed",
+            Event::Terminated { .. } => "terminated",
+            Event::Withdrawn { .. } => "withdrawn",
+            Event::Completed { .. } => "completed",
+        }
+    }
+}
+
+/// A durable timer the storage keeps for a case: fire `Command::Fire { timer: key }` at `due`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub key: String,
+    pub due: Time,
+}
