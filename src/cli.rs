@@ -72,6 +72,21 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Region calendar files merged over the shipped calendar.
+        #[arg(long = "calendar")]
+        calendars: Vec<PathBuf>,
+        /// 6-digit administrative division code at the head of case numbers.
+        #[arg(long, default_value = "330100")]
+        region: String,
+        /// Milliseconds between timer-service rounds.
+        #[arg(long, default_value = "1000")]
+        timer_poll_ms: u64,
+    },
+    /// Print a case's exchange records (the six record types of the 2016 guideline) as JSON.
+    Export {
+        case: String,
+        #[arg(long, default_value = "sqlite://govflow.db")]
+        db: String,
     },
     /// Working-day arithmetic on the shipped calendar (and region files).
     Calendar {
@@ -153,7 +168,20 @@ pub fn run() -> ExitCode {
             flows,
             rules,
             addr,
-        } => serve(db, flows, rules, addr),
+            calendars,
+            region,
+            timer_poll_ms,
+        } => serve(govflow_studio::Config {
+            db_url: db,
+            flows_dir: flows,
+            rules_dir: rules,
+            addr,
+            admin_token: String::new(),
+            calendars,
+            region,
+            timer_poll: std::time::Duration::from_millis(timer_poll_ms.max(10)),
+        }),
+        Command::Export { case, db } => export(&case, &db),
     }
 }
 
@@ -360,14 +388,12 @@ fn admin_token() -> String {
     token
 }
 
-fn serve(db: String, flows: PathBuf, rules: PathBuf, addr: std::net::SocketAddr) -> ExitCode {
-    let cfg = govflow_studio::Config {
-        db_url: db,
-        flows_dir: flows,
-        rules_dir: rules,
-        addr,
-        admin_token: admin_token(),
-    };
+fn serve(mut cfg: govflow_studio::Config) -> ExitCode {
+    if cfg.region.len() != 6 || !cfg.region.bytes().all(|b| b.is_ascii_digit()) {
+        eprintln!("error: --region must be a 6-digit division code, like 330100");
+        return ExitCode::from(2);
+    }
+    cfg.admin_token = admin_token();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -537,5 +563,43 @@ fn test(paths: Vec<PathBuf>, accept: bool, calendars: &[PathBuf]) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn export(case: &str, db: &str) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async {
+        use govflow_engine::store::{Options, Store, load_registry};
+        let store = Store::open(db, &Options::default())
+            .await
+            .map_err(|e| format!("cannot open {db}: {e}"))?;
+        let state = store
+            .case(case)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no case {case} in {db}"))?;
+        let events = store.events(case).await.map_err(|e| e.to_string())?;
+        let (flows, _) = load_registry(&store).await.map_err(|e| e.to_string())?;
+        let flow = flows.get(&state.flow_id, state.flow_version);
+        Ok::<_, String>(govflow_engine::export::exchange_records(
+            &events,
+            flow.as_ref().map(|f| f.flow.as_ref()),
+        ))
+    });
+    match result {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -3,6 +3,10 @@
 
 pub mod calendar;
 pub mod core;
+pub mod export;
 pub mod ids;
+pub mod registry;
 pub mod scenario;
+pub mod service;
+pub mod store;
 pub mod yaml_out;

@@ -521,8 +521,7 @@ impl Runner<'_> {
     /// Moves the clock to `target`, firing every timer that falls due on the way, in order.
     fn advance_to(&mut self, target: Time) -> Result<(), String> {
         let mut stale = std::collections::BTreeSet::new();
-        loop {
-            let Some(state) = &self.state else { break };
+        while let Some(state) = &self.state {
             let next = state
                 .timers()
                 .into_iter()

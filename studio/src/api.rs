@@ -1,7 +1,6 @@
 //! Routes. Every `/api` route except `/api/health` requires
 //! `Authorization: Bearer <token>`; errors are JSON `{code, message, details}`.
 
-use crate::store::Store;
 use crate::{LoadedFlow, MAX_BODY};
 use axum::Json;
 use axum::Router;
@@ -10,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use govflow_engine::service::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,34 +19,46 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Store,
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
     flows: BTreeMap<String, LoadedFlow>,
     admin_token: String,
 }
 
 impl AppState {
-    pub fn new(store: Store, flows: Vec<LoadedFlow>, admin_token: String) -> AppState {
+    pub fn new(engine: Engine, flows: Vec<LoadedFlow>, admin_token: String) -> AppState {
         AppState {
             inner: Arc::new(Inner {
-                store,
+                engine,
                 flows: flows.into_iter().map(|f| (f.flow.id.clone(), f)).collect(),
                 admin_token,
             }),
         }
     }
+
+    pub fn flow_count(&self) -> usize {
+        self.inner.flows.len()
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
 }
 
 /// An API error: status, stable code, message and details.
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: serde_json::Value,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) details: serde_json::Value,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -84,6 +96,7 @@ pub fn app(state: AppState) -> Router {
         .route("/flows/{id}/deployments", get(flow_deployments))
         .route("/validate", post(validate))
         .route("/audit", get(audit))
+        .merge(crate::cases::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/health", get(health));
     Router::new()
@@ -150,7 +163,7 @@ fn flow_summary(f: &LoadedFlow) -> serde_json::Value {
         "statutory": item.statutory.map(|l| l.to_string()),
         "promised": item.promised.map(|l| l.to_string()),
         "steps": f.flow.all_steps().len(),
-        "hash": crate::store::source_hash(&f.source),
+        "hash": govflow_engine::store::source_hash(&f.source),
     })
 }
 
@@ -205,12 +218,12 @@ async fn flow_deployments(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     find(&state, &id)?;
-    let items = state.inner.store.deployments(&id).await?;
+    let items = state.inner.engine.store.deployments(&id).await?;
     Ok(Json(serde_json::json!({"items": items})))
 }
 
 async fn audit(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = state.inner.store.audit(200).await?;
+    let items = state.inner.engine.store.audit(200).await?;
     Ok(Json(serde_json::json!({"items": items})))
 }
 

@@ -9,10 +9,10 @@
 //! library types into its own JSON shapes (`dto`).
 
 mod api;
-mod store;
+mod cases;
 
 pub use api::{AppState, app};
-pub use store::{Deployment, Store, StoreError};
+pub use govflow_engine::store::{Deployment, Store, StoreError};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +28,12 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Bearer token of the bootstrap administrator.
     pub admin_token: String,
+    /// Region calendar files merged over the shipped calendar.
+    pub calendars: Vec<PathBuf>,
+    /// The 6-digit division code at the head of case numbers.
+    pub region: String,
+    /// How often the timer service looks for due timers.
+    pub timer_poll: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("calendar: {0}")]
+    Calendar(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -123,22 +131,38 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             count: bad.len(),
         });
     }
-    let store = Store::open(&cfg.db_url)
-        .await
-        .map_err(|source| ServeError::Database {
-            url: cfg.db_url.clone(),
-            source,
-        })?;
-    let mut deployed = Vec::new();
+    let mut texts = Vec::new();
+    for f in &cfg.calendars {
+        texts.push(
+            std::fs::read_to_string(f)
+                .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?,
+        );
+    }
+    let calendar = govflow_engine::calendar::Calendar::china_with(&texts)
+        .map_err(|e| ServeError::Calendar(e.to_string()))?;
+    let db_err = |source| ServeError::Database {
+        url: cfg.db_url.clone(),
+        source,
+    };
+    let opts = govflow_engine::store::Options {
+        region: cfg.region.clone(),
+        ..Default::default()
+    };
+    let store = Store::open(&cfg.db_url, &opts).await.map_err(db_err)?;
+    let now = govflow_engine::service::now_cst();
+    let mut new_versions = 0;
     for f in &flows {
-        let d = store
-            .deploy(&f.flow, &f.source, &f.path, "system")
+        let (_, new) = store
+            .deploy(&f.flow.id, &f.source, &f.path, "system", now)
             .await
-            .map_err(|source| ServeError::Database {
-                url: cfg.db_url.clone(),
-                source,
-            })?;
-        deployed.push(d);
+            .map_err(db_err)?;
+        new_versions += usize::from(new);
+    }
+    let (registry, problems) = govflow_engine::store::load_registry(&store)
+        .await
+        .map_err(db_err)?;
+    for p in &problems {
+        eprintln!("warning: deployment not loaded: {p}");
     }
     let rule_files = std::fs::read_dir(&cfg.rules_dir)
         .map(|rd| {
@@ -147,7 +171,13 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
                 .count()
         })
         .unwrap_or(0);
-    let state = AppState::new(store, flows, cfg.admin_token.clone());
+    let engine = govflow_engine::service::Engine {
+        store,
+        flows: std::sync::Arc::new(registry),
+        calendar: std::sync::Arc::new(calendar),
+    };
+    let timers = engine.spawn_timers(cfg.timer_poll);
+    let state = AppState::new(engine, flows, cfg.admin_token.clone());
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -156,16 +186,19 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "govflow serving {} flow(s) ({} rule file(s) in {}) on http://{addr}/ with {}",
-        deployed.len(),
+        "govflow serving {} flow(s) ({} new version(s); {} rule file(s) in {}) on http://{addr}/ with {}",
+        state.flow_count(),
+        new_versions,
         rule_files,
         cfg.rules_dir.display(),
         cfg.db_url
     );
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
+        .await;
+    timers.abort();
+    served?;
     Ok(())
 }

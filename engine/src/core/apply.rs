@@ -411,13 +411,20 @@ impl Cx<'_> {
             at,
             case_no: case_no.to_string(),
             flow_id: f.id.clone(),
-            flow_version: f.version,
+            flow_version: self.flow.revision(),
             item_name: f.name.clone(),
             item_code: f
                 .item
                 .impl_code
                 .clone()
                 .or_else(|| f.item.basic_code.clone()),
+            case_kind: Some(
+                match f.item.kind {
+                    CaseKind::Immediate => "即办件",
+                    CaseKind::Promised => "承诺件",
+                }
+                .to_string(),
+            ),
             applicant: applicant.clone(),
             agent: agent.clone(),
             source: source.clone(),
@@ -695,11 +702,11 @@ impl Cx<'_> {
             deadline,
         });
         for r in reviews {
-            if !self
+            if self
                 .st
                 .joint
                 .get(joint)
-                .is_some_and(|j| !j.pending.is_empty())
+                .is_none_or(|j| j.pending.is_empty())
             {
                 break;
             }

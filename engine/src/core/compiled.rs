@@ -21,6 +21,7 @@ pub struct CompiledFlow {
     asts: HashMap<String, rhai::AST>,
     starts_clock: bool,
     joint_handling: bool,
+    revision: u32,
 }
 
 impl std::fmt::Debug for CompiledFlow {
@@ -101,7 +102,9 @@ impl CompiledFlow {
             }
         }
         let starts_clock = steps.values().any(|(s, _)| s.starts_clock);
+        let revision = flow.version;
         Ok(CompiledFlow {
+            revision,
             flow: Arc::new(flow),
             steps,
             engine,
@@ -109,6 +112,17 @@ impl CompiledFlow {
             starts_clock,
             joint_handling,
         })
+    }
+
+    /// The deployment revision cases of this flow record (the file's
+    /// declared version unless a deployment numbered it).
+    pub fn revision(&self) -> u32 {
+        self.revision
+    }
+
+    pub fn with_revision(mut self, revision: u32) -> CompiledFlow {
+        self.revision = revision;
+        self
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {

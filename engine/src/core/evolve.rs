@@ -35,6 +35,7 @@ impl CaseState {
                 source,
                 project_code,
                 data,
+                ..
             } => {
                 self.case_no = case_no.clone();
                 self.flow_id = flow_id.clone();

@@ -460,6 +460,7 @@ pub struct CaseState {
 }
 
 /// What happened to a case. Every event carries its instant.
+#[allow(clippy::large_enum_variant)] // events are stored and replayed one by one
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -470,6 +471,9 @@ pub enum Event {
         flow_version: u32,
         item_name: String,
         item_code: Option<String>,
+        /// 办件类型: 即办件 or 承诺件.
+        #[serde(default)]
+        case_kind: Option<String>,
         applicant: Person,
         #[serde(default)]
         agent: Option<Person>,

@@ -1,0 +1,1159 @@
+//! Durable storage: SQLite (WAL, synchronous=FULL) as the embedded default
+//! and PostgreSQL for several nodes, behind one interface.
+//!
+//! Each command runs in one transaction: it checks its idempotency key, loads
+//! the case snapshot, applies the pure core, appends the events, writes the
+//! snapshot with an optimistic version check, replaces the case's open tasks
+//! and timers, records the idempotency key and an audit row, and commits.
+//! Due timers are fired inside the transaction that claims their case; on
+//! PostgreSQL the case row is claimed with `FOR UPDATE SKIP LOCKED`, so any
+//! node fires any timer, and each timer fires once. Every writer locks the
+//! case row before touching the case's timers, so claims never deadlock.
+//!
+//! All SQL is runtime `sqlx::query` with bound parameters (`$1`, `$2` … in
+//! ascending order, which both backends read positionally).
+
+use crate::calendar::Calendar;
+use crate::core::{CaseState, Command, CommandError, CompiledFlow, Event, Time, apply};
+use crate::registry::Registry;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::str::FromStr;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    Unsupported(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("stored data for {what} is unreadable: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("no case {0}")]
+    NoCase(String),
+    #[error("no deployed flow `{0}`")]
+    NoFlow(String),
+    #[error("flow `{0}` version {1} is not loaded")]
+    NoFlowVersion(String, u32),
+    #[error("case {0} changed concurrently too many times; retry")]
+    Conflict(String),
+    #[error("idempotency key `{0}` was used for another case or command")]
+    KeyReused(String),
+    #[error("case numbers for {0} are exhausted today")]
+    Numbers(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ExecError {
+    fn from(e: sqlx::Error) -> ExecError {
+        ExecError::Store(StoreError::Sqlx(e))
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Deployment {
+    pub flow_id: String,
+    pub version: i64,
+    pub hash: String,
+    pub file: String,
+    pub deployed_at: String,
+    pub deployed_by: String,
+}
+
+/// A command addressed to a case (or, for `start`, to a flow).
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The case; `None` with a `Start` command.
+    pub case_no: Option<String>,
+    /// For `Start`: the flow to start (its latest version).
+    pub flow_id: Option<String>,
+    pub command: Command,
+    /// A client-chosen key: a retried command with the same key is applied once.
+    pub idempotency_key: Option<String>,
+    /// Who asked, for the audit log.
+    pub actor: String,
+}
+
+/// What a committed (or replayed) command produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub case_no: String,
+    pub version: u64,
+    pub events: Vec<Event>,
+    /// True when the idempotency key had already been applied: nothing new happened.
+    pub replayed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskRow {
+    pub case_no: String,
+    pub task_id: i64,
+    pub step: String,
+    pub name: String,
+    pub department: String,
+    pub role: Option<String>,
+    pub opened_at: String,
+    pub due: Option<String>,
+    pub flow_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseRow {
+    pub case_no: String,
+    pub flow_id: String,
+    pub flow_version: i64,
+    pub status: String,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+/// SHA-256 of a source text, hex.
+pub fn source_hash(source: &str) -> String {
+    let digest = Sha256::digest(source.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn fmt_ts(t: Time) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn corrupt(what: impl Into<String>, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        message: e.to_string(),
+    }
+}
+
+const MIGRATIONS_SQLITE: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        flow_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        file TEXT NOT NULL,
+        source TEXT NOT NULL,
+        deployed_at TEXT NOT NULL,
+        deployed_by TEXT NOT NULL,
+        UNIQUE (flow_id, hash),
+        UNIQUE (flow_id, version)
+    )",
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )",
+];
+
+const MIGRATIONS_PG: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS deployments (
+        id BIGSERIAL PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        file TEXT NOT NULL,
+        source TEXT NOT NULL,
+        deployed_at TEXT NOT NULL,
+        deployed_by TEXT NOT NULL,
+        UNIQUE (flow_id, hash),
+        UNIQUE (flow_id, version)
+    )",
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )",
+];
+
+/// Tables both backends share verbatim.
+const MIGRATIONS_COMMON: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS cases (
+        case_no TEXT PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        flow_version BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        snapshot TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS cases_status ON cases (status, flow_id)",
+    "CREATE TABLE IF NOT EXISTS events (
+        case_no TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (case_no, seq)
+    )",
+    "CREATE TABLE IF NOT EXISTS tasks (
+        case_no TEXT NOT NULL,
+        task_id BIGINT NOT NULL,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        department TEXT NOT NULL,
+        role TEXT,
+        opened_at TEXT NOT NULL,
+        due TEXT,
+        flow_id TEXT NOT NULL,
+        PRIMARY KEY (case_no, task_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS tasks_department ON tasks (department, opened_at)",
+    "CREATE TABLE IF NOT EXISTS timers (
+        case_no TEXT NOT NULL,
+        key TEXT NOT NULL,
+        due TEXT NOT NULL,
+        PRIMARY KEY (case_no, key)
+    )",
+    "CREATE INDEX IF NOT EXISTS timers_due ON timers (due)",
+    "CREATE TABLE IF NOT EXISTS commands (
+        idem_key TEXT PRIMARY KEY,
+        case_no TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS case_numbers (
+        prefix TEXT PRIMARY KEY,
+        next BIGINT NOT NULL
+    )",
+];
+
+/// The storage interface the server, the timer service and the tests use.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+    /// One connection for writes: SQLite has one writer; queueing here avoids busy retries.
+    writer: sqlx::SqlitePool,
+    region: Arc<str>,
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+    region: Arc<str>,
+}
+
+/// Settings for opening a store.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The 6-digit division code at the head of case numbers.
+    pub region: String,
+    pub max_connections: u32,
+    /// PostgreSQL only: keep the tables in this schema (created if missing).
+    pub pg_schema: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            region: "330100".into(),
+            max_connections: 8,
+            pg_schema: None,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`.
+    pub async fn open(url: &str, opts: &Options) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            use sqlx::sqlite::{
+                SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+            };
+            let co = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(co.clone())
+                .await?;
+            for m in MIGRATIONS_SQLITE.iter().chain(MIGRATIONS_COMMON) {
+                sqlx::query(*m).execute(&writer).await?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .connect_with(co.read_only(true))
+                .await?;
+            Ok(Store::Sqlite(SqliteStore {
+                pool,
+                writer,
+                region: opts.region.as_str().into(),
+            }))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut co = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            if let Some(schema) = &opts.pg_schema {
+                if !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(StoreError::Unsupported(format!("schema name `{schema}`")));
+                }
+                let setup = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(co.clone())
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}"
+                )))
+                .execute(&setup)
+                .await?;
+                setup.close().await;
+                co = co.options([("search_path", schema.as_str())]);
+            }
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .connect_with(co)
+                .await?;
+            // Serialise migrations between nodes starting together.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7170431)")
+                .execute(&mut *tx)
+                .await?;
+            for m in MIGRATIONS_PG.iter().chain(MIGRATIONS_COMMON) {
+                sqlx::query(*m).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Store::Postgres(PgStore {
+                pool,
+                region: opts.region.as_str().into(),
+            }))
+        } else {
+            Err(StoreError::Unsupported(url.to_string()))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Dispatches a method to the backend.
+macro_rules! dispatch {
+    ($self:ident . $m:ident ( $($a:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$m($($a),*).await,
+            Store::Postgres(s) => s.$m($($a),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Records a deployment of `flow` unless the same source is already deployed;
+    /// versions increase with each new source of a flow.
+    pub async fn deploy(
+        &self,
+        flow_id: &str,
+        source: &str,
+        file: &str,
+        actor: &str,
+        now: Time,
+    ) -> Result<(Deployment, bool), StoreError> {
+        dispatch!(self.deploy(flow_id, source, file, actor, now))
+    }
+    pub async fn deployments(&self, flow_id: &str) -> Result<Vec<Deployment>, StoreError> {
+        dispatch!(self.deployments(flow_id))
+    }
+    /// Every deployment with its source, oldest first.
+    pub async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
+        dispatch!(self.deployment_sources())
+    }
+    pub async fn audit(&self, limit: i64) -> Result<Vec<serde_json::Value>, StoreError> {
+        dispatch!(self.audit(limit))
+    }
+    pub async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        now: Time,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_audit(actor, action, detail, now))
+    }
+    /// Runs a command in one transaction (see the module docs).
+    pub async fn execute(
+        &self,
+        req: &Request,
+        flows: &Registry,
+        cal: &Calendar,
+        now: Time,
+    ) -> Result<Outcome, ExecError> {
+        dispatch!(self.execute(req, flows, cal, now))
+    }
+    /// The case snapshot.
+    pub async fn case(&self, case_no: &str) -> Result<Option<CaseState>, StoreError> {
+        dispatch!(self.case(case_no))
+    }
+    /// The case's event log, in order.
+    pub async fn events(&self, case_no: &str) -> Result<Vec<Event>, StoreError> {
+        dispatch!(self.events(case_no))
+    }
+    pub async fn cases(
+        &self,
+        status: Option<&str>,
+        flow_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        dispatch!(self.cases(status, flow_id, limit, offset))
+    }
+    /// Open tasks, optionally for one department (and role).
+    pub async fn tasks(
+        &self,
+        department: Option<&str>,
+        role: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        dispatch!(self.tasks(department, role, limit, offset))
+    }
+    /// Fires up to `limit` timers due at `now`, each in its own transaction;
+    /// returns how many fired.
+    pub async fn tick(
+        &self,
+        now: Time,
+        flows: &Registry,
+        cal: &Calendar,
+        limit: u32,
+    ) -> Result<u32, ExecError> {
+        dispatch!(self.tick(now, flows, cal, limit))
+    }
+    /// The earliest pending timer, for the timer service's sleep.
+    pub async fn next_timer(&self) -> Result<Option<String>, StoreError> {
+        dispatch!(self.next_timer())
+    }
+    /// Counts rows of a table (tests and benchmarks).
+    pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
+        dispatch!(self.count(table))
+    }
+}
+
+/// Tables that `count` may look at.
+#[derive(Clone, Copy, Debug)]
+pub enum Table {
+    Cases,
+    Events,
+    Tasks,
+    Timers,
+    Commands,
+    Audit,
+}
+
+impl Table {
+    fn sql(self) -> &'static str {
+        match self {
+            Table::Cases => "SELECT COUNT(*) FROM cases",
+            Table::Events => "SELECT COUNT(*) FROM events",
+            Table::Tasks => "SELECT COUNT(*) FROM tasks",
+            Table::Timers => "SELECT COUNT(*) FROM timers",
+            Table::Commands => "SELECT COUNT(*) FROM commands",
+            Table::Audit => "SELECT COUNT(*) FROM audit_log",
+        }
+    }
+}
+
+/// What a command needs before it can be applied.
+struct Loaded {
+    case_no: String,
+    state: Option<CaseState>,
+    flow: Arc<CompiledFlow>,
+}
+
+fn audit_detail(req: &Request, out: &Outcome) -> String {
+    serde_json::json!({
+        "case": out.case_no,
+        "command": req.command.name(),
+        "version": out.version,
+        "events": out.events.len(),
+        "key": req.idempotency_key,
+    })
+    .to_string()
+}
+
+/// The body shared by both backends; `$pool` names the write pool field,
+/// `$begin` the statement that opens a write transaction, `$claim` the query
+/// that claims one due timer.
+macro_rules! backend {
+    ($ty:ident, $db:ty, $wpool:ident, $begin:expr, $claim:expr) => {
+        impl $ty {
+            async fn begin(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error> {
+                self.$wpool.begin_with($begin).await
+            }
+
+            async fn deploy(
+                &self,
+                flow_id: &str,
+                source: &str,
+                file: &str,
+                actor: &str,
+                now: Time,
+            ) -> Result<(Deployment, bool), StoreError> {
+                let hash = source_hash(source);
+                let mut tx = self.begin().await?;
+                let existing = sqlx::query(
+                    "SELECT version, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 AND hash = $2",
+                )
+                .bind(flow_id)
+                .bind(&hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = existing {
+                    tx.commit().await?;
+                    return Ok((
+                        Deployment {
+                            flow_id: flow_id.to_string(),
+                            version: row.try_get("version")?,
+                            hash,
+                            file: row.try_get("file")?,
+                            deployed_at: row.try_get("deployed_at")?,
+                            deployed_by: row.try_get("deployed_by")?,
+                        },
+                        false,
+                    ));
+                }
+                let version: i64 = sqlx::query(
+                    "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM deployments WHERE flow_id = $1",
+                )
+                .bind(flow_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?;
+                let at = fmt_ts(now);
+                sqlx::query(
+                    "INSERT INTO deployments (flow_id, version, hash, file, source, deployed_at, deployed_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(flow_id)
+                .bind(version)
+                .bind(&hash)
+                .bind(file)
+                .bind(source)
+                .bind(&at)
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+                let detail = serde_json::json!({"flow": flow_id, "version": version, "hash": hash, "file": file}).to_string();
+                sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, 'deploy', $3)")
+                    .bind(&at)
+                    .bind(actor)
+                    .bind(&detail)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((
+                    Deployment {
+                        flow_id: flow_id.to_string(),
+                        version,
+                        hash,
+                        file: file.to_string(),
+                        deployed_at: at,
+                        deployed_by: actor.to_string(),
+                    },
+                    true,
+                ))
+            }
+
+            async fn deployments(&self, flow_id: &str) -> Result<Vec<Deployment>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT flow_id, version, hash, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 ORDER BY version",
+                )
+                .bind(flow_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push(Deployment {
+                        flow_id: r.try_get("flow_id")?,
+                        version: r.try_get("version")?,
+                        hash: r.try_get("hash")?,
+                        file: r.try_get("file")?,
+                        deployed_at: r.try_get("deployed_at")?,
+                        deployed_by: r.try_get("deployed_by")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT flow_id, version, hash, file, deployed_at, deployed_by, source FROM deployments ORDER BY flow_id, version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push((
+                        Deployment {
+                            flow_id: r.try_get("flow_id")?,
+                            version: r.try_get("version")?,
+                            hash: r.try_get("hash")?,
+                            file: r.try_get("file")?,
+                            deployed_at: r.try_get("deployed_at")?,
+                            deployed_by: r.try_get("deployed_by")?,
+                        },
+                        r.try_get("source")?,
+                    ));
+                }
+                Ok(out)
+            }
+
+            async fn audit(&self, limit: i64) -> Result<Vec<serde_json::Value>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push(serde_json::json!({
+                        "id": r.try_get::<i64, _>("id")?,
+                        "at": r.try_get::<String, _>("at")?,
+                        "actor": r.try_get::<String, _>("actor")?,
+                        "action": r.try_get::<String, _>("action")?,
+                        "detail": r.try_get::<String, _>("detail")?,
+                    }));
+                }
+                Ok(out)
+            }
+
+            async fn record_audit(
+                &self,
+                actor: &str,
+                action: &str,
+                detail: &str,
+                now: Time,
+            ) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                    .bind(fmt_ts(now))
+                    .bind(actor)
+                    .bind(action)
+                    .bind(detail)
+                    .execute(&self.$wpool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn execute(
+                &self,
+                req: &Request,
+                flows: &Registry,
+                cal: &Calendar,
+                now: Time,
+            ) -> Result<Outcome, ExecError> {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let mut tx = self.begin().await?;
+                    match Self::execute_in(&mut tx, &self.region, req, flows, cal, now).await {
+                        Ok(out) => {
+                            tx.commit().await?;
+                            return Ok(out);
+                        }
+                        Err(ExecError::Conflict(c)) => {
+                            let _ = tx.rollback().await;
+                            if attempt >= 5 {
+                                return Err(ExecError::Conflict(c));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.rollback().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+
+            async fn execute_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                region: &str,
+                req: &Request,
+                flows: &Registry,
+                cal: &Calendar,
+                now: Time,
+            ) -> Result<Outcome, ExecError> {
+                // A retried command: answer with what it did the first time.
+                if let Some(key) = &req.idempotency_key {
+                    let row = sqlx::query(
+                        "SELECT case_no, version, first_seq FROM commands WHERE idem_key = $1",
+                    )
+                    .bind(key)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(row) = row {
+                        let case_no: String = row.try_get("case_no")?;
+                        if req.case_no.as_ref().is_some_and(|c| c != &case_no) {
+                            return Err(ExecError::KeyReused(key.clone()));
+                        }
+                        let version: i64 = row.try_get("version")?;
+                        let first: i64 = row.try_get("first_seq")?;
+                        let rows = sqlx::query(
+                            "SELECT body FROM events WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+                        )
+                        .bind(&case_no)
+                        .bind(first)
+                        .bind(version)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        let mut events = Vec::new();
+                        for r in &rows {
+                            let body: String = r.try_get("body")?;
+                            events.push(
+                                serde_json::from_str(&body)
+                                    .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
+                            );
+                        }
+                        return Ok(Outcome {
+                            case_no,
+                            version: version as u64,
+                            events,
+                            replayed: true,
+                        });
+                    }
+                }
+                let loaded = Self::load_for(tx, region, req, flows, now).await?;
+                let before = loaded.state.as_ref().map_or(0, |s| s.version);
+                let command = match &req.command {
+                    Command::Start { .. } => {
+                        let mut c = req.command.clone();
+                        if let Command::Start { case_no, .. } = &mut c {
+                            case_no.clone_from(&loaded.case_no);
+                        }
+                        std::borrow::Cow::Owned(c)
+                    }
+                    other => std::borrow::Cow::Borrowed(other),
+                };
+                let events = apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now)?;
+                let mut state = loaded.state.unwrap_or_default();
+                for e in &events {
+                    state.apply(e);
+                }
+                let case_no = loaded.case_no;
+                let stamp = fmt_ts(now);
+                let snapshot = serde_json::to_string(&state).map_err(|e| corrupt("snapshot", e))?;
+                if before == 0 {
+                    sqlx::query(
+                        "INSERT INTO cases (case_no, flow_id, flow_version, status, version, snapshot, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&case_no)
+                    .bind(&state.flow_id)
+                    .bind(i64::from(state.flow_version))
+                    .bind(state.status.as_str())
+                    .bind(state.version as i64)
+                    .bind(&snapshot)
+                    .bind(&stamp)
+                    .bind(&stamp)
+                    .execute(&mut **tx)
+                    .await?;
+                } else if !events.is_empty() {
+                    let done = sqlx::query(
+                        "UPDATE cases SET status = $1, version = $2, snapshot = $3, updated_at = $4 WHERE case_no = $5 AND version = $6",
+                    )
+                    .bind(state.status.as_str())
+                    .bind(state.version as i64)
+                    .bind(&snapshot)
+                    .bind(&stamp)
+                    .bind(&case_no)
+                    .bind(before as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(ExecError::Conflict(case_no));
+                    }
+                }
+                for (i, e) in events.iter().enumerate() {
+                    let body = serde_json::to_string(e).map_err(|e| corrupt("event", e))?;
+                    sqlx::query(
+                        "INSERT INTO events (case_no, seq, at, kind, body) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&case_no)
+                    .bind((before + 1 + i as u64) as i64)
+                    .bind(fmt_ts(e.at()))
+                    .bind(e.kind())
+                    .bind(body)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if !events.is_empty() {
+                    sqlx::query("DELETE FROM tasks WHERE case_no = $1")
+                        .bind(&case_no)
+                        .execute(&mut **tx)
+                        .await?;
+                    for t in state.tasks.values() {
+                        sqlx::query(
+                            "INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(&case_no)
+                        .bind(i64::from(t.id))
+                        .bind(&t.step)
+                        .bind(&t.name)
+                        .bind(&t.department)
+                        .bind(t.role.as_deref())
+                        .bind(fmt_ts(t.opened_at))
+                        .bind(t.deadline.as_ref().and_then(|d| d.due).map(fmt_ts))
+                        .bind(&state.flow_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    sqlx::query("DELETE FROM timers WHERE case_no = $1")
+                        .bind(&case_no)
+                        .execute(&mut **tx)
+                        .await?;
+                    for t in state.timers() {
+                        sqlx::query("INSERT INTO timers (case_no, key, due) VALUES ($1, $2, $3)")
+                            .bind(&case_no)
+                            .bind(&t.key)
+                            .bind(fmt_ts(t.due))
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
+                let out = Outcome {
+                    case_no: case_no.clone(),
+                    version: state.version,
+                    events,
+                    replayed: false,
+                };
+                if let Some(key) = &req.idempotency_key {
+                    sqlx::query(
+                        "INSERT INTO commands (idem_key, case_no, version, first_seq, at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(key)
+                    .bind(&case_no)
+                    .bind(state.version as i64)
+                    .bind((before + 1) as i64)
+                    .bind(&stamp)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if !out.events.is_empty() {
+                    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                        .bind(&stamp)
+                        .bind(&req.actor)
+                        .bind(req.command.name())
+                        .bind(audit_detail(req, &out))
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(out)
+            }
+
+            async fn load_for(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                region: &str,
+                req: &Request,
+                flows: &Registry,
+                now: Time,
+            ) -> Result<Loaded, ExecError> {
+                if let Command::Start { .. } = req.command {
+                    let flow_id = req.flow_id.clone().unwrap_or_default();
+                    let flow = flows
+                        .latest(&flow_id)
+                        .ok_or_else(|| ExecError::NoFlow(flow_id.clone()))?;
+                    let case_no = match &req.case_no {
+                        Some(c) => c.clone(),
+                        None => {
+                            let prefix = format!("{region}{}", now.format("%Y%m%d"));
+                            let seq: i64 = sqlx::query(
+                                "INSERT INTO case_numbers (prefix, next) VALUES ($1, 1) ON CONFLICT (prefix) DO UPDATE SET next = case_numbers.next + 1 RETURNING next",
+                            )
+                            .bind(&prefix)
+                            .fetch_one(&mut **tx)
+                            .await?
+                            .try_get("next")?;
+                            crate::ids::case_number(region, now.date(), seq as u64)
+                                .ok_or_else(|| ExecError::Numbers(prefix.clone()))?
+                        }
+                    };
+                    let exists = sqlx::query("SELECT version FROM cases WHERE case_no = $1")
+                        .bind(&case_no)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .is_some();
+                    if exists {
+                        return Err(CommandError::AlreadyStarted { case_no }.into());
+                    }
+                    return Ok(Loaded {
+                        case_no,
+                        state: None,
+                        flow,
+                    });
+                }
+                let case_no = req.case_no.clone().unwrap_or_default();
+                let row = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
+                    .bind(&case_no)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| ExecError::NoCase(case_no.clone()))?;
+                let snapshot: String = row.try_get("snapshot")?;
+                let state: CaseState = serde_json::from_str(&snapshot)
+                    .map_err(|e| corrupt(format!("snapshot of {case_no}"), e))?;
+                let flow = flows
+                    .get(&state.flow_id, state.flow_version)
+                    .ok_or_else(|| ExecError::NoFlowVersion(state.flow_id.clone(), state.flow_version))?;
+                Ok(Loaded {
+                    case_no,
+                    state: Some(state),
+                    flow,
+                })
+            }
+
+            async fn case(&self, case_no: &str) -> Result<Option<CaseState>, StoreError> {
+                let row = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
+                    .bind(case_no)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => {
+                        let s: String = r.try_get("snapshot")?;
+                        serde_json::from_str(&s)
+                            .map(Some)
+                            .map_err(|e| corrupt(format!("snapshot of {case_no}"), e))
+                    }
+                }
+            }
+
+            async fn events(&self, case_no: &str) -> Result<Vec<Event>, StoreError> {
+                let rows = sqlx::query("SELECT body FROM events WHERE case_no = $1 ORDER BY seq")
+                    .bind(case_no)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let body: String = r.try_get("body")?;
+                    out.push(
+                        serde_json::from_str(&body)
+                            .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
+                    );
+                }
+                Ok(out)
+            }
+
+            async fn cases(
+                &self,
+                status: Option<&str>,
+                flow_id: Option<&str>,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<CaseRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT case_no, flow_id, flow_version, status, version, updated_at FROM cases
+                     WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR flow_id = $2)
+                     ORDER BY case_no DESC LIMIT $3 OFFSET $4",
+                )
+                .bind(status)
+                .bind(flow_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push(CaseRow {
+                        case_no: r.try_get("case_no")?,
+                        flow_id: r.try_get("flow_id")?,
+                        flow_version: r.try_get("flow_version")?,
+                        status: r.try_get("status")?,
+                        version: r.try_get("version")?,
+                        updated_at: r.try_get("updated_at")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn tasks(
+                &self,
+                department: Option<&str>,
+                role: Option<&str>,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<TaskRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT case_no, task_id, step, name, department, role, opened_at, due, flow_id FROM tasks
+                     WHERE ($1 IS NULL OR department = $1) AND ($2 IS NULL OR role IS NULL OR role = $2)
+                     ORDER BY opened_at, case_no, task_id LIMIT $3 OFFSET $4",
+                )
+                .bind(department)
+                .bind(role)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push(TaskRow {
+                        case_no: r.try_get("case_no")?,
+                        task_id: r.try_get("task_id")?,
+                        step: r.try_get("step")?,
+                        name: r.try_get("name")?,
+                        department: r.try_get("department")?,
+                        role: r.try_get("role")?,
+                        opened_at: r.try_get("opened_at")?,
+                        due: r.try_get("due")?,
+                        flow_id: r.try_get("flow_id")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn tick(
+                &self,
+                now: Time,
+                flows: &Registry,
+                cal: &Calendar,
+                limit: u32,
+            ) -> Result<u32, ExecError> {
+                let mut fired = 0;
+                let stamp = fmt_ts(now);
+                while fired < limit {
+                    let mut tx = self.begin().await?;
+                    // Claim a case with due timers. Every writer locks the case row
+                    // before it touches the case's timers, so claims never deadlock.
+                    let row = sqlx::query($claim)
+                        .bind(&stamp)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else {
+                        let _ = tx.rollback().await;
+                        break;
+                    };
+                    let case_no: String = row.try_get("case_no")?;
+                    let due_rows = sqlx::query(
+                        "SELECT key, due FROM timers WHERE case_no = $1 AND due <= $2 ORDER BY due, key",
+                    )
+                    .bind(&case_no)
+                    .bind(&stamp)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut done = 0;
+                    let mut failure = None;
+                    for r in &due_rows {
+                        let key: String = r.try_get("key")?;
+                        let due: String = r.try_get("due")?;
+                        let req = Request {
+                            case_no: Some(case_no.clone()),
+                            flow_id: None,
+                            command: Command::Fire { timer: key.clone() },
+                            idempotency_key: Some(format!("timer:{case_no}:{key}@{due}")),
+                            actor: "timer".into(),
+                        };
+                        match Self::execute_in(&mut tx, &self.region, &req, flows, cal, now).await {
+                            Ok(out) if out.events.is_empty() || out.replayed => {
+                                // Stale (the deadline moved or the step ended): drop the row.
+                                sqlx::query("DELETE FROM timers WHERE case_no = $1 AND key = $2 AND due = $3")
+                                    .bind(&case_no)
+                                    .bind(&key)
+                                    .bind(&due)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            Ok(_) => done += 1,
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failure {
+                        None => {
+                            tx.commit().await?;
+                            fired += done;
+                        }
+                        Some(ExecError::Conflict(_)) => {
+                            let _ = tx.rollback().await;
+                        }
+                        Some(e) => {
+                            let _ = tx.rollback().await;
+                            // Do not spin on a case that cannot take its timers: drop
+                            // them and leave a trace in the audit log.
+                            let mut tx = self.begin().await?;
+                            sqlx::query("DELETE FROM timers WHERE case_no = $1 AND due <= $2")
+                                .bind(&case_no)
+                                .bind(&stamp)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
+                                .bind(&stamp)
+                                .bind(serde_json::json!({"case": case_no, "error": e.to_string()}).to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                            tx.commit().await?;
+                        }
+                    }
+                }
+                Ok(fired)
+            }
+
+            async fn next_timer(&self) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query("SELECT MIN(due) AS due FROM timers")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("due")?)
+            }
+
+            async fn count(&self, table: Table) -> Result<i64, StoreError> {
+                Ok(sqlx::query(table.sql()).fetch_one(&self.pool).await?.try_get(0)?)
+            }
+        }
+    };
+}
+
+backend!(
+    SqliteStore,
+    sqlx::Sqlite,
+    writer,
+    "BEGIN IMMEDIATE",
+    "SELECT case_no FROM timers WHERE due <= $1 ORDER BY due LIMIT 1"
+);
+backend!(
+    PgStore,
+    sqlx::Postgres,
+    pool,
+    "BEGIN",
+    "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1"
+);
+
+/// Compiles every stored deployment into the registry (cases keep their version
+/// even after the file changed), then deploys the given files' current text.
+pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), StoreError> {
+    let reg = Registry::new();
+    let mut problems = Vec::new();
+    for (d, source) in store.deployment_sources().await? {
+        let syntax = govflow_dsl::Syntax::from_path(&d.file).unwrap_or(govflow_dsl::Syntax::Dsl);
+        let loaded = govflow_dsl::load(&d.file, &source, syntax);
+        match loaded.valid_flow().cloned().map(CompiledFlow::new) {
+            Some(Ok(f)) => {
+                reg.insert(f.with_revision(d.version as u32));
+            }
+            Some(Err(e)) => problems.push(format!("{} v{}: {e}", d.flow_id, d.version)),
+            None => problems.push(format!(
+                "{} v{}: stored source no longer loads",
+                d.flow_id, d.version
+            )),
+        }
+    }
+    Ok((reg, problems))
+}

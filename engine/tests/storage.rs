@@ -1,0 +1,465 @@
+#![allow(clippy::unwrap_used)]
+//! One storage test suite, run on SQLite and — when `GOVFLOW_TEST_POSTGRES_URL`
+//! is set — on PostgreSQL (each run in a fresh schema).
+
+use chrono::NaiveDateTime;
+use govflow_engine::calendar::Calendar;
+use govflow_engine::core::{Actor, CaseState, Command, Event, MaterialIn, Person, Status};
+use govflow_engine::ids::IdKind;
+use govflow_engine::registry::Registry;
+use govflow_engine::store::{Options, Request, Store, Table, load_registry};
+use std::sync::Arc;
+
+const FLOW: &str = include_str!("../../flows/reference/parallel_approval.flow");
+
+fn t(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+}
+
+struct Backend {
+    name: &'static str,
+    store: Store,
+    _dir: Option<TempDir>,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}_{}_{n}", std::process::id())
+}
+
+async fn backends(tag: &str) -> Vec<Backend> {
+    let dir = std::env::temp_dir().join(unique(tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let mut out = vec![Backend {
+        name: "sqlite",
+        store: Store::open(&url, &Options::default()).await.unwrap(),
+        _dir: Some(TempDir(dir)),
+    }];
+    match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
+        Ok(pg) if !pg.is_empty() => {
+            let opts = Options {
+                pg_schema: Some(unique(&format!("gf_{tag}"))),
+                ..Options::default()
+            };
+            out.push(Backend {
+                name: "postgres",
+                store: Store::open(&pg, &opts).await.unwrap(),
+                _dir: None,
+            });
+        }
+        _ => eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: PostgreSQL storage tests skipped"),
+    }
+    out
+}
+
+async fn deploy(store: &Store, source: &str) -> Registry {
+    store
+        .deploy(
+            "parallel_approval",
+            source,
+            "parallel_approval.flow",
+            "test",
+            t("2025-09-01 08:00"),
+        )
+        .await
+        .unwrap();
+    let (reg, problems) = load_registry(store).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    reg
+}
+
+fn actor(name: &str, dept: &str, role: Option<&str>) -> Actor {
+    Actor {
+        name: name.into(),
+        department: Some(dept.into()),
+        role: role.map(str::to_string),
+    }
+}
+
+fn start() -> Command {
+    Command::Start {
+        case_no: String::new(),
+        applicant: Person {
+            name: "杭州示例科技有限公司".into(),
+            id_kind: IdKind::CreditCode,
+            id_number: "91110000600037341L".into(),
+            legacy: false,
+            phone: None,
+            address: None,
+            postcode: None,
+            legal_representative: None,
+        },
+        agent: None,
+        source: Some("政务服务门户".into()),
+        project_code: None,
+        data: Default::default(),
+        materials: ["application", "project_doc", "land_doc"]
+            .iter()
+            .map(|id| MaterialIn {
+                id: id.to_string(),
+                how: "upload".into(),
+                count: 1,
+            })
+            .collect(),
+    }
+}
+
+fn complete(step: &str, by: Actor) -> Command {
+    Command::Complete {
+        step: step.into(),
+        action: "pass".into(),
+        by,
+        opinion: None,
+        data: Default::default(),
+        missing: vec![],
+        defer: vec![],
+        defer_within: None,
+        document_no: None,
+    }
+}
+
+fn req(case: Option<&str>, cmd: Command, key: Option<&str>) -> Request {
+    Request {
+        case_no: case.map(str::to_string),
+        flow_id: Some("parallel_approval".into()),
+        command: cmd,
+        idempotency_key: key.map(str::to_string),
+        actor: "test".into(),
+    }
+}
+
+/// The reference workload: start, accept, three reviews, decide, issue.
+async fn drive(store: &Store, reg: &Registry, cal: &Calendar, at: NaiveDateTime) -> String {
+    let out = store
+        .execute(&req(None, start(), None), reg, cal, at)
+        .await
+        .unwrap();
+    let no = out.case_no.clone();
+    for cmd in [
+        complete("accept", actor("王芳", "window", Some("clerk"))),
+        complete("dev_review", actor("李明", "dev", None)),
+        complete("planning_review", actor("赵静", "planning", None)),
+        complete("env_review", actor("孙强", "env", None)),
+        complete("decide", actor("周局", "dev", None)),
+        complete("issue", actor("王芳", "window", Some("clerk"))),
+    ] {
+        store
+            .execute(&req(Some(&no), cmd, None), reg, cal, at)
+            .await
+            .unwrap();
+    }
+    no
+}
+
+#[tokio::test]
+async fn a_case_runs_to_completion_and_replays_to_its_snapshot() {
+    let cal = Calendar::china();
+    for b in backends("complete").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let no = drive(&b.store, &reg, &cal, t("2025-09-26 10:00")).await;
+        assert!(govflow_engine::ids::is_case_number(&no), "{no}");
+        assert!(no.starts_with("33010020250926"), "{no}");
+        let snap = b.store.case(&no).await.unwrap().unwrap();
+        assert_eq!(snap.status, Status::Completed, "{}", b.name);
+        let events = b.store.events(&no).await.unwrap();
+        assert_eq!(snap.version as usize, events.len());
+        assert_eq!(
+            CaseState::replay(&events),
+            snap,
+            "{}: replay differs",
+            b.name
+        );
+        assert_eq!(b.store.count(Table::Tasks).await.unwrap(), 0);
+        assert_eq!(b.store.count(Table::Timers).await.unwrap(), 0);
+        // A second case gets the next number of the day.
+        let no2 = drive(&b.store, &reg, &cal, t("2025-09-26 11:00")).await;
+        assert!(no2 > no, "{no2} sorts after {no}");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_command_is_applied_once() {
+    let cal = Calendar::china();
+    for b in backends("idem").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let first = b
+            .store
+            .execute(&req(None, start(), Some("k-start")), &reg, &cal, at)
+            .await
+            .unwrap();
+        let again = b
+            .store
+            .execute(&req(None, start(), Some("k-start")), &reg, &cal, at)
+            .await
+            .unwrap();
+        assert!(!first.replayed && again.replayed, "{}", b.name);
+        assert_eq!(first.case_no, again.case_no);
+        assert_eq!(first.events, again.events);
+        assert_eq!(b.store.count(Table::Cases).await.unwrap(), 1, "{}", b.name);
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        let r = req(Some(&first.case_no), accept, Some("k-accept"));
+        let a1 = b.store.execute(&r, &reg, &cal, at).await.unwrap();
+        let a2 = b.store.execute(&r, &reg, &cal, at).await.unwrap();
+        assert!(a2.replayed);
+        assert_eq!(a1.version, a2.version);
+        let events = b.store.events(&first.case_no).await.unwrap();
+        assert_eq!(
+            events.len() as u64,
+            a1.version,
+            "{}: applied twice?",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_command_changes_nothing() {
+    let cal = Calendar::china();
+    for b in backends("refused").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let out = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let before = b.store.events(&out.case_no).await.unwrap().len();
+        let audit_before = b.store.count(Table::Audit).await.unwrap();
+        let wrong = complete("accept", actor("孙强", "env", None));
+        let err = b
+            .store
+            .execute(&req(Some(&out.case_no), wrong, Some("k1")), &reg, &cal, at)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("assigned to window.clerk"),
+            "{err}"
+        );
+        assert_eq!(b.store.events(&out.case_no).await.unwrap().len(), before);
+        assert_eq!(b.store.count(Table::Commands).await.unwrap(), 0);
+        assert_eq!(b.store.count(Table::Audit).await.unwrap(), audit_before);
+        // The key was not consumed: the corrected command may use it.
+        let right = complete("accept", actor("王芳", "window", Some("clerk")));
+        b.store
+            .execute(&req(Some(&out.case_no), right, Some("k1")), &reg, &cal, at)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_commands_on_one_case_serialise() {
+    let cal = Arc::new(Calendar::china());
+    for b in backends("concurrent").await {
+        let reg = Arc::new(deploy(&b.store, FLOW).await);
+        let at = t("2025-09-26 10:00");
+        let out = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let no = out.case_no.clone();
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        b.store
+            .execute(&req(Some(&no), accept, None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let mut handles = Vec::new();
+        for (step, dept) in [
+            ("dev_review", "dev"),
+            ("planning_review", "planning"),
+            ("env_review", "env"),
+        ] {
+            let (store, reg, cal, no) = (b.store.clone(), reg.clone(), cal.clone(), no.clone());
+            handles.push(tokio::spawn(async move {
+                let cmd = complete(step, actor("审查员", dept, None));
+                store
+                    .execute(&req(Some(&no), cmd, None), &reg, &cal, at)
+                    .await
+            }));
+        }
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let snap = b.store.case(&no).await.unwrap().unwrap();
+        let events = b.store.events(&no).await.unwrap();
+        assert_eq!(CaseState::replay(&events), snap, "{}", b.name);
+        assert_eq!(
+            snap.tasks
+                .values()
+                .map(|t| t.step.as_str())
+                .collect::<Vec<_>>(),
+            ["decide"],
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn due_timers_fire_once() {
+    let cal = Calendar::china();
+    for b in backends("timers").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let out = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        b.store
+            .execute(&req(Some(&out.case_no), accept, None), &reg, &cal, at)
+            .await
+            .unwrap();
+        // Nothing is due yet.
+        assert_eq!(b.store.tick(at, &reg, &cal, 100).await.unwrap(), 0);
+        // Past the statutory deadline (2025-10-30): three step limits, the
+        // parallel stage limit and both case clocks.
+        let late = t("2025-11-03 09:00");
+        let fired = b.store.tick(late, &reg, &cal, 100).await.unwrap();
+        assert_eq!(fired, 6, "{}", b.name);
+        assert_eq!(
+            b.store.tick(late, &reg, &cal, 100).await.unwrap(),
+            0,
+            "{}",
+            b.name
+        );
+        let events = b.store.events(&out.case_no).await.unwrap();
+        let passed: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DeadlinePassed { timer, .. } => Some(timer.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(passed.len(), 6, "{}: {passed:?}", b.name);
+        assert!(passed.contains(&"case:statutory".to_string()));
+    }
+}
+
+#[tokio::test]
+async fn running_cases_keep_their_flow_version() {
+    let cal = Calendar::china();
+    for b in backends("versions").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let old = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        // A new version: the decision step is renamed.
+        let v2 = FLOW.replace("task decide \"决定\"", "task decide \"审批决定\"");
+        let reg = deploy(&b.store, &v2).await;
+        let deployments = b.store.deployments("parallel_approval").await.unwrap();
+        assert_eq!(deployments.len(), 2, "{}", b.name);
+        assert_ne!(deployments[0].hash, deployments[1].hash);
+        let new = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let old_state = b.store.case(&old.case_no).await.unwrap().unwrap();
+        let new_state = b.store.case(&new.case_no).await.unwrap().unwrap();
+        assert_eq!(
+            (old_state.flow_version, new_state.flow_version),
+            (1, 2),
+            "{}",
+            b.name
+        );
+        // Redeploying the same text changes nothing.
+        let (_, fresh) = b
+            .store
+            .deploy(
+                "parallel_approval",
+                &v2,
+                "parallel_approval.flow",
+                "test",
+                at,
+            )
+            .await
+            .unwrap();
+        assert!(!fresh);
+        // The old case still runs on version 1.
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        b.store
+            .execute(&req(Some(&old.case_no), accept, None), &reg, &cal, at)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_share_timers_on_postgres() {
+    let Ok(pg) = std::env::var("GOVFLOW_TEST_POSTGRES_URL") else {
+        eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: two-node timer test skipped");
+        return;
+    };
+    let cal = Arc::new(Calendar::china());
+    let opts = Options {
+        pg_schema: Some(unique("gf_nodes")),
+        ..Options::default()
+    };
+    let a = Store::open(&pg, &opts).await.unwrap();
+    let b = Store::open(&pg, &opts).await.unwrap();
+    let reg = Arc::new(deploy(&a, FLOW).await);
+    let at = t("2025-09-26 10:00");
+    let mut cases = Vec::new();
+    for _ in 0..40 {
+        let out = a
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        a.execute(&req(Some(&out.case_no), accept, None), &reg, &cal, at)
+            .await
+            .unwrap();
+        cases.push(out.case_no);
+    }
+    let timers = a.count(Table::Timers).await.unwrap();
+    assert_eq!(timers, 40 * 6);
+    let late = t("2025-11-03 09:00");
+    let mut handles = Vec::new();
+    for node in [a.clone(), b.clone(), a.clone(), b.clone()] {
+        let (reg, cal) = (reg.clone(), cal.clone());
+        handles.push(tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                let f = node.tick(late, &reg, &cal, 7).await.unwrap();
+                n += f;
+                if f == 0 {
+                    return n;
+                }
+            }
+        }));
+    }
+    let mut total = 0;
+    for h in handles {
+        total += h.await.unwrap();
+    }
+    assert_eq!(i64::from(total), timers, "each timer fires exactly once");
+    let mut passed = 0;
+    for no in &cases {
+        passed += a
+            .events(no)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::DeadlinePassed { .. }))
+            .count();
+    }
+    assert_eq!(passed as i64, timers);
+}

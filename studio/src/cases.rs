@@ -1,0 +1,514 @@
+//! Case and task routes: start a case, read it (status, open tasks, deadlines
+//! with working days left, visits), its events and exchange records; work
+//! lists; every case command. Writes accept an `Idempotency-Key` header: a
+//! retried request with the same key is applied once and answered the same.
+
+use crate::api::{ApiError, AppState};
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use govflow_engine::core::{
+    Actor, CaseState, Command, CommandError, Data, Deadline, MaterialIn, Period, Person,
+};
+use govflow_engine::service::now_cst;
+use govflow_engine::store::{ExecError, Request};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cases", post(start_case).get(list_cases))
+        .route("/cases/{no}", get(get_case))
+        .route("/cases/{no}/events", get(case_events))
+        .route("/cases/{no}/exchange", get(case_exchange))
+        .route("/cases/{no}/commands", post(case_command))
+        .route("/cases/{no}/tasks/{step}/complete", post(complete_task))
+        .route("/cases/{no}/special/start", post(start_special))
+        .route("/cases/{no}/special/end", post(end_special))
+        .route("/cases/{no}/materials", post(submit_materials))
+        .route("/cases/{no}/terminate", post(terminate))
+        .route("/cases/{no}/withdraw", post(withdraw))
+        .route("/tasks", get(list_tasks))
+        .route("/calendar/add", get(calendar_add))
+        .route("/calendar/diff", get(calendar_diff))
+}
+
+fn bad_body(e: JsonRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("invalid request body: {}", e.body_text()),
+    )
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("invalid query: {}", e.body_text()),
+    )
+}
+
+fn command_status(e: &CommandError) -> StatusCode {
+    match e {
+        CommandError::WrongAssignee { .. } => StatusCode::FORBIDDEN,
+        CommandError::InvalidPerson { .. }
+        | CommandError::UnknownMaterial { .. }
+        | CommandError::IncompleteNotice { .. }
+        | CommandError::EmptyNotice
+        | CommandError::ExtensionDays { .. }
+        | CommandError::ExtensionUndecided
+        | CommandError::EmptySubmission
+        | CommandError::NotDeferrable { .. }
+        | CommandError::UnknownAction { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::CONFLICT,
+    }
+}
+
+impl From<ExecError> for ApiError {
+    fn from(e: ExecError) -> ApiError {
+        match e {
+            ExecError::Command(c) => ApiError {
+                status: command_status(&c),
+                code: c.code(),
+                message: c.to_string(),
+                details: Value::Null,
+            },
+            ExecError::NoCase(c) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "case.not_found",
+                format!("no case {c}"),
+            ),
+            ExecError::NoFlow(f) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "flow_not_found",
+                format!("no deployed flow `{f}`"),
+            ),
+            ExecError::Conflict(c) => ApiError::new(
+                StatusCode::CONFLICT,
+                "case.conflict",
+                format!("case {c} changed concurrently; retry the request"),
+            ),
+            ExecError::KeyReused(k) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency.reused",
+                format!("idempotency key `{k}` was already used for another case"),
+            ),
+            other => {
+                eprintln!("engine error: {other}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "engine error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= 200 => Ok(Some(s.to_string())),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Idempotency-Key must be 1-200 visible ASCII characters",
+            )),
+        },
+    }
+}
+
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    case_no: Option<String>,
+    flow_id: Option<String>,
+    command: Command,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = Request {
+        case_no,
+        flow_id,
+        command,
+        idempotency_key: idem_key(headers)?,
+        actor: "admin".into(),
+    };
+    let created = matches!(req.command, Command::Start { .. });
+    let out = state.engine().execute(&req).await?;
+    let status = if created && !out.replayed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "case_no": out.case_no,
+            "version": out.version,
+            "replayed": out.replayed,
+            "events": out.events,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    flow: String,
+    applicant: Person,
+    #[serde(default)]
+    agent: Option<Person>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    project_code: Option<String>,
+    #[serde(default)]
+    data: Data,
+    #[serde(default)]
+    materials: Vec<MaterialIn>,
+}
+
+async fn start_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let cmd = Command::Start {
+        case_no: String::new(),
+        applicant: b.applicant,
+        agent: b.agent,
+        source: b.source,
+        project_code: b.project_code,
+        data: b.data,
+        materials: b.materials,
+    };
+    run(&state, &headers, None, Some(b.flow), cmd).await
+}
+
+/// The case view: the snapshot plus deadlines with working days left now.
+fn case_view(state: &AppState, s: &CaseState) -> Value {
+    let cal = &state.engine().calendar;
+    let today = now_cst().date();
+    let clock = |d: &Deadline| -> Value {
+        let left = d.due_date.and_then(|due| cal.diff(today, due).ok());
+        json!({
+            "limit": d.limit.to_string(),
+            "start": d.start,
+            "due_date": d.due_date,
+            "due": d.due,
+            "extended": d.extended,
+            "suspended": d.suspended,
+            "working_days_left": left,
+            "beyond_calendar": d.due.is_none(),
+        })
+    };
+    let tasks: Vec<Value> = s
+        .tasks
+        .values()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "step": t.step,
+                "name": t.name,
+                "department": t.department,
+                "role": t.role,
+                "opened_at": t.opened_at,
+                "deadline": t.deadline.as_ref().map(clock),
+                "risk_point": t.risk_point,
+            })
+        })
+        .collect();
+    json!({
+        "case_no": s.case_no,
+        "flow": s.flow_id,
+        "flow_version": s.flow_version,
+        "item_name": s.item_name,
+        "status": s.status.as_str(),
+        "version": s.version,
+        "applicant": s.applicant,
+        "submitted_at": s.submitted_at,
+        "accepted_at": s.accepted_at,
+        "deadlines": {
+            "statutory": s.statutory.as_ref().map(clock),
+            "promised": s.promised.as_ref().map(clock),
+        },
+        "tasks": tasks,
+        "visits": s.visits,
+        "returns": s.returns,
+        "corrections": s.corrections,
+        "correction": s.correction.as_ref().map(|(step, missing)| json!({"reopens": step, "missing": missing})),
+        "deferred": s.deferred,
+        "specials": s.specials,
+        "suspended": s.suspended.is_some(),
+        "waits": s.waits,
+        "subflows": s.subflows,
+        "materials": s.materials,
+        "data": s.data,
+        "outcome": s.outcome,
+        "finished_at": s.finished_at,
+        "termination_reason": s.termination_reason,
+    })
+}
+
+async fn load_case(state: &AppState, no: &str) -> Result<CaseState, ApiError> {
+    state.engine().store.case(no).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "case.not_found",
+            format!("no case {no}"),
+        )
+    })
+}
+
+async fn get_case(
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = load_case(&state, &no).await?;
+    Ok(Json(case_view(&state, &s)))
+}
+
+async fn case_events(
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    load_case(&state, &no).await?;
+    let events = state.engine().store.events(&no).await?;
+    Ok(Json(json!({"items": events, "total": events.len()})))
+}
+
+async fn case_exchange(
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = load_case(&state, &no).await?;
+    let events = state.engine().store.events(&no).await?;
+    let flow = state.engine().flows.get(&s.flow_id, s.flow_version);
+    Ok(Json(govflow_engine::export::exchange_records(
+        &events,
+        flow.as_ref().map(|f| f.flow.as_ref()),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    flow: Option<String>,
+    #[serde(default)]
+    department: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+impl ListQuery {
+    fn page(&self) -> (i64, i64) {
+        (
+            self.limit.unwrap_or(50).clamp(1, 500),
+            self.offset.unwrap_or(0).max(0),
+        )
+    }
+}
+
+async fn list_cases(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let (limit, offset) = q.page();
+    let items = state
+        .engine()
+        .store
+        .cases(q.status.as_deref(), q.flow.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
+
+async fn list_tasks(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let (limit, offset) = q.page();
+    let items = state
+        .engine()
+        .store
+        .tasks(q.department.as_deref(), q.role.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
+
+async fn case_command(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    body: Result<Json<Command>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(cmd) = body.map_err(bad_body)?;
+    if matches!(cmd, Command::Start { .. } | Command::Fire { .. }) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`start` is POST /api/cases; timers fire by themselves",
+        ));
+    }
+    run(&state, &headers, Some(no), None, cmd).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    #[serde(default = "pass")]
+    action: String,
+    by: Actor,
+    #[serde(default)]
+    opinion: Option<String>,
+    #[serde(default)]
+    data: Data,
+    #[serde(default)]
+    missing: Vec<String>,
+    #[serde(default)]
+    defer: Vec<String>,
+    #[serde(default)]
+    defer_within: Option<Period>,
+    #[serde(default)]
+    document_no: Option<String>,
+}
+
+fn pass() -> String {
+    "pass".into()
+}
+
+async fn complete_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((no, step)): Path<(String, String)>,
+    body: Result<Json<CompleteBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let cmd = Command::Complete {
+        step,
+        action: b.action,
+        by: b.by,
+        opinion: b.opinion,
+        data: b.data,
+        missing: b.missing,
+        defer: b.defer,
+        defer_within: b.defer_within,
+        document_no: b.document_no,
+    };
+    run(&state, &headers, Some(no), None, cmd).await
+}
+
+/// Commands whose body is the command's own fields.
+macro_rules! command_route {
+    ($name:ident, $tag:literal) => {
+        async fn $name(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            Path(no): Path<String>,
+            body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
+        ) -> Result<(StatusCode, Json<Value>), ApiError> {
+            let Json(mut fields) = body.map_err(bad_body)?;
+            fields.insert("command".into(), $tag.into());
+            let cmd: Command = serde_json::from_value(Value::Object(fields)).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("invalid request body: {e}"),
+                )
+            })?;
+            run(&state, &headers, Some(no), None, cmd).await
+        }
+    };
+}
+
+command_route!(start_special, "start_special");
+command_route!(end_special, "end_special");
+command_route!(submit_materials, "submit_materials");
+command_route!(terminate, "terminate");
+command_route!(withdraw, "withdraw");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalQuery {
+    date: Option<String>,
+    n: Option<u32>,
+    unit: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn date_param(name: &str, v: &Option<String>) -> Result<chrono::NaiveDate, ApiError> {
+    let s = v.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("missing `{name}` (YYYY-MM-DD)"),
+        )
+    })?;
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{name}`: `{s}` is not YYYY-MM-DD"),
+        )
+    })
+}
+
+fn cal_err(e: govflow_engine::calendar::CalendarError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "calendar.out_of_range",
+        e.to_string(),
+    )
+}
+
+async fn calendar_add(
+    State(state): State<AppState>,
+    q: Result<Query<CalQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let date = date_param("date", &q.date)?;
+    let n = q.n.unwrap_or(0);
+    let cal = &state.engine().calendar;
+    let due = match q.unit.as_deref().unwrap_or("workdays") {
+        "workdays" | "workday" => cal.add_workdays(date, n),
+        "days" | "day" => cal.add_days(date, n),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("unknown unit `{other}`; use workdays or days"),
+            ));
+        }
+    }
+    .map_err(cal_err)?;
+    Ok(Json(json!({"date": date, "n": n, "due": due})))
+}
+
+async fn calendar_diff(
+    State(state): State<AppState>,
+    q: Result<Query<CalQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let from = date_param("from", &q.from)?;
+    let to = date_param("to", &q.to)?;
+    let n = state.engine().calendar.diff(from, to).map_err(cal_err)?;
+    Ok(Json(json!({"from": from, "to": to, "working_days": n})))
+}
