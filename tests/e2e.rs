@@ -3,6 +3,7 @@
 
 mod e2e {
     pub mod cli;
+    pub mod engine;
     pub mod fixtures;
     pub mod flows;
     pub mod serve;

@@ -391,12 +391,15 @@ impl Scenario {
                         format!("`at: {at}` is before the scenario's clock ({}); time only moves forward", r.now),
                     ));
                 }
-                r.advance_to(at).map_err(|m| self.err(step.span, m))?;
+                // A command at an instant comes before the timers due at that instant.
+                r.advance_to(at, false)
+                    .map_err(|m| self.err(step.span, m))?;
             }
             match &step.what {
                 What::Advance(p) => {
                     let target = r.advance_target(*p).map_err(|m| self.err(step.span, m))?;
-                    r.advance_to(target).map_err(|m| self.err(step.span, m))?;
+                    r.advance_to(target, true)
+                        .map_err(|m| self.err(step.span, m))?;
                 }
                 What::Command(c) => {
                     let label = describe(c);
@@ -492,6 +495,18 @@ fn describe(c: &Command) -> String {
     }
 }
 
+/// A due instant: midnight means "the end of the day before".
+pub fn fmt_due(t: Time) -> String {
+    if t.time() == NaiveTime::MIN {
+        match t.date().pred_opt() {
+            Some(d) => format!("end of {d}"),
+            None => fmt_time(t),
+        }
+    } else {
+        fmt_time(t)
+    }
+}
+
 pub fn fmt_time(t: Time) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -518,14 +533,18 @@ impl Runner<'_> {
         })
     }
 
-    /// Moves the clock to `target`, firing every timer that falls due on the way, in order.
-    fn advance_to(&mut self, target: Time) -> Result<(), String> {
+    /// Moves the clock to `target`, firing every timer that falls due on the
+    /// way, in order (those due exactly at `target` only when `inclusive`).
+    fn advance_to(&mut self, target: Time, inclusive: bool) -> Result<(), String> {
         let mut stale = std::collections::BTreeSet::new();
         while let Some(state) = &self.state {
             let next = state
                 .timers()
                 .into_iter()
-                .filter(|t| t.due <= target && !stale.contains(&(t.key.clone(), t.due)))
+                .filter(|t| {
+                    (t.due < target || (inclusive && t.due == target))
+                        && !stale.contains(&(t.key.clone(), t.due))
+                })
                 .min_by(|a, b| a.due.cmp(&b.due).then(a.key.cmp(&b.key)));
             let Some(timer) = next else { break };
             self.now = self.now.max(timer.due);
@@ -603,13 +622,23 @@ impl Runner<'_> {
                     (e, s) => format!(", +{e} extended, +{s} suspended"),
                 };
                 let left = if matches!(d.limit.unit, govflow_dsl::ir::Unit::Hours) {
-                    format!("due {}", fmt_time(due))
+                    if self.now >= due {
+                        format!("due {}, overdue", fmt_time(due))
+                    } else {
+                        format!("due {}", fmt_time(due))
+                    }
                 } else {
                     match self.cal.diff(self.now.date(), date) {
+                        _ if self.now >= due => {
+                            let n = self.cal.diff(date, self.now.date()).unwrap_or(0).max(0);
+                            match n {
+                                0 => format!("due {date}, overdue"),
+                                1 => format!("due {date}, overdue by 1 working day"),
+                                n => format!("due {date}, overdue by {n} working days"),
+                            }
+                        }
                         Ok(1) => format!("due {date}, 1 working day left"),
-                        Ok(n) if n >= 0 => format!("due {date}, {n} working days left"),
-                        Ok(-1) => format!("due {date}, overdue by 1 working day"),
-                        Ok(n) => format!("due {date}, overdue by {} working days", -n),
+                        Ok(n) => format!("due {date}, {n} working days left"),
                         Err(_) => format!("due {date}"),
                     }
                 };
@@ -787,11 +816,10 @@ impl Runner<'_> {
                 result,
                 counted_days,
                 ..
-            } => {
-                format!(
-                    "special procedure #{id} ended: {result} ({counted_days} working days counted)"
-                )
-            }
+            } => match counted_days {
+                1 => format!("special procedure #{id} ended: {result} (1 working day counted)"),
+                n => format!("special procedure #{id} ended: {result} ({n} working days counted)"),
+            },
             Event::DeadlinesMoved {
                 reason,
                 statutory,
@@ -812,7 +840,7 @@ impl Runner<'_> {
                 s
             }
             Event::DeadlinePassed { timer, due, .. } => {
-                format!("deadline passed: {timer} (due {})", fmt_time(*due))
+                format!("deadline passed: {timer} (due {})", fmt_due(*due))
             }
             Event::Terminated { reason, by, .. } => {
                 format!("terminated (中止) by {}: {reason}", by.name)

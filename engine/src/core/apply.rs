@@ -255,6 +255,29 @@ pub fn apply(
             Ok(cx.ev)
         }
         Command::Terminate { reason, by } => {
+            let known = &flow.flow.departments;
+            if !by
+                .department
+                .as_ref()
+                .is_some_and(|d| known.iter().any(|k| &k.id == d))
+            {
+                return Err(CommandError::WrongAssignee {
+                    step: "(case)".into(),
+                    expected: format!(
+                        "staff of {}",
+                        known
+                            .iter()
+                            .map(|d| d.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    given: format!(
+                        "{} of {}",
+                        by.name,
+                        by.department.as_deref().unwrap_or("no department")
+                    ),
+                });
+            }
             cx.finish_abnormally(reason, by.clone());
             Ok(cx.ev)
         }
@@ -437,7 +460,7 @@ impl Cx<'_> {
                 materials: materials.to_vec(),
             });
         }
-        if !self.flow.has_acceptance_step() {
+        if self.flow.acceptance_step().is_none() {
             self.accept(Actor::system(), None, &[], None)?;
         }
         let first = f.steps.first().map(|s| s.id.clone());
@@ -520,6 +543,19 @@ impl Cx<'_> {
                 .or_else(|| f.item.promised.as_ref().map(Self::period))
                 .or_else(|| f.item.statutory.as_ref().map(Self::period));
             let d = within.map(|p| self.deadline(p, at, 0, 0));
+            if let (Some(d), Some(p)) = (&d, &promised)
+                && let (Some(dd), Some(pd)) = (d.due, p.due)
+                && dd > pd
+            {
+                return Err(CommandError::NotDeferrable {
+                    material: defer.join(", "),
+                    why: format!(
+                        "they would be due {}, after the promised deadline {}; 容缺 materials are due within the promised limit",
+                        d.due_date.map_or(String::new(), |x| x.to_string()),
+                        p.due_date.map_or(String::new(), |x| x.to_string())
+                    ),
+                });
+            }
             Some(Deferred {
                 materials: defer.to_vec(),
                 due: d.as_ref().and_then(|d| d.due),
@@ -844,6 +880,23 @@ impl Cx<'_> {
 
     fn cancel_all(&mut self, reason: &str) {
         let at = self.now;
+        let running: Vec<u32> = self
+            .st
+            .specials
+            .iter()
+            .filter(|s| s.ended_at.is_none())
+            .map(|s| s.id)
+            .collect();
+        for id in running {
+            self.emit(Event::SpecialEnded {
+                at,
+                id,
+                result: format!("未完成：{reason}"),
+                opinion: None,
+                by: Actor::system(),
+                counted_days: 0,
+            });
+        }
         let ids: Vec<u32> = self.st.tasks.keys().copied().collect();
         for task in ids {
             self.emit(Event::TaskCancelled {
@@ -866,11 +919,18 @@ impl Cx<'_> {
             Some(e) => (e.id.clone(), e.result.clone()),
             None => (end.to_string(), end.to_string()),
         };
+        let document_no = document_no.cloned().or_else(|| {
+            self.st
+                .data
+                .get("document_no")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
         self.emit(Event::Completed {
             at,
             end: name,
             result,
-            document_no: document_no.cloned(),
+            document_no,
             by: by.cloned(),
         });
         Ok(())
@@ -915,9 +975,9 @@ impl Cx<'_> {
             (None, _) => format!("{} (no department)", by.name),
         };
         let dept_ok = by.department.as_deref() == Some(task.department.as_str());
-        let role_ok = match (&task.role, &by.role) {
-            (Some(want), Some(have)) => want == have,
-            _ => true,
+        let role_ok = match &task.role {
+            Some(want) => by.role.as_deref() == Some(want.as_str()),
+            None => true,
         };
         if !dept_ok || !role_ok {
             return Err(CommandError::WrongAssignee {
@@ -1008,7 +1068,7 @@ impl Cx<'_> {
                     case_no: self.st.case_no.clone(),
                 });
             }
-            let expected = self.missing_required(&step, &[]);
+            let expected = self.missing_required(Some(&step), &[]);
             for m in missing {
                 if !self.flow.flow.materials.iter().any(|x| &x.id == m) {
                     return Err(CommandError::UnknownMaterial {
@@ -1055,8 +1115,9 @@ impl Cx<'_> {
             return Ok(());
         }
 
-        let accepting =
-            step.starts_clock && kind == ActionKind::Pass && self.st.accepted_at.is_none();
+        let accepting = self.flow.acceptance_step() == Some(step_id)
+            && kind == ActionKind::Pass
+            && self.st.accepted_at.is_none();
         if accepting {
             for m in defer {
                 match self.flow.flow.materials.iter().find(|x| &x.id == m) {
@@ -1081,7 +1142,7 @@ impl Cx<'_> {
                     Some(_) => {}
                 }
             }
-            let missing = self.missing_required(&step, defer);
+            let missing = self.missing_required(None, defer);
             if !missing.is_empty() {
                 return Err(CommandError::MissingMaterials {
                     missing: list(missing),
@@ -1090,6 +1151,15 @@ impl Cx<'_> {
         }
 
         self.record_data(step_id, data);
+        if let Some(no) = document_no
+            && !accepting
+            && matches!(target, Some(Target::Step(_)))
+        {
+            // Kept for the completion record even when automatic steps follow.
+            let mut d = Data::new();
+            d.insert("document_no".into(), serde_json::Value::String(no.clone()));
+            self.record_data(step_id, &d);
+        }
         self.emit(Event::TaskCompleted {
             at,
             task: task.id,
@@ -1119,8 +1189,10 @@ impl Cx<'_> {
         }
     }
 
+    /// An on-site visit, counted once per visit step: a correction or a
+    /// return that reopens the step does not bring the applicant again.
     fn visit(&mut self, step: &Step) {
-        if step.visit {
+        if step.visit && !self.st.visited.contains(&step.id) {
             let at = self.now;
             self.emit(Event::VisitRecorded {
                 at,
@@ -1140,11 +1212,11 @@ impl Cx<'_> {
         }
     }
 
-    /// Required materials of `step` (or of the flow when the step lists none)
-    /// not yet received, leaving out `deferred` ones.
-    fn missing_required(&self, step: &Step, deferred: &[String]) -> Vec<String> {
-        let listed: &[String] = match &step.kind {
-            StepKind::Task { materials, .. } => materials,
+    /// Required materials of `step` (or of the flow when no step is given or
+    /// the step lists none) not yet received, leaving out `deferred` ones.
+    fn missing_required(&self, step: Option<&Step>, deferred: &[String]) -> Vec<String> {
+        let listed: &[String] = match step.map(|s| &s.kind) {
+            Some(StepKind::Task { materials, .. }) => materials,
             _ => &[],
         };
         self.flow
@@ -1170,6 +1242,45 @@ impl Cx<'_> {
         v
     }
 
+    /// The departments that may act on a step: its task's department, or the
+    /// lead of a parallel, joint-review or subflow block.
+    fn check_actor_for_step(&self, step_id: &str, by: &Actor) -> R<()> {
+        let mut allowed: Vec<String> = self
+            .st
+            .tasks
+            .values()
+            .filter(|t| t.step == step_id)
+            .map(|t| t.department.clone())
+            .collect();
+        if let Ok(step) = self.step(step_id) {
+            match &step.kind {
+                StepKind::Parallel { lead: Some(l), .. }
+                | StepKind::JointReview { lead: Some(l), .. } => allowed.push(l.clone()),
+                _ => {}
+            }
+        }
+        if by
+            .department
+            .as_ref()
+            .is_some_and(|d| allowed.iter().any(|a| a == d))
+        {
+            return Ok(());
+        }
+        Err(CommandError::WrongAssignee {
+            step: step_id.to_string(),
+            expected: if allowed.is_empty() {
+                "no department".into()
+            } else {
+                allowed.join(" or ")
+            },
+            given: format!(
+                "{} of {}",
+                by.name,
+                by.department.as_deref().unwrap_or("no department")
+            ),
+        })
+    }
+
     fn start_special(
         &mut self,
         step_id: &str,
@@ -1191,6 +1302,7 @@ impl Cx<'_> {
                 active: list(&active),
             });
         }
+        self.check_actor_for_step(step_id, by)?;
         let step = self.step(step_id)?;
         if !step.special.iter().any(|k| k == kind) {
             return Err(CommandError::SpecialNotAllowed {
@@ -1206,19 +1318,19 @@ impl Cx<'_> {
         };
         match class {
             SpecialClass::A => {
-                let max = if self.flow.is_joint_handling() {
-                    15
-                } else {
-                    10
-                };
-                if let Some(done) = self
-                    .st
-                    .specials
-                    .iter()
-                    .find(|s| s.class == SpecialClass::A && s.counted_days > 0)
-                {
+                // Art. 42: 20 + 10 working days; joint or centralised handling 45 + 15.
+                let joint = self
+                    .flow
+                    .flow
+                    .item
+                    .statutory
+                    .is_some_and(|l| l.unit == Unit::Workdays && l.value >= 45);
+                let max = if joint { 15 } else { 10 };
+                if let Some(done) = self.st.specials.iter().find(|s| {
+                    s.class == SpecialClass::A && (s.counted_days > 0 || s.ended_at.is_none())
+                }) {
                     return Err(CommandError::AlreadyExtended {
-                        days: done.counted_days,
+                        days: done.days.unwrap_or(done.counted_days),
                     });
                 }
                 if !days.is_some_and(|d| d > 0 && d <= max) {
@@ -1288,6 +1400,7 @@ impl Cx<'_> {
                 ),
             });
         };
+        self.check_actor_for_step(step_id, by)?;
         let at = self.now;
         let counted = match sp.class {
             SpecialClass::A => match approved {
@@ -1327,6 +1440,9 @@ impl Cx<'_> {
             }
             let reason = match sp.class {
                 SpecialClass::A => format!("{} approved: +{counted} working days", sp.kind),
+                SpecialClass::B if counted == 1 => {
+                    format!("{}: clock stopped 1 working day", sp.kind)
+                }
                 SpecialClass::B => format!("{}: clock stopped {counted} working days", sp.kind),
             };
             self.emit(Event::DeadlinesMoved {

@@ -19,7 +19,7 @@ pub struct CompiledFlow {
     steps: HashMap<String, (Step, Parent)>,
     engine: rhai::Engine,
     asts: HashMap<String, rhai::AST>,
-    starts_clock: bool,
+    acceptance: Option<String>,
     joint_handling: bool,
     revision: u32,
 }
@@ -101,7 +101,18 @@ impl CompiledFlow {
                 asts.insert(key, ast);
             }
         }
-        let starts_clock = steps.values().any(|(s, _)| s.starts_clock);
+        // The step whose `pass` is acceptance (受理): the one marked
+        // `starts_clock`, else the flow's first step when it is a task.
+        let acceptance = flow
+            .all_steps()
+            .into_iter()
+            .find(|s| s.starts_clock)
+            .or_else(|| {
+                flow.steps
+                    .first()
+                    .filter(|s| matches!(s.kind, StepKind::Task { .. }))
+            })
+            .map(|s| s.id.clone());
         let revision = flow.version;
         Ok(CompiledFlow {
             revision,
@@ -109,7 +120,7 @@ impl CompiledFlow {
             steps,
             engine,
             asts,
-            starts_clock,
+            acceptance,
             joint_handling,
         })
     }
@@ -155,10 +166,11 @@ impl CompiledFlow {
         }
     }
 
-    /// Whether some step starts the clock; when none does, a case is accepted
-    /// when it is registered.
-    pub fn has_acceptance_step(&self) -> bool {
-        self.starts_clock
+    /// The step whose `pass` accepts the case (starts the clocks): the step
+    /// marked `starts_clock`, else the first step when it is a task. Without
+    /// one a case is accepted when it is registered.
+    pub fn acceptance_step(&self) -> Option<&str> {
+        self.acceptance.as_deref()
     }
 
     /// Joint or centralised handling (parallel, joint review or subflow steps):

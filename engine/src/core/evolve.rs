@@ -114,7 +114,10 @@ impl CaseState {
                 self.promised = promised.clone();
                 self.deferred = deferred.clone();
             }
-            Event::VisitRecorded { .. } => self.visits += 1,
+            Event::VisitRecorded { step, .. } => {
+                self.visits += 1;
+                self.visited.insert(step.clone());
+            }
             Event::ParallelStarted {
                 step,
                 lanes,

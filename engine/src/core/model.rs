@@ -452,6 +452,9 @@ pub struct CaseState {
     pub corrections: u32,
     pub returns: u32,
     pub visits: u32,
+    /// Visit steps already counted.
+    #[serde(default)]
+    pub visited: BTreeSet<String>,
     /// Deadline timers that already fired, as `key@due`.
     pub fired: BTreeSet<String>,
     pub outcome: Option<Outcome>,
