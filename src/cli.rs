@@ -81,6 +81,9 @@ enum Command {
         /// Milliseconds between timer-service rounds.
         #[arg(long, default_value = "1000")]
         timer_poll_ms: u64,
+        /// PostgreSQL only: keep govflow's tables in this schema (created if missing).
+        #[arg(long)]
+        db_schema: Option<String>,
     },
     /// Print a case's exchange records (the six record types of the 2016 guideline) as JSON.
     Export {
@@ -171,6 +174,7 @@ pub fn run() -> ExitCode {
             calendars,
             region,
             timer_poll_ms,
+            db_schema,
         } => serve(govflow_studio::Config {
             db_url: db,
             flows_dir: flows,
@@ -180,6 +184,7 @@ pub fn run() -> ExitCode {
             calendars,
             region,
             timer_poll: std::time::Duration::from_millis(timer_poll_ms.max(10)),
+            db_schema,
         }),
         Command::Export { case, db } => export(&case, &db),
     }
@@ -394,6 +399,20 @@ fn serve(mut cfg: govflow_studio::Config) -> ExitCode {
         return ExitCode::from(2);
     }
     cfg.admin_token = admin_token();
+    // GOVFLOW_CLOCK_OFFSET shifts the server's clock by seconds (drills and
+    // tests: "the server was down for a week").
+    if let Ok(v) = std::env::var("GOVFLOW_CLOCK_OFFSET") {
+        match v.trim().parse::<i64>() {
+            Ok(secs) => {
+                govflow_engine::service::set_clock_offset(secs);
+                eprintln!("clock shifted by {secs} s (GOVFLOW_CLOCK_OFFSET)");
+            }
+            Err(_) => {
+                eprintln!("error: GOVFLOW_CLOCK_OFFSET must be a whole number of seconds");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

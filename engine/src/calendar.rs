@@ -98,11 +98,15 @@ impl CalendarData {
     }
 }
 
-/// An indexed working-day calendar.
+/// An indexed working-day calendar. Cloning is cheap (the tables are shared).
 #[derive(Clone)]
 pub struct Calendar {
     first: NaiveDate,
     last: NaiveDate,
+    t: std::sync::Arc<Tables>,
+}
+
+struct Tables {
     working: Vec<bool>,
     /// `count[i]` = working days in `[first, first+i]`.
     count: Vec<u32>,
@@ -171,10 +175,12 @@ impl Calendar {
         Ok(Calendar {
             first,
             last,
-            working,
-            count,
-            nth,
-            names: data.days,
+            t: std::sync::Arc::new(Tables {
+                working,
+                count,
+                nth,
+                names: data.days,
+            }),
         })
     }
 
@@ -187,7 +193,8 @@ impl Calendar {
 
     /// The holidays and make-up days the calendar lists.
     pub fn listed_days(&self) -> impl Iterator<Item = (NaiveDate, DayKind, &str)> {
-        self.names
+        self.t
+            .names
             .iter()
             .map(|(d, (k, name))| (*d, *k, name.as_str()))
     }
@@ -212,7 +219,7 @@ impl Calendar {
     }
 
     pub fn is_working_day(&self, d: NaiveDate) -> Result<bool, CalendarError> {
-        Ok(self.working[self.index(d)?])
+        Ok(self.t.working[self.index(d)?])
     }
 
     /// The `n`-th working day after `start` (the start day is not counted).
@@ -224,8 +231,8 @@ impl Calendar {
         }
         // count[i] working days up to and including start; we want the
         // (count[i] + n)-th working day, at nth[count[i] + n - 1].
-        let k = self.count[i] as usize + n as usize - 1;
-        match self.nth.get(k) {
+        let k = self.t.count[i] as usize + n as usize - 1;
+        match self.t.nth.get(k) {
             Some(&j) => Ok(self.date_at(j as usize)),
             None => Err(self.out_of_range(self.last + chrono::Days::new(1))),
         }
@@ -241,11 +248,11 @@ impl Calendar {
     /// The date itself when it is a working day, otherwise the next one.
     pub fn roll_forward(&self, d: NaiveDate) -> Result<NaiveDate, CalendarError> {
         let i = self.index(d)?;
-        if self.working[i] {
+        if self.t.working[i] {
             return Ok(d);
         }
         // count[i] working days up to d; the next one is nth[count[i]].
-        match self.nth.get(self.count[i] as usize) {
+        match self.t.nth.get(self.t.count[i] as usize) {
             Some(&j) => Ok(self.date_at(j as usize)),
             None => Err(self.out_of_range(self.last + chrono::Days::new(1))),
         }
@@ -254,8 +261,8 @@ impl Calendar {
     /// Working days after `from` up to and including `to`; negative when `to`
     /// is before `from`.
     pub fn diff(&self, from: NaiveDate, to: NaiveDate) -> Result<i64, CalendarError> {
-        let a = self.count[self.index(from)?];
-        let b = self.count[self.index(to)?];
+        let a = self.t.count[self.index(from)?];
+        let b = self.t.count[self.index(to)?];
         Ok(i64::from(b) - i64::from(a))
     }
 }

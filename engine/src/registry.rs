@@ -5,9 +5,10 @@ use crate::core::CompiledFlow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-#[derive(Default)]
+/// A shared handle: clones see the same deployments.
+#[derive(Clone, Default)]
 pub struct Registry {
-    inner: RwLock<Inner>,
+    inner: Arc<RwLock<Inner>>,
 }
 
 #[derive(Default)]

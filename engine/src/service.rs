@@ -8,9 +8,19 @@ use crate::store::{ExecError, Outcome, Request, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The adapter clock: now in China Standard Time (UTC+8).
+static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Shifts the adapter clock by `seconds` (drills and tests: "the server was
+/// down for three days"). The core never reads a clock; only adapters do.
+pub fn set_clock_offset(seconds: i64) {
+    CLOCK_OFFSET.store(seconds, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The adapter clock: now in China Standard Time (UTC+8), to the second.
 pub fn now_cst() -> Time {
-    let t = (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc();
+    let offset = CLOCK_OFFSET.load(std::sync::atomic::Ordering::Relaxed);
+    let t = (chrono::Utc::now() + chrono::Duration::hours(8) + chrono::Duration::seconds(offset))
+        .naive_utc();
     chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t)
 }
 

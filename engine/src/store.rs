@@ -49,6 +49,8 @@ pub enum ExecError {
     KeyReused(String),
     #[error("case numbers for {0} are exhausted today")]
     Numbers(String),
+    #[error("the write failed and was not committed: {0}")]
+    Batch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -244,6 +246,126 @@ pub struct SqliteStore {
     /// One connection for writes: SQLite has one writer; queueing here avoids busy retries.
     writer: sqlx::SqlitePool,
     region: Arc<str>,
+    /// Commands wait here for the group-commit writer.
+    queue: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// A command waiting for the SQLite writer.
+struct Job {
+    req: Request,
+    flows: Registry,
+    cal: Calendar,
+    now: Time,
+    reply: tokio::sync::oneshot::Sender<Result<Outcome, ExecError>>,
+}
+
+/// The most commands one SQLite transaction carries.
+const MAX_BATCH: usize = 256;
+
+impl SqliteStore {
+    /// Group commit: one writer takes every command waiting, runs each in its
+    /// own savepoint (a refused command rolls back alone), commits once, and
+    /// only then answers each caller. A command is acknowledged only after the
+    /// commit that made it durable.
+    async fn execute(
+        &self,
+        req: &Request,
+        flows: &Registry,
+        cal: &Calendar,
+        now: Time,
+    ) -> Result<Outcome, ExecError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            req: req.clone(),
+            flows: flows.clone(),
+            cal: cal.clone(),
+            now,
+            reply,
+        };
+        if self.queue.send(job).await.is_err() {
+            return Err(ExecError::Batch("the writer stopped".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ExecError::Batch("the writer stopped".into())))
+    }
+
+    async fn writer_loop(
+        writer: sqlx::SqlitePool,
+        region: Arc<str>,
+        mut rx: tokio::sync::mpsc::Receiver<Job>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            match Self::run_batch(&writer, &region, &batch).await {
+                Ok(outs) => {
+                    for (job, out) in batch.into_iter().zip(outs) {
+                        let _ = job.reply.send(out);
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for job in batch {
+                        let _ = job.reply.send(Err(ExecError::Batch(msg.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_batch(
+        writer: &sqlx::SqlitePool,
+        region: &str,
+        batch: &[Job],
+    ) -> Result<Vec<Result<Outcome, ExecError>>, sqlx::Error> {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut outs = Vec::with_capacity(batch.len());
+        for job in batch {
+            if batch.len() == 1 {
+                outs.push(
+                    Self::execute_in(&mut tx, region, &job.req, &job.flows, &job.cal, job.now)
+                        .await,
+                );
+                if outs.last().is_some_and(Result::is_err) {
+                    let _ = tx.rollback().await;
+                    return Ok(outs);
+                }
+                continue;
+            }
+            sqlx::query("SAVEPOINT cmd").execute(&mut *tx).await?;
+            match Self::execute_in(&mut tx, region, &job.req, &job.flows, &job.cal, job.now).await {
+                Ok(o) => {
+                    sqlx::query("RELEASE cmd").execute(&mut *tx).await?;
+                    outs.push(Ok(o));
+                }
+                Err(e) => {
+                    sqlx::query("ROLLBACK TO cmd").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE cmd").execute(&mut *tx).await?;
+                    outs.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outs)
+    }
+}
+
+impl PgStore {
+    async fn execute(
+        &self,
+        req: &Request,
+        flows: &Registry,
+        cal: &Calendar,
+        now: Time,
+    ) -> Result<Outcome, ExecError> {
+        self.execute_direct(req, flows, cal, now).await
+    }
 }
 
 #[derive(Clone)]
@@ -295,10 +417,14 @@ impl Store {
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(co.read_only(true))
                 .await?;
+            let region: Arc<str> = opts.region.as_str().into();
+            let (queue, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+            tokio::spawn(SqliteStore::writer_loop(writer.clone(), region.clone(), rx));
             Ok(Store::Sqlite(SqliteStore {
                 pool,
                 writer,
-                region: opts.region.as_str().into(),
+                region,
+                queue,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut co = sqlx::postgres::PgConnectOptions::from_str(url)?;
@@ -656,7 +782,8 @@ macro_rules! backend {
                 Ok(())
             }
 
-            async fn execute(
+            #[allow(dead_code)] // SQLite goes through the group-commit writer
+            async fn execute_direct(
                 &self,
                 req: &Request,
                 flows: &Registry,

@@ -34,6 +34,8 @@ pub struct Config {
     pub region: String,
     /// How often the timer service looks for due timers.
     pub timer_poll: std::time::Duration,
+    /// PostgreSQL only: the schema holding govflow's tables.
+    pub db_schema: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     };
     let opts = govflow_engine::store::Options {
         region: cfg.region.clone(),
+        pg_schema: cfg.db_schema.clone(),
         ..Default::default()
     };
     let store = Store::open(&cfg.db_url, &opts).await.map_err(db_err)?;
