@@ -323,36 +323,22 @@ impl SqliteStore {
         writer: &sqlx::SqlitePool,
         region: &str,
         batch: &[Job],
-    ) -> Result<Vec<Result<Outcome, ExecError>>, sqlx::Error> {
+    ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut outs = Vec::with_capacity(batch.len());
-        for job in batch {
-            if batch.len() == 1 {
-                outs.push(
-                    Self::execute_in(&mut tx, region, &job.req, &job.flows, &job.cal, job.now)
-                        .await,
-                );
-                if outs.last().is_some_and(Result::is_err) {
-                    let _ = tx.rollback().await;
-                    return Ok(outs);
-                }
-                continue;
+        let jobs: Vec<(&Request, &Registry, &Calendar, Time)> = batch
+            .iter()
+            .map(|j| (&j.req, &j.flows, &j.cal, j.now))
+            .collect();
+        match Self::execute_in_batch(&mut tx, region, &jobs).await {
+            Ok(outs) => {
+                tx.commit().await?;
+                Ok(outs)
             }
-            sqlx::query("SAVEPOINT cmd").execute(&mut *tx).await?;
-            match Self::execute_in(&mut tx, region, &job.req, &job.flows, &job.cal, job.now).await {
-                Ok(o) => {
-                    sqlx::query("RELEASE cmd").execute(&mut *tx).await?;
-                    outs.push(Ok(o));
-                }
-                Err(e) => {
-                    sqlx::query("ROLLBACK TO cmd").execute(&mut *tx).await?;
-                    sqlx::query("RELEASE cmd").execute(&mut *tx).await?;
-                    outs.push(Err(e));
-                }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
             }
         }
-        tx.commit().await?;
-        Ok(outs)
     }
 }
 
@@ -608,6 +594,32 @@ struct Loaded {
     flow: Arc<CompiledFlow>,
 }
 
+/// Rows per multi-row statement (well under both backends' parameter limits).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// `prefix` followed by `rows` groups of `cols` numbered placeholders.
+fn multi_insert(prefix: &str, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * cols * 5);
+    sql.push_str(prefix);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn audit_detail(req: &Request, out: &Outcome) -> String {
     serde_json::json!({
         "case": out.case_no,
@@ -813,6 +825,339 @@ macro_rules! backend {
                 }
             }
 
+            /// Runs a batch of commands inside `tx`: each is checked and applied
+            /// in memory (a later command sees the earlier ones' effects), then
+            /// everything is written with a few multi-row statements. A refused
+            /// command writes nothing; the others are unaffected. The outer
+            /// `Err` is fatal for the whole batch (the caller rolls back).
+            async fn execute_in_batch(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                region: &str,
+                jobs: &[(&Request, &Registry, &Calendar, Time)],
+            ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
+                let mut outs: Vec<Result<Outcome, ExecError>> = Vec::with_capacity(jobs.len());
+                // case → (state now, version at batch start, new case?)
+                let mut cases: std::collections::HashMap<String, (CaseState, u64, bool)> =
+                    std::collections::HashMap::new();
+                let mut order: Vec<String> = Vec::new();
+                let mut events: Vec<(String, u64, Event)> = Vec::new();
+                let mut keys: std::collections::HashMap<String, Outcome> =
+                    std::collections::HashMap::new();
+                let mut audit: Vec<(String, String, &'static str, String)> = Vec::new();
+                let mut commands: Vec<(String, String, u64, u64, String)> = Vec::new();
+                for (req, flows, cal, now) in jobs {
+                    let (req, now) = (*req, *now);
+                    if let Some(key) = &req.idempotency_key {
+                        if let Some(out) = keys.get(key) {
+                            let mut out = out.clone();
+                            out.replayed = true;
+                            outs.push(Ok(out));
+                            continue;
+                        }
+                        match Self::replay_key(tx, key, req).await {
+                            Ok(Some(out)) => {
+                                outs.push(Ok(out));
+                                continue;
+                            }
+                            Ok(None) => {}
+                            Err(e @ ExecError::KeyReused(_)) => {
+                                outs.push(Err(e));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let cached = req
+                        .case_no
+                        .as_ref()
+                        .filter(|_| !matches!(req.command, Command::Start { .. }))
+                        .and_then(|c| cases.get(c))
+                        .map(|(s, _, _)| s.clone());
+                    let loaded = match cached {
+                        Some(state) => match flows.get(&state.flow_id, state.flow_version) {
+                            Some(flow) => Loaded {
+                                case_no: state.case_no.clone(),
+                                state: Some(state),
+                                flow,
+                            },
+                            None => {
+                                outs.push(Err(ExecError::NoFlowVersion(
+                                    state.flow_id.clone(),
+                                    state.flow_version,
+                                )));
+                                continue;
+                            }
+                        },
+                        None => match Self::load_for(tx, region, req, flows, now).await {
+                            Ok(l) => l,
+                            Err(ExecError::Store(e)) => return Err(ExecError::Store(e)),
+                            Err(e) => {
+                                outs.push(Err(e));
+                                continue;
+                            }
+                        },
+                    };
+                    if matches!(req.command, Command::Start { .. })
+                        && cases.contains_key(&loaded.case_no)
+                    {
+                        outs.push(Err(CommandError::AlreadyStarted {
+                            case_no: loaded.case_no.clone(),
+                        }
+                        .into()));
+                        continue;
+                    }
+                    let command = match &req.command {
+                        Command::Start { .. } => {
+                            let mut c = req.command.clone();
+                            if let Command::Start { case_no, .. } = &mut c {
+                                case_no.clone_from(&loaded.case_no);
+                            }
+                            std::borrow::Cow::Owned(c)
+                        }
+                        other => std::borrow::Cow::Borrowed(other),
+                    };
+                    let before = loaded.state.as_ref().map_or(0, |s| s.version);
+                    let evs = match apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            outs.push(Err(e.into()));
+                            continue;
+                        }
+                    };
+                    let mut state = loaded.state.unwrap_or_default();
+                    for e in &evs {
+                        state.apply(e);
+                    }
+                    let case_no = loaded.case_no;
+                    for (i, e) in evs.iter().enumerate() {
+                        events.push((case_no.clone(), before + 1 + i as u64, e.clone()));
+                    }
+                    let out = Outcome {
+                        case_no: case_no.clone(),
+                        version: state.version,
+                        events: evs,
+                        replayed: false,
+                    };
+                    let stamp = fmt_ts(now);
+                    if let Some(key) = &req.idempotency_key {
+                        commands.push((key.clone(), case_no.clone(), state.version, before + 1, stamp.clone()));
+                        keys.insert(key.clone(), out.clone());
+                    }
+                    if !out.events.is_empty() {
+                        audit.push((stamp, req.actor.clone(), req.command.name(), audit_detail(req, &out)));
+                        match cases.get_mut(&case_no) {
+                            Some(entry) => entry.0 = state,
+                            None => {
+                                order.push(case_no.clone());
+                                cases.insert(case_no.clone(), (state, before, before == 0));
+                            }
+                        }
+                    }
+                    outs.push(Ok(out));
+                }
+                Self::write_batch(tx, &order, &cases, &events, &commands, &audit).await?;
+                Ok(outs)
+            }
+
+            /// Answers a command whose idempotency key was already applied.
+            async fn replay_key(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                key: &str,
+                req: &Request,
+            ) -> Result<Option<Outcome>, ExecError> {
+                let row = sqlx::query(
+                    "SELECT case_no, version, first_seq FROM commands WHERE idem_key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let case_no: String = row.try_get("case_no")?;
+                if req.case_no.as_ref().is_some_and(|c| c != &case_no) {
+                    return Err(ExecError::KeyReused(key.to_string()));
+                }
+                let version: i64 = row.try_get("version")?;
+                let first: i64 = row.try_get("first_seq")?;
+                let rows = sqlx::query(
+                    "SELECT body FROM events WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+                )
+                .bind(&case_no)
+                .bind(first)
+                .bind(version)
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut events = Vec::new();
+                for r in &rows {
+                    let body: String = r.try_get("body")?;
+                    events.push(
+                        serde_json::from_str(&body)
+                            .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
+                    );
+                }
+                Ok(Some(Outcome {
+                    case_no,
+                    version: version as u64,
+                    events,
+                    replayed: true,
+                }))
+            }
+
+            /// Writes what a batch produced: snapshots (with the optimistic
+            /// version check per case), events, tasks, timers, idempotency keys
+            /// and audit rows, each kind in as few statements as possible.
+            async fn write_batch(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                order: &[String],
+                cases: &std::collections::HashMap<String, (CaseState, u64, bool)>,
+                events: &[(String, u64, Event)],
+                commands: &[(String, String, u64, u64, String)],
+                audit: &[(String, String, &'static str, String)],
+            ) -> Result<(), ExecError> {
+                if order.is_empty() && commands.is_empty() {
+                    return Ok(());
+                }
+                let stamp = audit.last().map(|a| a.0.clone()).unwrap_or_default();
+                // Snapshots: new cases in one INSERT; existing ones each with their version check.
+                let mut new_rows = Vec::new();
+                for no in order {
+                    let Some((state, before, is_new)) = cases.get(no) else { continue };
+                    let snapshot = serde_json::to_string(state).map_err(|e| corrupt("snapshot", e))?;
+                    if *is_new {
+                        new_rows.push((no, state, snapshot));
+                        continue;
+                    }
+                    let done = sqlx::query(
+                        "UPDATE cases SET status = $1, version = $2, snapshot = $3, updated_at = $4 WHERE case_no = $5 AND version = $6",
+                    )
+                    .bind(state.status.as_str())
+                    .bind(state.version as i64)
+                    .bind(&snapshot)
+                    .bind(&stamp)
+                    .bind(no)
+                    .bind(*before as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(ExecError::Conflict(no.clone()));
+                    }
+                }
+                for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert(
+                        "INSERT INTO cases (case_no, flow_id, flow_version, status, version, snapshot, created_at, updated_at) VALUES ",
+                        8,
+                        chunk.len(),
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (no, state, snapshot) in chunk {
+                        q = q
+                            .bind(no.as_str())
+                            .bind(&state.flow_id)
+                            .bind(i64::from(state.flow_version))
+                            .bind(state.status.as_str())
+                            .bind(state.version as i64)
+                            .bind(snapshot.as_str())
+                            .bind(&stamp)
+                            .bind(&stamp);
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert("INSERT INTO events (case_no, seq, at, kind, body) VALUES ", 5, chunk.len());
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (no, seq, e) in chunk {
+                        let body = serde_json::to_string(e).map_err(|e| corrupt("event", e))?;
+                        q = q
+                            .bind(no.as_str())
+                            .bind(*seq as i64)
+                            .bind(fmt_ts(e.at()))
+                            .bind(e.kind())
+                            .bind(body);
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                // Open tasks and timers: replaced for the cases that changed.
+                for chunk in order.chunks(ROWS_PER_STATEMENT) {
+                    for table in ["tasks", "timers"] {
+                        let sql = format!(
+                            "DELETE FROM {table} WHERE case_no IN ({})",
+                            (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for no in chunk {
+                            q = q.bind(no.as_str());
+                        }
+                        q.execute(&mut **tx).await?;
+                    }
+                }
+                let mut tasks = Vec::new();
+                let mut timers = Vec::new();
+                for no in order {
+                    let Some((state, _, _)) = cases.get(no) else { continue };
+                    for t in state.tasks.values() {
+                        tasks.push((no, &state.flow_id, t));
+                    }
+                    for t in state.timers() {
+                        timers.push((no, t));
+                    }
+                }
+                for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert(
+                        "INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id) VALUES ",
+                        9,
+                        chunk.len(),
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (no, flow_id, t) in chunk {
+                        q = q
+                            .bind(no.as_str())
+                            .bind(i64::from(t.id))
+                            .bind(t.step.as_str())
+                            .bind(t.name.as_str())
+                            .bind(t.department.as_str())
+                            .bind(t.role.as_deref())
+                            .bind(fmt_ts(t.opened_at))
+                            .bind(t.deadline.as_ref().and_then(|d| d.due).map(fmt_ts))
+                            .bind(flow_id.as_str());
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                for chunk in timers.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert("INSERT INTO timers (case_no, key, due) VALUES ", 3, chunk.len());
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (no, t) in chunk {
+                        q = q.bind(no.as_str()).bind(t.key.as_str()).bind(fmt_ts(t.due));
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                for chunk in commands.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert(
+                        "INSERT INTO commands (idem_key, case_no, version, first_seq, at) VALUES ",
+                        5,
+                        chunk.len(),
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (key, no, version, first, at) in chunk {
+                        q = q
+                            .bind(key.as_str())
+                            .bind(no.as_str())
+                            .bind(*version as i64)
+                            .bind(*first as i64)
+                            .bind(at.as_str());
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                for chunk in audit.chunks(ROWS_PER_STATEMENT) {
+                    let sql = multi_insert("INSERT INTO audit_log (at, actor, action, detail) VALUES ", 4, chunk.len());
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (at, actor, action, detail) in chunk {
+                        q = q.bind(at.as_str()).bind(actor.as_str()).bind(*action).bind(detail.as_str());
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// One command in `tx`.
             async fn execute_in(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 region: &str,
@@ -821,170 +1166,9 @@ macro_rules! backend {
                 cal: &Calendar,
                 now: Time,
             ) -> Result<Outcome, ExecError> {
-                // A retried command: answer with what it did the first time.
-                if let Some(key) = &req.idempotency_key {
-                    let row = sqlx::query(
-                        "SELECT case_no, version, first_seq FROM commands WHERE idem_key = $1",
-                    )
-                    .bind(key)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if let Some(row) = row {
-                        let case_no: String = row.try_get("case_no")?;
-                        if req.case_no.as_ref().is_some_and(|c| c != &case_no) {
-                            return Err(ExecError::KeyReused(key.clone()));
-                        }
-                        let version: i64 = row.try_get("version")?;
-                        let first: i64 = row.try_get("first_seq")?;
-                        let rows = sqlx::query(
-                            "SELECT body FROM events WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
-                        )
-                        .bind(&case_no)
-                        .bind(first)
-                        .bind(version)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                        let mut events = Vec::new();
-                        for r in &rows {
-                            let body: String = r.try_get("body")?;
-                            events.push(
-                                serde_json::from_str(&body)
-                                    .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
-                            );
-                        }
-                        return Ok(Outcome {
-                            case_no,
-                            version: version as u64,
-                            events,
-                            replayed: true,
-                        });
-                    }
-                }
-                let loaded = Self::load_for(tx, region, req, flows, now).await?;
-                let before = loaded.state.as_ref().map_or(0, |s| s.version);
-                let command = match &req.command {
-                    Command::Start { .. } => {
-                        let mut c = req.command.clone();
-                        if let Command::Start { case_no, .. } = &mut c {
-                            case_no.clone_from(&loaded.case_no);
-                        }
-                        std::borrow::Cow::Owned(c)
-                    }
-                    other => std::borrow::Cow::Borrowed(other),
-                };
-                let events = apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now)?;
-                let mut state = loaded.state.unwrap_or_default();
-                for e in &events {
-                    state.apply(e);
-                }
-                let case_no = loaded.case_no;
-                let stamp = fmt_ts(now);
-                let snapshot = serde_json::to_string(&state).map_err(|e| corrupt("snapshot", e))?;
-                if before == 0 {
-                    sqlx::query(
-                        "INSERT INTO cases (case_no, flow_id, flow_version, status, version, snapshot, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(&case_no)
-                    .bind(&state.flow_id)
-                    .bind(i64::from(state.flow_version))
-                    .bind(state.status.as_str())
-                    .bind(state.version as i64)
-                    .bind(&snapshot)
-                    .bind(&stamp)
-                    .bind(&stamp)
-                    .execute(&mut **tx)
-                    .await?;
-                } else if !events.is_empty() {
-                    let done = sqlx::query(
-                        "UPDATE cases SET status = $1, version = $2, snapshot = $3, updated_at = $4 WHERE case_no = $5 AND version = $6",
-                    )
-                    .bind(state.status.as_str())
-                    .bind(state.version as i64)
-                    .bind(&snapshot)
-                    .bind(&stamp)
-                    .bind(&case_no)
-                    .bind(before as i64)
-                    .execute(&mut **tx)
-                    .await?;
-                    if done.rows_affected() != 1 {
-                        return Err(ExecError::Conflict(case_no));
-                    }
-                }
-                for (i, e) in events.iter().enumerate() {
-                    let body = serde_json::to_string(e).map_err(|e| corrupt("event", e))?;
-                    sqlx::query(
-                        "INSERT INTO events (case_no, seq, at, kind, body) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&case_no)
-                    .bind((before + 1 + i as u64) as i64)
-                    .bind(fmt_ts(e.at()))
-                    .bind(e.kind())
-                    .bind(body)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                if !events.is_empty() {
-                    sqlx::query("DELETE FROM tasks WHERE case_no = $1")
-                        .bind(&case_no)
-                        .execute(&mut **tx)
-                        .await?;
-                    for t in state.tasks.values() {
-                        sqlx::query(
-                            "INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(&case_no)
-                        .bind(i64::from(t.id))
-                        .bind(&t.step)
-                        .bind(&t.name)
-                        .bind(&t.department)
-                        .bind(t.role.as_deref())
-                        .bind(fmt_ts(t.opened_at))
-                        .bind(t.deadline.as_ref().and_then(|d| d.due).map(fmt_ts))
-                        .bind(&state.flow_id)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    sqlx::query("DELETE FROM timers WHERE case_no = $1")
-                        .bind(&case_no)
-                        .execute(&mut **tx)
-                        .await?;
-                    for t in state.timers() {
-                        sqlx::query("INSERT INTO timers (case_no, key, due) VALUES ($1, $2, $3)")
-                            .bind(&case_no)
-                            .bind(&t.key)
-                            .bind(fmt_ts(t.due))
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                }
-                let out = Outcome {
-                    case_no: case_no.clone(),
-                    version: state.version,
-                    events,
-                    replayed: false,
-                };
-                if let Some(key) = &req.idempotency_key {
-                    sqlx::query(
-                        "INSERT INTO commands (idem_key, case_no, version, first_seq, at) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(key)
-                    .bind(&case_no)
-                    .bind(state.version as i64)
-                    .bind((before + 1) as i64)
-                    .bind(&stamp)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                if !out.events.is_empty() {
-                    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                        .bind(&stamp)
-                        .bind(&req.actor)
-                        .bind(req.command.name())
-                        .bind(audit_detail(req, &out))
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Ok(out)
+                let mut outs = Self::execute_in_batch(tx, region, &[(req, flows, cal, now)]).await?;
+                outs.pop()
+                    .unwrap_or_else(|| Err(ExecError::Batch("no result".into())))
             }
 
             async fn load_for(
