@@ -197,7 +197,8 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
         tasks TEXT NOT NULL,
         timers TEXT NOT NULL,
         commands TEXT NOT NULL,
-        audit TEXT NOT NULL
+        audit TEXT NOT NULL,
+        numbers TEXT NOT NULL DEFAULT '[]'
     )",
     "CREATE TRIGGER IF NOT EXISTS inbox_apply AFTER INSERT ON inbox BEGIN
         SELECT RAISE(ABORT, 'govflow: version conflict')
@@ -221,6 +222,9 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
           SELECT value ->> 0, NEW.case_no, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.commands);
         INSERT INTO audit_log (at, actor, action, detail)
           SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.audit);
+        INSERT INTO case_numbers (prefix, next)
+          SELECT value ->> 0, value ->> 1 FROM json_each(NEW.numbers) WHERE true
+          ON CONFLICT (prefix) DO UPDATE SET next = excluded.next;
         DELETE FROM inbox WHERE rowid = NEW.rowid;
     END",
 ];
@@ -345,6 +349,7 @@ impl SqliteStore {
         // a known case needs no read. The version check in the trigger guards it.
         let mut cache: std::collections::HashMap<String, CaseState> =
             std::collections::HashMap::new();
+        let mut numbers: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -353,11 +358,13 @@ impl SqliteStore {
                     Err(_) => break,
                 }
             }
-            let mut result = Self::run_batch(&writer, &region, &batch, &mut cache).await;
+            let mut result =
+                Self::run_batch(&writer, &region, &batch, &mut cache, &mut numbers).await;
             if result.is_err() {
                 // Retry once from the database (a stale cache, a busy file).
                 cache.clear();
-                result = Self::run_batch(&writer, &region, &batch, &mut cache).await;
+                numbers.clear();
+                result = Self::run_batch(&writer, &region, &batch, &mut cache, &mut numbers).await;
             }
             match result {
                 Ok(outs) => {
@@ -367,6 +374,7 @@ impl SqliteStore {
                 }
                 Err(e) => {
                     cache.clear();
+                    numbers.clear();
                     let msg = e.to_string();
                     for job in batch {
                         let _ = job.reply.send(Err(ExecError::Batch(msg.clone())));
@@ -381,25 +389,36 @@ impl SqliteStore {
         region: &str,
         batch: &[Job],
         cache: &mut std::collections::HashMap<String, CaseState>,
+        numbers: &mut std::collections::HashMap<String, i64>,
     ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        // This task is the only writer, so reads outside a transaction see
+        // exactly what the writes below will build on.
+        let mut conn = writer.acquire().await?;
         let jobs: Vec<(&Request, &Registry, &Calendar, Time)> = batch
             .iter()
             .map(|j| (&j.req, &j.flows, &j.cal, j.now))
             .collect();
-        let prepared = Self::prepare_batch(&mut tx, region, &jobs, Some(cache)).await;
-        let (outs, changes) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
+        let (outs, changes) =
+            Self::prepare_batch(&mut conn, region, &jobs, Some(cache), Some(numbers)).await?;
+        let rows = changes.order.len();
+        let loose = changes
+            .commands
+            .iter()
+            .any(|(_, no, ..)| !changes.cases.contains_key(no));
+        if rows == 0 && !loose && changes.numbers.is_empty() {
+            // Nothing to write (refused or replayed commands only).
+        } else if rows > 0 && rows <= ROWS_PER_STATEMENT && !loose {
+            // One INSERT statement: SQLite runs it, with its triggers, as one
+            // atomic, durable transaction of its own.
+            Self::write_inbox(&mut conn, &changes).await?;
+        } else {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            if let Err(e) = Self::write_inbox(&mut tx, &changes).await {
                 let _ = tx.rollback().await;
                 return Err(e);
             }
-        };
-        if let Err(e) = Self::write_inbox(&mut tx, &changes).await {
-            let _ = tx.rollback().await;
-            return Err(e);
+            tx.commit().await?;
         }
-        tx.commit().await?;
         if cache.len() > 100_000 {
             cache.clear();
         }
@@ -414,10 +433,7 @@ impl SqliteStore {
     }
 
     /// One `inbox` row per changed case; the trigger writes the rest.
-    async fn write_inbox(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        c: &Changes,
-    ) -> Result<(), ExecError> {
+    async fn write_inbox(conn: &mut sqlx::SqliteConnection, c: &Changes) -> Result<(), ExecError> {
         use serde_json::{Value, json};
         use std::collections::HashMap;
         let mut events: HashMap<&str, Vec<Value>> = HashMap::new();
@@ -489,10 +505,13 @@ impl SqliteStore {
                 Value::Array(audit.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
             ));
         }
+        let numbers =
+            Value::Array(c.numbers.iter().map(|(p, n)| json!([p, n])).collect()).to_string();
+        let mut first_row = true;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = multi_insert(
-                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks, timers, commands, audit) VALUES ",
-                14,
+                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks, timers, commands, audit, numbers) VALUES ",
+                15,
                 chunk.len(),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -511,9 +530,22 @@ impl SqliteStore {
                     .bind(tasks.as_str())
                     .bind(timers.as_str())
                     .bind(cmds.as_str())
-                    .bind(aud.as_str());
+                    .bind(aud.as_str())
+                    .bind(if first_row { numbers.as_str() } else { "[]" });
+                first_row = false;
             }
-            q.execute(&mut **tx).await?;
+            q.execute(&mut *conn).await?;
+        }
+        if rows.is_empty() {
+            for (prefix, next) in &c.numbers {
+                sqlx::query(
+                    "INSERT INTO case_numbers (prefix, next) VALUES ($1, $2) ON CONFLICT (prefix) DO UPDATE SET next = excluded.next",
+                )
+                .bind(prefix.as_str())
+                .bind(*next)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
         for (key, no, version, first, at) in loose {
             sqlx::query(
@@ -524,7 +556,7 @@ impl SqliteStore {
             .bind(*version as i64)
             .bind(*first as i64)
             .bind(at.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         }
         Ok(())
@@ -876,6 +908,8 @@ struct Changes {
     commands: Vec<(String, String, u64, u64, String)>,
     /// (at, actor, action, detail, case)
     audit: Vec<(String, String, &'static str, String, String)>,
+    /// Case-number counters handed out from memory: (prefix, last number).
+    numbers: Vec<(String, i64)>,
 }
 
 /// Rows per multi-row statement (well under both backends' parameter limits).
@@ -1119,7 +1153,7 @@ macro_rules! backend {
                 region: &str,
                 jobs: &[(&Request, &Registry, &Calendar, Time)],
             ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
-                let (outs, c) = Self::prepare_batch(tx, region, jobs, None).await?;
+                let (outs, c) = Self::prepare_batch(&mut **tx, region, jobs, None, None).await?;
                 Self::write_batch(tx, &c.order, &c.cases, &c.events, &c.commands, &c.audit).await?;
                 Ok(outs)
             }
@@ -1128,11 +1162,13 @@ macro_rules! backend {
             /// `tx`, or from `cache` — snapshots known to be current); writes nothing
             /// but case numbers.
             async fn prepare_batch(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                conn: &mut <$db as sqlx::Database>::Connection,
                 region: &str,
                 jobs: &[(&Request, &Registry, &Calendar, Time)],
                 cache: Option<&std::collections::HashMap<String, CaseState>>,
+                mut numbers: Option<&mut std::collections::HashMap<String, i64>>,
             ) -> Result<(Vec<Result<Outcome, ExecError>>, Changes), ExecError> {
+                let mut touched_numbers: std::collections::BTreeSet<String> = Default::default();
                 let mut outs: Vec<Result<Outcome, ExecError>> = Vec::with_capacity(jobs.len());
                 // case → (state now, version at batch start, new case?)
                 let mut cases: std::collections::HashMap<String, (CaseState, u64, bool)> =
@@ -1152,7 +1188,7 @@ macro_rules! backend {
                             outs.push(Ok(out));
                             continue;
                         }
-                        match Self::replay_key(tx, key, req).await {
+                        match Self::replay_key(conn, key, req).await {
                             Ok(Some(out)) => {
                                 outs.push(Ok(out));
                                 continue;
@@ -1191,7 +1227,41 @@ macro_rules! backend {
                                 continue;
                             }
                         },
-                        None => match Self::load_for(tx, region, req, flows, now).await {
+                        None if matches!(req.command, Command::Start { .. })
+                            && req.case_no.is_none()
+                            && numbers.is_some() =>
+                        {
+                            // The single SQLite writer hands out case numbers from memory.
+                            let flow_id = req.flow_id.clone().unwrap_or_default();
+                            let Some(flow) = flows.latest(&flow_id) else {
+                                outs.push(Err(ExecError::NoFlow(flow_id)));
+                                continue;
+                            };
+                            let prefix = format!("{region}{}", now.format("%Y%m%d"));
+                            let Some(numbers) = numbers.as_deref_mut() else { continue };
+                            let last = match numbers.get(&prefix) {
+                                Some(n) => *n,
+                                None => sqlx::query("SELECT next FROM case_numbers WHERE prefix = $1")
+                                    .bind(&prefix)
+                                    .fetch_optional(&mut *conn)
+                                    .await?
+                                    .map(|r| r.try_get::<i64, _>("next"))
+                                    .transpose()?
+                                    .unwrap_or(0),
+                            };
+                            numbers.insert(prefix.clone(), last + 1);
+                            touched_numbers.insert(prefix.clone());
+                            let Some(case_no) = crate::ids::case_number(region, now.date(), (last + 1) as u64) else {
+                                outs.push(Err(ExecError::Numbers(prefix)));
+                                continue;
+                            };
+                            Loaded {
+                                case_no,
+                                state: None,
+                                flow,
+                            }
+                        }
+                        None => match Self::load_for(conn, region, req, flows, now).await {
                             Ok(l) => l,
                             Err(ExecError::Store(e)) => return Err(ExecError::Store(e)),
                             Err(e) => {
@@ -1264,6 +1334,13 @@ macro_rules! backend {
                     }
                     outs.push(Ok(out));
                 }
+                let numbers = match numbers {
+                    Some(n) => touched_numbers
+                        .into_iter()
+                        .filter_map(|p| n.get(&p).map(|v| (p, *v)))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 Ok((
                     outs,
                     Changes {
@@ -1272,13 +1349,14 @@ macro_rules! backend {
                         events,
                         commands,
                         audit,
+                        numbers,
                     },
                 ))
             }
 
             /// Answers a command whose idempotency key was already applied.
             async fn replay_key(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                conn: &mut <$db as sqlx::Database>::Connection,
                 key: &str,
                 req: &Request,
             ) -> Result<Option<Outcome>, ExecError> {
@@ -1286,7 +1364,7 @@ macro_rules! backend {
                     "SELECT case_no, version, first_seq FROM commands WHERE idem_key = $1",
                 )
                 .bind(key)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *conn)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let case_no: String = row.try_get("case_no")?;
@@ -1301,7 +1379,7 @@ macro_rules! backend {
                 .bind(&case_no)
                 .bind(first)
                 .bind(version)
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await?;
                 let mut events = Vec::new();
                 for r in &rows {
@@ -1489,7 +1567,7 @@ macro_rules! backend {
             }
 
             async fn load_for(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                conn: &mut <$db as sqlx::Database>::Connection,
                 region: &str,
                 req: &Request,
                 flows: &Registry,
@@ -1508,7 +1586,7 @@ macro_rules! backend {
                                 "INSERT INTO case_numbers (prefix, next) VALUES ($1, 1) ON CONFLICT (prefix) DO UPDATE SET next = case_numbers.next + 1 RETURNING next",
                             )
                             .bind(&prefix)
-                            .fetch_one(&mut **tx)
+                            .fetch_one(&mut *conn)
                             .await?
                             .try_get("next")?;
                             crate::ids::case_number(region, now.date(), seq as u64)
@@ -1517,7 +1595,7 @@ macro_rules! backend {
                     };
                     let exists = sqlx::query("SELECT version FROM cases WHERE case_no = $1")
                         .bind(&case_no)
-                        .fetch_optional(&mut **tx)
+                        .fetch_optional(&mut *conn)
                         .await?
                         .is_some();
                     if exists {
@@ -1532,7 +1610,7 @@ macro_rules! backend {
                 let case_no = req.case_no.clone().unwrap_or_default();
                 let row = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
                     .bind(&case_no)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *conn)
                     .await?
                     .ok_or_else(|| ExecError::NoCase(case_no.clone()))?;
                 let snapshot: String = row.try_get("snapshot")?;
