@@ -428,7 +428,14 @@ impl Scenario {
             if let Some(a) = state.accepted_at
                 && let Ok(d) = cal.diff(a.date(), f.date())
             {
-                end.insert("working_days_used".into(), d.into());
+                // The clock's count: days a B procedure stopped it are not used.
+                let stopped: i64 = state
+                    .specials
+                    .iter()
+                    .filter(|x| x.class == crate::core::SpecialClass::B)
+                    .map(|x| i64::from(x.counted_days))
+                    .sum();
+                end.insert("working_days_used".into(), (d - stopped).max(0).into());
             }
         }
         let mut problems = Vec::new();
@@ -613,6 +620,20 @@ impl Runner<'_> {
     }
 
     fn due_text(&self, d: &Deadline) -> String {
+        self.due_text_at(d, None)
+    }
+
+    /// A deadline as text; with `frozen`, the clock stopped on that date (a B
+    /// special procedure) and the working days left are counted from it.
+    fn due_text_at(&self, d: &Deadline, frozen: Option<NaiveDate>) -> String {
+        if let (Some(since), Some(date)) = (frozen, d.due_date) {
+            let left = self.cal.diff(since, date).unwrap_or(0).max(0);
+            let days = if left == 1 { "day" } else { "days" };
+            return format!(
+                "clock stopped since {since}, {left} working {days} left ({})",
+                d.limit
+            );
+        }
         match (d.due_date, d.due) {
             (Some(date), Some(due)) => {
                 let extra = match (d.extended, d.suspended) {
@@ -825,6 +846,7 @@ impl Runner<'_> {
                 statutory,
                 promised,
                 tasks,
+                stages,
                 ..
             } => {
                 let mut s = format!("deadlines moved ({reason})");
@@ -836,6 +858,9 @@ impl Runner<'_> {
                 }
                 for (id, d) in tasks {
                     s.push_str(&format!("; task #{id} {}", self.due_text(d)));
+                }
+                for (step, d) in stages {
+                    s.push_str(&format!("; stage {step} {}", self.due_text(d)));
                 }
                 s
             }
@@ -862,12 +887,19 @@ impl Runner<'_> {
         if s.status == Status::Completed || s.status.is_finished() {
             return;
         }
+        let held = s.suspended.and_then(|(id, since)| {
+            s.specials
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| (x, since.date()))
+        });
+        let frozen = held.map(|(_, since)| since);
         let mut clocks = Map::new();
         if let Some(d) = &s.statutory {
-            clocks.insert("statutory".into(), self.due_text(d).into());
+            clocks.insert("statutory".into(), self.due_text_at(d, frozen).into());
         }
         if let Some(d) = &s.promised {
-            clocks.insert("promised".into(), self.due_text(d).into());
+            clocks.insert("promised".into(), self.due_text_at(d, frozen).into());
         }
         if !clocks.is_empty() {
             entry.insert("deadlines".into(), Value::Object(clocks));
@@ -880,10 +912,12 @@ impl Runner<'_> {
                     Some(r) => format!("{}.{r}", t.department),
                     None => t.department.clone(),
                 };
-                let due = t
-                    .deadline
-                    .as_ref()
-                    .map_or(String::new(), |d| format!(", {}", self.due_text(d)));
+                let stopped = held
+                    .filter(|(sp, _)| sp.step == t.step)
+                    .map(|(_, since)| since);
+                let due = t.deadline.as_ref().map_or(String::new(), |d| {
+                    format!(", {}", self.due_text_at(d, stopped))
+                });
                 format!("#{} {} @ {who}{due}", t.id, t.step).into()
             })
             .collect();

@@ -1281,6 +1281,25 @@ impl Cx<'_> {
         })
     }
 
+    /// The block steps around `step`, innermost first.
+    fn enclosing_blocks(&self, step: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = step.to_string();
+        loop {
+            match self.flow.parent(&cur) {
+                Some(Parent::Lane { parallel, .. }) => {
+                    out.push(parallel.clone());
+                    cur = parallel.clone();
+                }
+                Some(Parent::Review { joint }) => {
+                    out.push(joint.clone());
+                    cur = joint.clone();
+                }
+                _ => return out,
+            }
+        }
+    }
+
     fn start_special(
         &mut self,
         step_id: &str,
@@ -1367,6 +1386,7 @@ impl Cx<'_> {
             opinion: None,
             handled_by: None,
             counted_days: 0,
+            blocks: self.enclosing_blocks(step_id),
         };
         self.emit(Event::SpecialStarted { at, special });
         Ok(())
@@ -1429,12 +1449,25 @@ impl Cx<'_> {
             let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, ext, susp));
             let promised = self.st.promised.as_ref().map(|d| self.moved(d, ext, susp));
             let mut tasks = std::collections::BTreeMap::new();
+            let mut stages = std::collections::BTreeMap::new();
             if sp.class == SpecialClass::B {
                 for t in self.st.tasks.values() {
                     if t.step == step_id
                         && let Some(d) = &t.deadline
                     {
                         tasks.insert(t.id, self.moved(d, 0, susp));
+                    }
+                }
+                for b in &sp.blocks {
+                    let d = self
+                        .st
+                        .joins
+                        .get(b)
+                        .and_then(|j| j.deadline.as_ref())
+                        .or_else(|| self.st.joint.get(b).and_then(|j| j.deadline.as_ref()))
+                        .or_else(|| self.st.subflows.get(b).and_then(|j| j.deadline.as_ref()));
+                    if let Some(d) = d {
+                        stages.insert(b.clone(), self.moved(d, 0, susp));
                     }
                 }
             }
@@ -1451,6 +1484,7 @@ impl Cx<'_> {
                 statutory,
                 promised,
                 tasks,
+                stages,
             });
         }
         Ok(())

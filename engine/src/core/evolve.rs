@@ -247,6 +247,7 @@ impl CaseState {
                 statutory,
                 promised,
                 tasks,
+                stages,
                 ..
             } => {
                 self.statutory = statutory.clone();
@@ -254,6 +255,17 @@ impl CaseState {
                 for (id, d) in tasks {
                     if let Some(t) = self.tasks.get_mut(id) {
                         t.deadline = Some(d.clone());
+                    }
+                }
+                for (step, d) in stages {
+                    if let Some(j) = self.joins.get_mut(step) {
+                        j.deadline = Some(d.clone());
+                    }
+                    if let Some(j) = self.joint.get_mut(step) {
+                        j.deadline = Some(d.clone());
+                    }
+                    if let Some(j) = self.subflows.get_mut(step) {
+                        j.deadline = Some(d.clone());
                     }
                 }
             }
@@ -329,12 +341,11 @@ impl CaseState {
                 push("case:statutory".into(), d.due);
             }
         }
-        let held_step = self.suspended.and_then(|(id, _)| {
-            self.specials
-                .iter()
-                .find(|s| s.id == id)
-                .map(|s| s.step.clone())
-        });
+        let held = self
+            .suspended
+            .and_then(|(id, _)| self.specials.iter().find(|s| s.id == id));
+        let held_step = held.map(|s| s.step.clone());
+        let held_blocks: Vec<String> = held.map(|s| s.blocks.clone()).unwrap_or_default();
         for t in self.tasks.values() {
             if held_step.as_deref() == Some(t.step.as_str()) {
                 continue;
@@ -355,18 +366,17 @@ impl CaseState {
                 push(format!("wait_limit:{step}"), d.due);
             }
         }
-        for (step, j) in &self.joins {
-            if let Some(d) = &j.deadline {
-                push(format!("stage:{step}"), d.due);
+        let stages = self
+            .joins
+            .iter()
+            .map(|(s, j)| (s, &j.deadline))
+            .chain(self.subflows.iter().map(|(s, j)| (s, &j.deadline)))
+            .chain(self.joint.iter().map(|(s, j)| (s, &j.deadline)));
+        for (step, d) in stages {
+            if held_blocks.contains(step) {
+                continue;
             }
-        }
-        for (step, s) in &self.subflows {
-            if let Some(d) = &s.deadline {
-                push(format!("stage:{step}"), d.due);
-            }
-        }
-        for (step, j) in &self.joint {
-            if let Some(d) = &j.deadline {
+            if let Some(d) = d {
                 push(format!("stage:{step}"), d.due);
             }
         }

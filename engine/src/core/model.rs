@@ -304,6 +304,10 @@ pub struct Special {
     /// Working days the extension added, or the clock stood still.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub counted_days: u32,
+    /// The parallel, joint-review or subflow blocks around the step: their
+    /// stage limits stop with the step's clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -631,6 +635,9 @@ pub enum Event {
         promised: Option<Deadline>,
         #[serde(default)]
         tasks: BTreeMap<u32, Deadline>,
+        /// Stage limits of blocks, by block step.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        stages: BTreeMap<String, Deadline>,
     },
     DeadlinePassed {
         at: Time,
