@@ -56,6 +56,18 @@ impl Registry {
         g.versions.get(&(id.to_string(), rev)).cloned()
     }
 
+    /// The latest flow for a `subflow` item: by flow id, flow name, or the
+    /// item's basic or implementation code.
+    pub fn find_item(&self, item: &str) -> Option<Arc<CompiledFlow>> {
+        self.all_latest().into_iter().find(|f| {
+            let fl = &f.flow;
+            fl.id == item
+                || fl.name == item
+                || fl.item.basic_code.as_deref() == Some(item)
+                || fl.item.impl_code.as_deref() == Some(item)
+        })
+    }
+
     /// The latest version of every flow, sorted by id.
     pub fn all_latest(&self) -> Vec<Arc<CompiledFlow>> {
         let g = match self.inner.read() {

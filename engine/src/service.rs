@@ -32,10 +32,112 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Runs a command, then what it sets off between cases: a `subflow` step
+    /// starts a case of each item whose flow is deployed (its data names the
+    /// parent), and a finished sub-case reports to its parent. Each follow-up
+    /// is a command of its own with an idempotency key derived from the
+    /// cases, so running it again (after a crash, say) applies it once.
     pub async fn execute(&self, req: &Request) -> Result<Outcome, ExecError> {
-        self.store
+        let out = self
+            .store
             .execute(req, &self.flows, &self.calendar, now_cst())
-            .await
+            .await?;
+        if !out.replayed {
+            let mut queue = vec![out.clone()];
+            while let Some(done) = queue.pop() {
+                for follow in self.follow_ups(&done).await {
+                    match self
+                        .store
+                        .execute(&follow, &self.flows, &self.calendar, now_cst())
+                        .await
+                    {
+                        Ok(o) if !o.replayed => queue.push(o),
+                        Ok(_) => {}
+                        Err(e) => eprintln!(
+                            "follow-up {} of case {} failed: {e}",
+                            follow.command.name(),
+                            done.case_no
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn follow_ups(&self, out: &Outcome) -> Vec<Request> {
+        use crate::core::{Command, Event};
+        let mut reqs = Vec::new();
+        for e in &out.events {
+            match e {
+                Event::SubcasesRequested { step, items, .. } => {
+                    let Ok(Some(parent)) = self.store.case(&out.case_no).await else {
+                        continue;
+                    };
+                    let Some(applicant) = parent.applicant.clone() else {
+                        continue;
+                    };
+                    for item in items {
+                        let Some(flow) = self.flows.find_item(item) else {
+                            continue; // handled elsewhere: reported with `subcase_finished`
+                        };
+                        let mut data = crate::core::Data::new();
+                        data.insert(
+                            "parent".into(),
+                            serde_json::json!({"case": out.case_no, "step": step, "item": item}),
+                        );
+                        reqs.push(Request {
+                            case_no: None,
+                            flow_id: Some(flow.flow.id.clone()),
+                            command: Command::Start {
+                                case_no: String::new(),
+                                applicant: applicant.clone(),
+                                agent: parent.agent.clone(),
+                                source: Some("并联审批".into()),
+                                project_code: parent.project_code.clone(),
+                                data,
+                                materials: Vec::new(),
+                            },
+                            idempotency_key: Some(format!("sub:{}:{step}:{item}", out.case_no)),
+                            actor: "engine".into(),
+                        });
+                    }
+                }
+                Event::Completed { .. } | Event::Terminated { .. } | Event::Withdrawn { .. } => {
+                    let Ok(Some(child)) = self.store.case(&out.case_no).await else {
+                        continue;
+                    };
+                    let Some(parent) = child.data.get("parent") else {
+                        continue;
+                    };
+                    let (Some(case), Some(step), Some(item)) = (
+                        parent.get("case").and_then(|v| v.as_str()),
+                        parent.get("step").and_then(|v| v.as_str()),
+                        parent.get("item").and_then(|v| v.as_str()),
+                    ) else {
+                        continue;
+                    };
+                    let result = match (&child.outcome, child.status.as_str()) {
+                        (Some(o), _) => o.result.clone(),
+                        (None, status) => status.to_string(),
+                    };
+                    reqs.push(Request {
+                        case_no: Some(case.to_string()),
+                        flow_id: None,
+                        command: Command::SubcaseFinished {
+                            step: step.to_string(),
+                            item: item.to_string(),
+                            case_no: out.case_no.clone(),
+                            result,
+                        },
+                        idempotency_key: Some(format!("subdone:{}", out.case_no)),
+                        actor: "engine".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        reqs
     }
 
     /// Fires every timer due at `now` (in batches); returns how many fired.

@@ -216,3 +216,67 @@ fn a_case_through_the_api() {
     let out = govflow(&["export", "3301002025010100000010", "--db", &db]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_subflow_starts_its_items_cases_and_joins_when_they_finish() {
+    let dir = temp_dir("subflow-api");
+    let db = format!("sqlite://{}", dir.join("sub.db").display());
+    let port = free_port();
+    let _server = Server::start(&db, port, &["--flows", "tests/fixtures/subflow"], &[]);
+    let mut body = start_body();
+    body["flow"] = json!("stage");
+    body["materials"] = json!([]);
+    let (status, v) = call(port, "POST", "/api/cases", None, Some(&body)).unwrap();
+    assert_eq!(status, 201, "{v}");
+    let parent = v["case_no"].as_str().unwrap().to_string();
+    let lead = json!({"by": {"name": "牵头人", "department": "lead"}});
+    let (status, v) = call(
+        port,
+        "POST",
+        &format!("/api/cases/{parent}/tasks/accept/complete"),
+        None,
+        Some(&lead),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    // Each item's case was started, naming its parent.
+    let mut children = Vec::new();
+    for (flow, dept) in [("child_a", "a"), ("child_b", "b")] {
+        let (_, list) = call(port, "GET", &format!("/api/cases?flow={flow}"), None, None).unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{flow}: {list}");
+        let no = items[0]["case_no"].as_str().unwrap().to_string();
+        let (_, case) = call(port, "GET", &format!("/api/cases/{no}"), None, None).unwrap();
+        assert_eq!(case["data"]["parent"]["case"], parent.as_str(), "{case}");
+        children.push((no, dept));
+    }
+    // The first child finishing does not complete the stage (join all) …
+    let (no, dept) = &children[0];
+    let by = json!({"by": {"name": "审查员", "department": dept}});
+    call(
+        port,
+        "POST",
+        &format!("/api/cases/{no}/tasks/review/complete"),
+        None,
+        Some(&by),
+    )
+    .unwrap();
+    let (_, case) = call(port, "GET", &format!("/api/cases/{parent}"), None, None).unwrap();
+    assert!(case["tasks"].as_array().unwrap().is_empty(), "{case}");
+    // … the second does: the parent moves on to its next task.
+    let (no, dept) = &children[1];
+    let mut deny = json!({"by": {"name": "审查员", "department": dept}});
+    deny["action"] = json!("deny");
+    call(
+        port,
+        "POST",
+        &format!("/api/cases/{no}/tasks/review/complete"),
+        None,
+        Some(&deny),
+    )
+    .unwrap();
+    let (_, case) = call(port, "GET", &format!("/api/cases/{parent}"), None, None).unwrap();
+    assert_eq!(case["tasks"][0]["step"], "finish", "{case}");
+    assert_eq!(case["data"]["results"]["child_a"], "准予许可", "{case}");
+    assert_eq!(case["data"]["results"]["child_b"], "不予许可", "{case}");
+}
