@@ -380,6 +380,7 @@ impl Scenario {
             state: None,
             now: self.start_at,
             trace: Vec::new(),
+            log: Vec::new(),
         };
         r.command(&self.start, None, "start".into())
             .map_err(|m| self.err(Span::new(0, 0), m))?;
@@ -524,6 +525,8 @@ struct Runner<'a> {
     state: Option<CaseState>,
     now: Time,
     trace: Vec<Value>,
+    /// Every event so far, stored as the database stores them (JSON).
+    log: Vec<String>,
 }
 
 impl Runner<'_> {
@@ -589,6 +592,26 @@ impl Runner<'_> {
                 let mut state = self.state.take().unwrap_or_default();
                 for e in &events {
                     state.apply(e);
+                    self.log
+                        .push(serde_json::to_string(e).map_err(|e| format!("event: {e}"))?);
+                }
+                // Every step of every scenario checks the storage invariant:
+                // the stored events, read back, rebuild exactly this snapshot,
+                // and the snapshot survives its own JSON form.
+                let mut replayed = CaseState::default();
+                for line in &self.log {
+                    let e: Event = serde_json::from_str(line)
+                        .map_err(|e| format!("stored event does not read back: {e}"))?;
+                    replayed.apply(&e);
+                }
+                if replayed != state {
+                    return Err("replaying the event log does not rebuild the snapshot".into());
+                }
+                let json = serde_json::to_string(&state).map_err(|e| format!("snapshot: {e}"))?;
+                let back: CaseState = serde_json::from_str(&json)
+                    .map_err(|e| format!("stored snapshot does not read back: {e}"))?;
+                if back != state {
+                    return Err("the snapshot changes when stored and read back".into());
                 }
                 entry.insert(
                     "events".into(),

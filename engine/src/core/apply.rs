@@ -1448,14 +1448,14 @@ impl Cx<'_> {
             };
             let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, ext, susp));
             let promised = self.st.promised.as_ref().map(|d| self.moved(d, ext, susp));
-            let mut tasks = std::collections::BTreeMap::new();
+            let mut tasks = Vec::new();
             let mut stages = std::collections::BTreeMap::new();
             if sp.class == SpecialClass::B {
                 for t in self.st.tasks.values() {
                     if t.step == step_id
                         && let Some(d) = &t.deadline
                     {
-                        tasks.insert(t.id, self.moved(d, 0, susp));
+                        tasks.push((t.id, self.moved(d, 0, susp)));
                     }
                 }
                 for b in &sp.blocks {

@@ -633,8 +633,10 @@ pub enum Event {
         reason: String,
         statutory: Option<Deadline>,
         promised: Option<Deadline>,
+        /// (task id, its new deadline). A list, not a map: JSON map keys are
+        /// strings, and an internally tagged enum cannot read them back as numbers.
         #[serde(default)]
-        tasks: BTreeMap<u32, Deadline>,
+        tasks: Vec<(u32, Deadline)>,
         /// Stage limits of blocks, by block step.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         stages: BTreeMap<String, Deadline>,
