@@ -916,7 +916,13 @@ impl Runner<'_> {
                 .find(|x| x.id == id)
                 .map(|x| (x, since.date()))
         });
-        let frozen = held.map(|(_, since)| since);
+        let rectifying = s
+            .joint
+            .values()
+            .filter_map(|j| j.rectifying_since.filter(|_| j.awaiting_resubmission))
+            .map(|t| t.date())
+            .min();
+        let frozen = held.map(|(_, since)| since).or(rectifying);
         let mut clocks = Map::new();
         if let Some(d) = &s.statutory {
             clocks.insert("statutory".into(), self.due_text_at(d, frozen).into());

@@ -494,14 +494,38 @@ impl Cx<'_> {
         {
             return self.enter(&reopen);
         }
-        let waiting: Vec<(String, u32)> = self
+        let waiting: Vec<(String, u32, Option<Time>)> = self
             .st
             .joint
             .iter()
             .filter(|(_, j)| j.awaiting_resubmission)
-            .map(|(s, j)| (s.clone(), j.round))
+            .map(|(s, j)| (s.clone(), j.round, j.rectifying_since))
             .collect();
-        for (step, round) in waiting {
+        for (step, round, since) in waiting {
+            // The applicant's time is not the authority's: the case clocks and
+            // the stage limit move by the working days the rectification took.
+            let days = since
+                .and_then(|t| self.cal.diff(t.date(), at.date()).ok())
+                .map_or(0, |d| d.max(0) as u32);
+            if days > 0 {
+                let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, 0, days));
+                let promised = self.st.promised.as_ref().map(|d| self.moved(d, 0, days));
+                let mut stages = std::collections::BTreeMap::new();
+                if let Some(d) = self.st.joint.get(&step).and_then(|j| j.deadline.as_ref()) {
+                    stages.insert(step.clone(), self.moved(d, 0, days));
+                }
+                let unit = if days == 1 { "day" } else { "days" };
+                self.emit(Event::DeadlinesMoved {
+                    at,
+                    reason: format!(
+                        "申请人整改 (rectification): {days} working {unit} not counted"
+                    ),
+                    statutory,
+                    promised,
+                    tasks: Vec::new(),
+                    stages,
+                });
+            }
             self.start_round(&step, round + 1)?;
         }
         Ok(())
@@ -1042,6 +1066,23 @@ impl Cx<'_> {
             return Ok(());
         }
 
+        // A review of a joint review reports its finding: pass, or problems
+        // to rectify; the consolidation turns the findings into one opinion.
+        if matches!(self.flow.parent(step_id), Some(Parent::Review { .. }))
+            && matches!(action, "rectify" | "整改" | "不通过" | "fail")
+        {
+            self.record_data(step_id, data);
+            self.emit(Event::TaskCompleted {
+                at,
+                task: task.id,
+                step: step_id.to_string(),
+                action: "rectify".into(),
+                by: by.clone(),
+                opinion: opinion.clone(),
+                next: Some("汇总意见".into()),
+            });
+            return self.follow(step_id, Some(&Target::Join), Some(by), None);
+        }
         let StepKind::Task { actions, .. } = &step.kind else {
             return Err(CommandError::UnknownStep(step_id.to_string()));
         };
@@ -1520,9 +1561,13 @@ impl Cx<'_> {
 
     fn subcase(&mut self, step: &str, item: &str, case_no: &str, result: &str) -> R<()> {
         let Some(sf) = self.st.subflows.get(step).cloned() else {
-            return Err(CommandError::StepNotActive {
+            return Err(CommandError::NoSuchSubcase {
                 step: step.to_string(),
-                active: list(self.st.subflows.keys()),
+                item: item.to_string(),
+                waiting: format!(
+                    "nothing (steps waiting for sub-cases: {})",
+                    list(self.st.subflows.keys())
+                ),
             });
         };
         if !sf.items.iter().any(|i| i == item) || sf.finished.contains_key(item) {

@@ -167,16 +167,27 @@ impl CaseState {
                         pending: reviews.iter().cloned().collect(),
                         resubmit_due: None,
                         awaiting_resubmission: false,
+                        rectifying_since: None,
                         deadline: deadline.clone(),
                     },
                 );
+                if self.status == Status::Rectifying {
+                    self.status = Status::Accepted;
+                }
             }
             Event::RectificationIssued {
-                step, resubmit_due, ..
+                at,
+                step,
+                resubmit_due,
+                ..
             } => {
                 if let Some(j) = self.joint.get_mut(step) {
                     j.awaiting_resubmission = true;
                     j.resubmit_due = resubmit_due.clone();
+                    j.rectifying_since = Some(*at);
+                }
+                if self.status == Status::Accepted {
+                    self.status = Status::Rectifying;
                 }
             }
             Event::WaitStarted { step, state, .. } => {
@@ -323,7 +334,15 @@ impl CaseState {
         if self.status.is_finished() {
             return out;
         }
-        let suspended = self.suspended.is_some();
+        // The case clocks stand still during a B procedure and while the
+        // applicant rectifies after a joint review.
+        let rectifying: Vec<&String> = self
+            .joint
+            .iter()
+            .filter(|(_, j)| j.awaiting_resubmission)
+            .map(|(s, _)| s)
+            .collect();
+        let suspended = self.suspended.is_some() || !rectifying.is_empty();
         let fired = &self.fired;
         let mut deadlines: Vec<Timer> = Vec::new();
         let mut push = |key: String, due: Option<Time>| {
@@ -373,7 +392,7 @@ impl CaseState {
             .chain(self.subflows.iter().map(|(s, j)| (s, &j.deadline)))
             .chain(self.joint.iter().map(|(s, j)| (s, &j.deadline)));
         for (step, d) in stages {
-            if held_blocks.contains(step) {
+            if held_blocks.contains(step) || rectifying.contains(&step) {
                 continue;
             }
             if let Some(d) = d {

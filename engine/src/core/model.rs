@@ -329,6 +329,9 @@ pub enum Status {
     Accepted,
     /// 挂起: a B special procedure stopped the clock.
     Suspended,
+    /// 整改: the applicant is rectifying after a joint review's consolidated
+    /// opinion; the clock stands still until the resubmission.
+    Rectifying,
     /// 办结.
     Completed,
     /// 中止 (by staff or automatically).
@@ -350,6 +353,7 @@ impl Status {
             Status::Correcting => "correcting",
             Status::Accepted => "accepted",
             Status::Suspended => "suspended",
+            Status::Rectifying => "rectifying",
             Status::Completed => "completed",
             Status::Terminated => "terminated",
             Status::Withdrawn => "withdrawn",
@@ -383,6 +387,9 @@ pub struct JointState {
     pub resubmit_due: Option<Deadline>,
     #[serde(default)]
     pub awaiting_resubmission: bool,
+    /// Since when the applicant has been rectifying (the clock stands still).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectifying_since: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Deadline>,
 }
