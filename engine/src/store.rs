@@ -183,24 +183,14 @@ const MIGRATIONS_PG: &[&str] = &[
 /// changed case and this trigger fans it out, so a whole batch is one
 /// statement between BEGIN and COMMIT. The version check aborts the batch.
 const MIGRATIONS_SQLITE_LATE: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS inbox (
-        case_no TEXT NOT NULL,
-        old_version INTEGER NOT NULL,
-        is_new INTEGER NOT NULL,
-        flow_id TEXT NOT NULL,
-        flow_version INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        snapshot TEXT NOT NULL,
-        stamp TEXT NOT NULL,
-        events TEXT NOT NULL,
-        tasks TEXT NOT NULL,
-        timers TEXT NOT NULL,
-        commands TEXT NOT NULL,
-        audit TEXT NOT NULL,
-        numbers TEXT NOT NULL DEFAULT '[]'
-    )",
-    "CREATE TRIGGER IF NOT EXISTS inbox_apply AFTER INSERT ON inbox BEGIN
+    // A view, not a table: the INSTEAD OF trigger does all the work and no
+    // inbox row is ever stored.
+    "CREATE VIEW IF NOT EXISTS inbox AS SELECT
+        '' AS case_no, 0 AS old_version, 0 AS is_new, '' AS flow_id, 0 AS flow_version,
+        '' AS status, 0 AS version, '' AS snapshot, '' AS stamp, '[]' AS events, '[]' AS tasks,
+        NULL AS next_due, '[]' AS commands, '[]' AS audit, '[]' AS numbers
+        WHERE 0",
+    "CREATE TRIGGER IF NOT EXISTS inbox_apply INSTEAD OF INSERT ON inbox BEGIN
         SELECT RAISE(ABORT, 'govflow: version conflict')
           WHERE NEW.is_new = 0 AND NOT EXISTS
             (SELECT 1 FROM cases WHERE case_no = NEW.case_no AND version = NEW.old_version);
@@ -215,9 +205,10 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
         INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id)
           SELECT NEW.case_no, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, NEW.flow_id
           FROM json_each(NEW.tasks);
-        DELETE FROM timers WHERE case_no = NEW.case_no;
-        INSERT INTO timers (case_no, key, due)
-          SELECT NEW.case_no, value ->> 0, value ->> 1 FROM json_each(NEW.timers);
+        DELETE FROM case_timers WHERE case_no = NEW.case_no AND NEW.next_due IS NULL;
+        INSERT INTO case_timers (case_no, due) SELECT NEW.case_no, NEW.next_due
+          WHERE NEW.next_due IS NOT NULL
+          ON CONFLICT (case_no) DO UPDATE SET due = excluded.due;
         INSERT INTO commands (idem_key, case_no, version, first_seq, at)
           SELECT value ->> 0, NEW.case_no, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.commands);
         INSERT INTO audit_log (at, actor, action, detail)
@@ -225,7 +216,6 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
         INSERT INTO case_numbers (prefix, next)
           SELECT value ->> 0, value ->> 1 FROM json_each(NEW.numbers) WHERE true
           ON CONFLICT (prefix) DO UPDATE SET next = excluded.next;
-        DELETE FROM inbox WHERE rowid = NEW.rowid;
     END",
 ];
 
@@ -263,13 +253,13 @@ const MIGRATIONS_COMMON: &[&str] = &[
         PRIMARY KEY (case_no, task_id)
     )",
     "CREATE INDEX IF NOT EXISTS tasks_department ON tasks (department, opened_at)",
-    "CREATE TABLE IF NOT EXISTS timers (
-        case_no TEXT NOT NULL,
-        key TEXT NOT NULL,
-        due TEXT NOT NULL,
-        PRIMARY KEY (case_no, key)
+    // One row per case with timers: the instant its next timer falls due. The
+    // timers themselves (which deadline, wait, …) live in the case snapshot.
+    "CREATE TABLE IF NOT EXISTS case_timers (
+        case_no TEXT PRIMARY KEY,
+        due TEXT NOT NULL
     )",
-    "CREATE INDEX IF NOT EXISTS timers_due ON timers (due)",
+    "CREATE INDEX IF NOT EXISTS case_timers_due ON case_timers (due)",
     "CREATE TABLE IF NOT EXISTS commands (
         idem_key TEXT PRIMARY KEY,
         case_no TEXT NOT NULL,
@@ -487,11 +477,7 @@ impl SqliteStore {
                     ])
                 })
                 .collect();
-            let timers: Vec<Value> = state
-                .timers()
-                .into_iter()
-                .map(|t| json!([t.key, fmt_ts(t.due)]))
-                .collect();
+            let next_due = state.timers().first().map(|t| fmt_ts(t.due));
             rows.push((
                 no,
                 *before,
@@ -500,7 +486,7 @@ impl SqliteStore {
                 serde_json::to_string(state).map_err(|e| corrupt("snapshot", e))?,
                 Value::Array(events.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
                 Value::Array(tasks).to_string(),
-                Value::Array(timers).to_string(),
+                next_due,
                 Value::Array(commands.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
                 Value::Array(audit.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
             ));
@@ -510,12 +496,12 @@ impl SqliteStore {
         let mut first_row = true;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = multi_insert(
-                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks, timers, commands, audit, numbers) VALUES ",
+                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks, next_due, commands, audit, numbers) VALUES ",
                 15,
                 chunk.len(),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (no, before, is_new, state, snapshot, ev, tasks, timers, cmds, aud) in chunk {
+            for (no, before, is_new, state, snapshot, ev, tasks, next_due, cmds, aud) in chunk {
                 q = q
                     .bind(no.as_str())
                     .bind(*before as i64)
@@ -528,7 +514,7 @@ impl SqliteStore {
                     .bind(stamp.as_str())
                     .bind(ev.as_str())
                     .bind(tasks.as_str())
-                    .bind(timers.as_str())
+                    .bind(next_due.as_deref())
                     .bind(cmds.as_str())
                     .bind(aud.as_str())
                     .bind(if first_row { numbers.as_str() } else { "[]" });
@@ -573,7 +559,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<u32, ExecError> {
         let rows = sqlx::query(
-            "SELECT case_no, key, due FROM timers WHERE due <= $1 ORDER BY due, case_no, key LIMIT $2",
+            "SELECT case_no, due FROM case_timers WHERE due <= $1 ORDER BY due, case_no LIMIT $2",
         )
         .bind(fmt_ts(now))
         .bind(i64::from(limit))
@@ -582,53 +568,92 @@ impl SqliteStore {
         let mut set = tokio::task::JoinSet::new();
         for r in &rows {
             let case_no: String = r.try_get("case_no")?;
-            let key: String = r.try_get("key")?;
-            let due: String = r.try_get("due")?;
-            let req = Request {
-                case_no: Some(case_no.clone()),
-                flow_id: None,
-                command: Command::Fire { timer: key.clone() },
-                idempotency_key: Some(format!("timer:{case_no}:{key}@{due}")),
-                actor: "timer".into(),
-            };
+            let row_due: String = r.try_get("due")?;
             let (store, flows, cal) = (self.clone(), flows.clone(), cal.clone());
             set.spawn(async move {
-                let out = store.execute(&req, &flows, &cal, now).await;
-                (case_no, key, due, out)
+                let mut outs = Vec::new();
+                let state = match store.pool_case(&case_no).await {
+                    Ok(s) => s,
+                    Err(e) => return (case_no, row_due, vec![Err(ExecError::Store(e))]),
+                };
+                let due: Vec<crate::core::Timer> = state
+                    .map(|s| s.timers().into_iter().filter(|t| t.due <= now).collect())
+                    .unwrap_or_default();
+                for t in due {
+                    let req = Request {
+                        case_no: Some(case_no.clone()),
+                        flow_id: None,
+                        command: Command::Fire {
+                            timer: t.key.clone(),
+                        },
+                        idempotency_key: Some(format!(
+                            "timer:{case_no}:{}@{}",
+                            t.key,
+                            fmt_ts(t.due)
+                        )),
+                        actor: "timer".into(),
+                    };
+                    outs.push(store.execute(&req, &flows, &cal, now).await);
+                }
+                (case_no, row_due, outs)
             });
         }
         let mut fired = 0;
         while let Some(joined) = set.join_next().await {
-            let Ok((case_no, key, due, out)) = joined else {
+            let Ok((case_no, row_due, outs)) = joined else {
                 continue;
             };
-            let stale = match &out {
-                Ok(o) if !o.replayed && !o.events.is_empty() => {
-                    fired += 1;
-                    false
-                }
-                Ok(_) => true,
-                // Transient (the write failed): the timer stays for the next round.
-                Err(ExecError::Batch(_) | ExecError::Store(_)) => false,
-                Err(e) => {
+            let done = outs
+                .iter()
+                .filter(|o| {
+                    o.as_ref()
+                        .is_ok_and(|o| !o.replayed && !o.events.is_empty())
+                })
+                .count() as u32;
+            fired += done;
+            // Transient failures (the write did not commit) leave the row for the next round.
+            let transient = outs
+                .iter()
+                .any(|o| matches!(o, Err(ExecError::Batch(_) | ExecError::Store(_))));
+            if done == 0 && !transient {
+                // Nothing could fire: drop the stale row (unless the case moved it
+                // meanwhile) and say why in the audit log.
+                let errors: Vec<String> = outs
+                    .iter()
+                    .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
+                    .collect();
+                if !errors.is_empty() {
                     sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
                         .bind(fmt_ts(now))
-                        .bind(serde_json::json!({"case": case_no, "timer": key, "error": e.to_string()}).to_string())
+                        .bind(serde_json::json!({"case": case_no, "errors": errors}).to_string())
                         .execute(&self.writer)
                         .await?;
-                    true
                 }
-            };
-            if stale {
-                sqlx::query("DELETE FROM timers WHERE case_no = $1 AND key = $2 AND due = $3")
+                sqlx::query("DELETE FROM case_timers WHERE case_no = $1 AND due = $2")
                     .bind(&case_no)
-                    .bind(&key)
-                    .bind(&due)
+                    .bind(&row_due)
                     .execute(&self.writer)
                     .await?;
             }
         }
         Ok(fired)
+    }
+
+    /// A snapshot as last committed.
+    async fn pool_case(&self, case_no: &str) -> Result<Option<CaseState>, StoreError> {
+        let row = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
+            .bind(case_no)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let s: String = r.try_get("snapshot")?;
+                serde_json::from_str(&s)
+                    .map(Some)
+                    .map_err(|e| corrupt(format!("snapshot of {case_no}"), e))
+            }
+        }
     }
 }
 
@@ -884,7 +909,7 @@ impl Table {
             Table::Cases => "SELECT COUNT(*) FROM cases",
             Table::Events => "SELECT COUNT(*) FROM events",
             Table::Tasks => "SELECT COUNT(*) FROM tasks",
-            Table::Timers => "SELECT COUNT(*) FROM timers",
+            Table::Timers => "SELECT COUNT(*) FROM case_timers",
             Table::Commands => "SELECT COUNT(*) FROM commands",
             Table::Audit => "SELECT COUNT(*) FROM audit_log",
         }
@@ -1472,7 +1497,7 @@ macro_rules! backend {
                 }
                 // Open tasks and timers: replaced for the cases that changed.
                 for chunk in order.chunks(ROWS_PER_STATEMENT) {
-                    for table in ["tasks", "timers"] {
+                    for table in ["tasks", "case_timers"] {
                         let sql = format!(
                             "DELETE FROM {table} WHERE case_no IN ({})",
                             (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -1491,8 +1516,8 @@ macro_rules! backend {
                     for t in state.tasks.values() {
                         tasks.push((no, &state.flow_id, t));
                     }
-                    for t in state.timers() {
-                        timers.push((no, t));
+                    if let Some(t) = state.timers().first() {
+                        timers.push((no, fmt_ts(t.due)));
                     }
                 }
                 for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
@@ -1517,10 +1542,10 @@ macro_rules! backend {
                     q.execute(&mut **tx).await?;
                 }
                 for chunk in timers.chunks(ROWS_PER_STATEMENT) {
-                    let sql = multi_insert("INSERT INTO timers (case_no, key, due) VALUES ", 3, chunk.len());
+                    let sql = multi_insert("INSERT INTO case_timers (case_no, due) VALUES ", 2, chunk.len());
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (no, t) in chunk {
-                        q = q.bind(no.as_str()).bind(t.key.as_str()).bind(fmt_ts(t.due));
+                    for (no, due) in chunk {
+                        q = q.bind(no.as_str()).bind(due.as_str());
                     }
                     q.execute(&mut **tx).await?;
                 }
@@ -1748,66 +1773,61 @@ macro_rules! backend {
                         break;
                     };
                     let case_no: String = row.try_get("case_no")?;
-                    let due_rows = sqlx::query(
-                        "SELECT key, due FROM timers WHERE case_no = $1 AND due <= $2 ORDER BY due, key",
-                    )
-                    .bind(&case_no)
-                    .bind(&stamp)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let mut done = 0;
-                    let mut failure = None;
-                    for r in &due_rows {
-                        let key: String = r.try_get("key")?;
-                        let due: String = r.try_get("due")?;
-                        let req = Request {
+                    let snapshot: Option<String> = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
+                        .bind(&case_no)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.try_get("snapshot"))
+                        .transpose()?;
+                    let state: Option<CaseState> = snapshot.and_then(|s| serde_json::from_str(&s).ok());
+                    let due: Vec<crate::core::Timer> = state
+                        .map(|s| s.timers().into_iter().filter(|t| t.due <= now).collect())
+                        .unwrap_or_default();
+                    let reqs: Vec<Request> = due
+                        .iter()
+                        .map(|t| Request {
                             case_no: Some(case_no.clone()),
                             flow_id: None,
-                            command: Command::Fire { timer: key.clone() },
-                            idempotency_key: Some(format!("timer:{case_no}:{key}@{due}")),
+                            command: Command::Fire { timer: t.key.clone() },
+                            idempotency_key: Some(format!("timer:{case_no}:{}@{}", t.key, fmt_ts(t.due))),
                             actor: "timer".into(),
-                        };
-                        match Self::execute_in(&mut tx, &self.region, &req, flows, cal, now).await {
-                            Ok(out) if out.events.is_empty() || out.replayed => {
-                                // Stale (the deadline moved or the step ended): drop the row.
-                                sqlx::query("DELETE FROM timers WHERE case_no = $1 AND key = $2 AND due = $3")
+                        })
+                        .collect();
+                    let jobs: Vec<(&Request, &Registry, &Calendar, Time)> =
+                        reqs.iter().map(|r| (r, flows, cal, now)).collect();
+                    match Self::execute_in_batch(&mut tx, &self.region, &jobs).await {
+                        Ok(outs) => {
+                            let failed: Vec<String> = outs
+                                .iter()
+                                .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
+                                .collect();
+                            let changed = outs
+                                .iter()
+                                .any(|o| o.as_ref().is_ok_and(|o| !o.events.is_empty() && !o.replayed));
+                            if !changed {
+                                // Nothing could fire: drop the row so the case does not spin,
+                                // and say why in the audit log.
+                                sqlx::query("DELETE FROM case_timers WHERE case_no = $1")
                                     .bind(&case_no)
-                                    .bind(&key)
-                                    .bind(&due)
                                     .execute(&mut *tx)
                                     .await?;
+                                if !failed.is_empty() {
+                                    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
+                                        .bind(&stamp)
+                                        .bind(serde_json::json!({"case": case_no, "errors": failed}).to_string())
+                                        .execute(&mut *tx)
+                                        .await?;
+                                }
                             }
-                            Ok(_) => done += 1,
-                            Err(e) => {
-                                failure = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    match failure {
-                        None => {
                             tx.commit().await?;
-                            fired += done;
+                            fired += outs.iter().filter(|o| o.as_ref().is_ok_and(|o| !o.events.is_empty() && !o.replayed)).count() as u32;
                         }
-                        Some(ExecError::Conflict(_)) => {
+                        Err(ExecError::Conflict(_)) => {
                             let _ = tx.rollback().await;
                         }
-                        Some(e) => {
+                        Err(e) => {
                             let _ = tx.rollback().await;
-                            // Do not spin on a case that cannot take its timers: drop
-                            // them and leave a trace in the audit log.
-                            let mut tx = self.begin().await?;
-                            sqlx::query("DELETE FROM timers WHERE case_no = $1 AND due <= $2")
-                                .bind(&case_no)
-                                .bind(&stamp)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
-                                .bind(&stamp)
-                                .bind(serde_json::json!({"case": case_no, "error": e.to_string()}).to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                            tx.commit().await?;
+                            return Err(e);
                         }
                     }
                 }
@@ -1815,7 +1835,7 @@ macro_rules! backend {
             }
 
             async fn next_timer(&self) -> Result<Option<String>, StoreError> {
-                let row = sqlx::query("SELECT MIN(due) AS due FROM timers")
+                let row = sqlx::query("SELECT MIN(due) AS due FROM case_timers")
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(row.try_get("due")?)
@@ -1833,14 +1853,14 @@ backend!(
     sqlx::Sqlite,
     writer,
     "BEGIN IMMEDIATE",
-    "SELECT case_no FROM timers WHERE due <= $1 ORDER BY due LIMIT 1"
+    "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1"
 );
 backend!(
     PgStore,
     sqlx::Postgres,
     pool,
     "BEGIN",
-    "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1"
+    "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1"
 );
 
 /// Compiles every stored deployment into the registry (cases keep their version
