@@ -249,6 +249,36 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
     let mut json = Vec::new();
+    // Pack manifests under the given folders: their own problems (a listed file
+    // missing, an unlisted flow, a duplicate id); the flows are checked below.
+    let mut manifests = 0;
+    for p in paths.iter().filter(|p| p.is_dir()) {
+        for dir in govflow_dsl::pack::pack_dirs(p) {
+            manifests += 1;
+            let report = match govflow_dsl::pack::load_pack_dir(&dir) {
+                Ok(l) => l.report,
+                Err(e) => {
+                    eprintln!("error: cannot read the pack in {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            };
+            for d in &report.diagnostics {
+                if d.is_error() {
+                    errors += 1;
+                } else {
+                    warnings += 1;
+                }
+            }
+            match format {
+                CheckFormat::Human => {
+                    let color = std::env::var_os("NO_COLOR").is_none()
+                        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+                    eprint!("{}", report.render(color));
+                }
+                CheckFormat::Json => json.extend(report.to_json()),
+            }
+        }
+    }
     for f in &files {
         let loaded = govflow_dsl::load_path(f);
         for d in &loaded.report.diagnostics {
@@ -269,9 +299,14 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into())
         ),
         CheckFormat::Human => eprintln!(
-            "checked {} file{}: {errors} error{}, {warnings} warning{}",
+            "checked {} file{}{}: {errors} error{}, {warnings} warning{}",
             files.len(),
             if files.len() == 1 { "" } else { "s" },
+            match manifests {
+                0 => String::new(),
+                1 => " and 1 pack manifest".to_string(),
+                n => format!(" and {n} pack manifests"),
+            },
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" }
         ),

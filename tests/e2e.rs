@@ -10,6 +10,7 @@ mod e2e {
     pub mod fixtures;
     pub mod flows;
     pub mod nodes;
+    pub mod packs;
     pub mod serve;
     pub mod server;
     pub mod support;

@@ -54,6 +54,13 @@ codes! {
     VisitBoundExceeded => "flow::visit_bound_exceeded", Error, "a path with more on-site visits than the online mode allows";
     RhaiSyntax => "flow::rhai_syntax", Error, "a rhai expression that does not compile";
     EmptyBlock => "flow::empty_block", Error, "a flow, parallel block or branch without steps";
+    PackSyntax => "pack::syntax", Error, "a pack manifest that is not well-formed YAML";
+    PackUnknownKey => "pack::unknown_key", Error, "a key a pack manifest does not take";
+    PackMissingKey => "pack::missing_key", Error, "a required manifest key is absent (pack, name, department, version, flows)";
+    PackInvalidValue => "pack::invalid_value", Error, "a manifest value of the wrong type";
+    PackMissingFile => "pack::missing_file", Error, "a file the manifest lists is not in the pack";
+    PackUnlistedFile => "pack::unlisted_file", Warning, "a flow file in the pack folder that the manifest does not list";
+    PackDuplicateFlow => "pack::duplicate_flow", Error, "two files of a pack define the same flow id";
 }
 
 impl fmt::Display for Code {

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod ir;
 pub mod lower;
 pub mod node;
+pub mod pack;
 pub mod rhai_sandbox;
 pub mod schema;
 pub mod span;

@@ -818,6 +818,16 @@ impl Store {
     pub async fn deployments(&self, flow_id: &str) -> Result<Vec<Deployment>, StoreError> {
         dispatch!(self.deployments(flow_id))
     }
+    /// Deploys a pack's flows (id, source, file) in one transaction, with one audit row for the pack.
+    pub async fn deploy_many(
+        &self,
+        pack: &str,
+        items: &[(String, String, String)],
+        actor: &str,
+        now: Time,
+    ) -> Result<Vec<(Deployment, bool)>, StoreError> {
+        dispatch!(self.deploy_many(pack, items, actor, now))
+    }
     /// Every deployment with its source, oldest first.
     pub async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
         dispatch!(self.deployment_sources())
@@ -992,17 +1002,57 @@ macro_rules! backend {
                 actor: &str,
                 now: Time,
             ) -> Result<(Deployment, bool), StoreError> {
-                let hash = source_hash(source);
                 let mut tx = self.begin().await?;
+                let out = Self::deploy_in(&mut tx, flow_id, source, file, actor, now).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            /// Deploys several flows in one transaction: all of them or none.
+            async fn deploy_many(
+                &self,
+                pack: &str,
+                items: &[(String, String, String)],
+                actor: &str,
+                now: Time,
+            ) -> Result<Vec<(Deployment, bool)>, StoreError> {
+                let mut tx = self.begin().await?;
+                let mut out = Vec::new();
+                for (flow_id, source, file) in items {
+                    out.push(Self::deploy_in(&mut tx, flow_id, source, file, actor, now).await?);
+                }
+                let detail = serde_json::json!({
+                    "pack": pack,
+                    "flows": out.iter().map(|(d, new)| serde_json::json!({"flow": d.flow_id, "version": d.version, "new": new})).collect::<Vec<_>>(),
+                })
+                .to_string();
+                sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, 'deploy_pack', $3)")
+                    .bind(fmt_ts(now))
+                    .bind(actor)
+                    .bind(&detail)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn deploy_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                flow_id: &str,
+                source: &str,
+                file: &str,
+                actor: &str,
+                now: Time,
+            ) -> Result<(Deployment, bool), StoreError> {
+                let hash = source_hash(source);
                 let existing = sqlx::query(
                     "SELECT version, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 AND hash = $2",
                 )
                 .bind(flow_id)
                 .bind(&hash)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
                 if let Some(row) = existing {
-                    tx.commit().await?;
                     return Ok((
                         Deployment {
                             flow_id: flow_id.to_string(),
@@ -1019,7 +1069,7 @@ macro_rules! backend {
                     "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM deployments WHERE flow_id = $1",
                 )
                 .bind(flow_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("v")?;
                 let at = fmt_ts(now);
@@ -1033,16 +1083,15 @@ macro_rules! backend {
                 .bind(source)
                 .bind(&at)
                 .bind(actor)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 let detail = serde_json::json!({"flow": flow_id, "version": version, "hash": hash, "file": file}).to_string();
                 sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, 'deploy', $3)")
                     .bind(&at)
                     .bind(actor)
                     .bind(&detail)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                tx.commit().await?;
                 Ok((
                     Deployment {
                         flow_id: flow_id.to_string(),

@@ -21,23 +21,70 @@ pub struct AppState {
 
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
-    flows: BTreeMap<String, LoadedFlow>,
+    /// The latest source of every deployed flow, by id.
+    flows: std::sync::RwLock<BTreeMap<String, Arc<LoadedFlow>>>,
+    /// The packs: manifests by pack id.
+    packs: std::sync::RwLock<BTreeMap<String, govflow_dsl::pack::Manifest>>,
     admin_token: String,
 }
 
 impl AppState {
-    pub fn new(engine: Engine, flows: Vec<LoadedFlow>, admin_token: String) -> AppState {
+    pub fn new(
+        engine: Engine,
+        flows: Vec<LoadedFlow>,
+        packs: Vec<govflow_dsl::pack::Manifest>,
+        admin_token: String,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 engine,
-                flows: flows.into_iter().map(|f| (f.flow.id.clone(), f)).collect(),
+                flows: std::sync::RwLock::new(
+                    flows
+                        .into_iter()
+                        .map(|f| (f.flow.id.clone(), Arc::new(f)))
+                        .collect(),
+                ),
+                packs: std::sync::RwLock::new(
+                    packs.into_iter().map(|p| (p.id.clone(), p)).collect(),
+                ),
                 admin_token,
             }),
         }
     }
 
     pub fn flow_count(&self) -> usize {
-        self.inner.flows.len()
+        self.flows().len()
+    }
+
+    /// A snapshot of the deployed flows.
+    pub(crate) fn flows(&self) -> BTreeMap<String, Arc<LoadedFlow>> {
+        match self.inner.flows.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_flow(&self, f: LoadedFlow) {
+        let mut g = match self.inner.flows.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.insert(f.flow.id.clone(), Arc::new(f));
+    }
+
+    pub(crate) fn packs(&self) -> BTreeMap<String, govflow_dsl::pack::Manifest> {
+        match self.inner.packs.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_pack(&self, m: govflow_dsl::pack::Manifest) {
+        let mut g = match self.inner.packs.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.insert(m.id.clone(), m);
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -97,6 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/validate", post(validate))
         .route("/audit", get(audit))
         .merge(crate::cases::routes())
+        .merge(crate::packs::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/health", get(health));
     Router::new()
@@ -168,12 +216,12 @@ fn flow_summary(f: &LoadedFlow) -> serde_json::Value {
 }
 
 async fn list_flows(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let items: Vec<_> = state.inner.flows.values().map(flow_summary).collect();
+    let items: Vec<_> = state.flows().values().map(|f| flow_summary(f)).collect();
     Json(serde_json::json!({"items": items, "total": items.len()}))
 }
 
-fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a LoadedFlow, ApiError> {
-    state.inner.flows.get(id).ok_or_else(|| {
+fn find(state: &AppState, id: &str) -> Result<Arc<LoadedFlow>, ApiError> {
+    state.flows().get(id).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "flow_not_found",
@@ -187,7 +235,7 @@ async fn get_flow(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let f = find(&state, &id)?;
-    let mut v = flow_summary(f);
+    let mut v = flow_summary(&f);
     v["source"] = serde_json::Value::String(f.source.clone());
     Ok(Json(v))
 }
@@ -280,7 +328,8 @@ async fn index(State(state): State<AppState>) -> Html<String> {
             .replace('>', "&gt;")
     };
     let mut body = String::new();
-    for f in state.inner.flows.values() {
+    let flows = state.flows();
+    for f in flows.values() {
         let svg = govflow_dsl::graph::Diagram::build(&f.flow).to_svg();
         body.push_str(&format!(
             "<section><h2>{} <small>{} · v{} · {}</small></h2><div class=\"diagram\">{}</div></section>",
@@ -295,7 +344,7 @@ async fn index(State(state): State<AppState>) -> Html<String> {
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>govflow</title>\
          <style>body{{font-family:'Noto Sans CJK SC',sans-serif;margin:2rem;color:#1a1a1a}}h2 small{{font-weight:normal;color:#666;font-size:.7em}}.diagram{{overflow-x:auto;border:1px solid #dde;border-radius:8px;padding:8px}}</style>\
          </head><body><h1>govflow 政务服务流程引擎</h1><p>{} 个流程已部署。API: <code>/api</code>（需要 Bearer 令牌）。</p>{}</body></html>",
-        state.inner.flows.len(),
+        flows.len(),
         body
     ))
 }

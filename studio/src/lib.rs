@@ -10,6 +10,7 @@
 
 mod api;
 mod cases;
+mod packs;
 
 pub use api::{AppState, app};
 pub use govflow_engine::store::{Deployment, Store, StoreError};
@@ -179,8 +180,27 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         flows: std::sync::Arc::new(registry),
         calendar: std::sync::Arc::new(calendar),
     };
+    let mut packs = Vec::new();
+    for dir in govflow_dsl::pack::pack_dirs(&cfg.flows_dir) {
+        match govflow_dsl::pack::load_pack_dir(&dir) {
+            Ok(p) if !p.report.has_errors() => packs.extend(p.manifest),
+            Ok(p) => {
+                eprint!("{}", p.report.render(false));
+                return Err(ServeError::InvalidFlows {
+                    dir: dir.display().to_string(),
+                    count: 1,
+                });
+            }
+            Err(e) => {
+                return Err(ServeError::FlowsDir {
+                    dir: dir.display().to_string(),
+                    source: e,
+                });
+            }
+        }
+    }
     let timers = engine.spawn_timers(cfg.timer_poll);
-    let state = AppState::new(engine, flows, cfg.admin_token.clone());
+    let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|source| ServeError::Bind {
