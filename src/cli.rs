@@ -279,6 +279,39 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             }
         }
     }
+    // Scenario files: read (not run) — a malformed one is an error with its place.
+    let scenarios = govflow_engine::scenario::scenario_files(
+        &paths
+            .iter()
+            .filter(|p| p.is_dir())
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for sc in &scenarios {
+        let problem = match std::fs::read_to_string(sc) {
+            Ok(text) => govflow_engine::scenario::Scenario::parse(&sc.display().to_string(), &text)
+                .err()
+                .map(|e| (e.to_string(), e.line, e.column, e.message)),
+            Err(e) => Some((format!("{}: {e}", sc.display()), 1, 1, e.to_string())),
+        };
+        if let Some((human, line, column, message)) = problem {
+            errors += 1;
+            match format {
+                CheckFormat::Human => eprintln!("scenario error: {human}"),
+                CheckFormat::Json => json.push(govflow_dsl::diag::JsonDiagnostic {
+                    file: sc.display().to_string(),
+                    line,
+                    column,
+                    end_line: line,
+                    end_column: column,
+                    severity: govflow_dsl::Severity::Error,
+                    code: "scenario::invalid",
+                    message,
+                    help: Some("see docs/scenarios.md".into()),
+                }),
+            }
+        }
+    }
     for f in &files {
         let loaded = govflow_dsl::load_path(f);
         for d in &loaded.report.diagnostics {
@@ -302,10 +335,13 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             "checked {} file{}{}: {errors} error{}, {warnings} warning{}",
             files.len(),
             if files.len() == 1 { "" } else { "s" },
-            match manifests {
-                0 => String::new(),
-                1 => " and 1 pack manifest".to_string(),
-                n => format!(" and {n} pack manifests"),
+            match (manifests, scenarios.len()) {
+                (0, 0) => String::new(),
+                (m, n) => format!(
+                    ", {m} pack manifest{} and {n} scenario{}",
+                    if m == 1 { "" } else { "s" },
+                    if n == 1 { "" } else { "s" }
+                ),
             },
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" }
