@@ -43,7 +43,15 @@ impl Engine {
             .execute(req, &self.flows, &self.calendar, now_cst())
             .await?;
         if !out.replayed {
-            let mut queue = vec![out.clone()];
+            self.follow_through(vec![out.clone()]).await;
+        }
+        Ok(out)
+    }
+
+    /// Runs the follow-ups of `outs` (and of what they set off), each once.
+    async fn follow_through(&self, outs: Vec<Outcome>) {
+        {
+            let mut queue = outs;
             while let Some(done) = queue.pop() {
                 for follow in self.follow_ups(&done).await {
                     match self
@@ -62,7 +70,6 @@ impl Engine {
                 }
             }
         }
-        Ok(out)
     }
 
     async fn follow_ups(&self, out: &Outcome) -> Vec<Request> {
@@ -144,11 +151,14 @@ impl Engine {
     pub async fn tick(&self, now: Time) -> Result<u32, ExecError> {
         let mut total = 0;
         loop {
-            let n = self
+            let fired = self
                 .store
                 .tick(now, &self.flows, &self.calendar, 256)
                 .await?;
+            let n = fired.len() as u32;
             total += n;
+            // A timer may finish a sub-case (an expired 容缺 deadline, say): tell its parent.
+            self.follow_through(fired).await;
             if n < 256 {
                 return Ok(total);
             }

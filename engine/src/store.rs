@@ -557,7 +557,7 @@ impl SqliteStore {
         flows: &Registry,
         cal: &Calendar,
         limit: u32,
-    ) -> Result<u32, ExecError> {
+    ) -> Result<Vec<Outcome>, ExecError> {
         let rows = sqlx::query(
             "SELECT case_no, due FROM case_timers WHERE due <= $1 ORDER BY due, case_no LIMIT $2",
         )
@@ -598,7 +598,7 @@ impl SqliteStore {
                 (case_no, row_due, outs)
             });
         }
-        let mut fired = 0;
+        let mut fired = Vec::new();
         while let Some(joined) = set.join_next().await {
             let Ok((case_no, row_due, outs)) = joined else {
                 continue;
@@ -610,7 +610,12 @@ impl SqliteStore {
                         .is_ok_and(|o| !o.replayed && !o.events.is_empty())
                 })
                 .count() as u32;
-            fired += done;
+            fired.extend(
+                outs.iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .filter(|o| !o.replayed && !o.events.is_empty())
+                    .cloned(),
+            );
             // Transient failures (the write did not commit) leave the row for the next round.
             let transient = outs
                 .iter()
@@ -674,7 +679,7 @@ impl PgStore {
         flows: &Registry,
         cal: &Calendar,
         limit: u32,
-    ) -> Result<u32, ExecError> {
+    ) -> Result<Vec<Outcome>, ExecError> {
         self.tick_direct(now, flows, cal, limit).await
     }
 }
@@ -882,14 +887,14 @@ impl Store {
         dispatch!(self.tasks(department, role, limit, offset))
     }
     /// Fires up to `limit` timers due at `now`, each in its own transaction;
-    /// returns how many fired.
+    /// returns what the firings did (one outcome per timer that fired).
     pub async fn tick(
         &self,
         now: Time,
         flows: &Registry,
         cal: &Calendar,
         limit: u32,
-    ) -> Result<u32, ExecError> {
+    ) -> Result<Vec<Outcome>, ExecError> {
         dispatch!(self.tick(now, flows, cal, limit))
     }
     /// The earliest pending timer, for the timer service's sleep.
@@ -1806,10 +1811,10 @@ macro_rules! backend {
                 flows: &Registry,
                 cal: &Calendar,
                 limit: u32,
-            ) -> Result<u32, ExecError> {
-                let mut fired = 0;
+            ) -> Result<Vec<Outcome>, ExecError> {
+                let mut fired: Vec<Outcome> = Vec::new();
                 let stamp = fmt_ts(now);
-                while fired < limit {
+                while (fired.len() as u32) < limit {
                     let mut tx = self.begin().await?;
                     // Claim a case with due timers. Every writer locks the case row
                     // before it touches the case's timers, so claims never deadlock.
@@ -1869,7 +1874,11 @@ macro_rules! backend {
                                 }
                             }
                             tx.commit().await?;
-                            fired += outs.iter().filter(|o| o.as_ref().is_ok_and(|o| !o.events.is_empty() && !o.replayed)).count() as u32;
+                            fired.extend(
+                                outs.into_iter()
+                                    .filter_map(Result::ok)
+                                    .filter(|o| !o.events.is_empty() && !o.replayed),
+                            );
                         }
                         Err(ExecError::Conflict(_)) => {
                             let _ = tx.rollback().await;
