@@ -333,6 +333,13 @@ async fn bench_concurrent(url: String, cases: usize, clients: usize) {
     }
     let s = t0.elapsed().as_secs_f64();
     let done = per * clients;
+    let (tx, cmds) = govflow_engine::store::writer_stats();
+    if tx > 0 {
+        println!(
+            "  SQLite writer: {tx} transactions, {:.1} commands each on average",
+            cmds as f64 / tx as f64
+        );
+    }
     println!(
         "concurrent ({}, {clients} clients): {done} cases in {s:.2} s = {:.0} cases/s, {:.0} commands/s; peak RSS {} MiB",
         store.backend(),

@@ -187,7 +187,7 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
     // inbox row is ever stored.
     "CREATE VIEW IF NOT EXISTS inbox AS SELECT
         '' AS case_no, 0 AS old_version, 0 AS is_new, '' AS flow_id, 0 AS flow_version,
-        '' AS status, 0 AS version, '' AS snapshot, '' AS stamp, '[]' AS events, '[]' AS tasks,
+        '' AS status, 0 AS version, '' AS snapshot, '' AS stamp, '[]' AS events, '[]' AS tasks_del, '[]' AS tasks,
         NULL AS next_due, '[]' AS commands, '[]' AS audit, '[]' AS numbers
         WHERE 0",
     "CREATE TRIGGER IF NOT EXISTS inbox_apply INSTEAD OF INSERT ON inbox BEGIN
@@ -199,9 +199,10 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
           WHERE NEW.is_new = 1;
         UPDATE cases SET status = NEW.status, version = NEW.version, snapshot = NEW.snapshot, updated_at = NEW.stamp
           WHERE NEW.is_new = 0 AND case_no = NEW.case_no;
-        INSERT INTO events (case_no, seq, at, kind, body)
+        INSERT INTO event_log (case_no, seq, last_seq, at, body)
           SELECT NEW.case_no, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.events);
-        DELETE FROM tasks WHERE case_no = NEW.case_no;
+        DELETE FROM tasks WHERE case_no = NEW.case_no
+          AND task_id IN (SELECT value FROM json_each(NEW.tasks_del));
         INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id)
           SELECT NEW.case_no, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, NEW.flow_id
           FROM json_each(NEW.tasks);
@@ -232,11 +233,13 @@ const MIGRATIONS_COMMON: &[&str] = &[
         updated_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS cases_status ON cases (status, flow_id)",
-    "CREATE TABLE IF NOT EXISTS events (
+    // The event log: one row per command, `body` the JSON array of its events
+    // (sequence numbers seq..=last_seq).
+    "CREATE TABLE IF NOT EXISTS event_log (
         case_no TEXT NOT NULL,
         seq BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL,
         at TEXT NOT NULL,
-        kind TEXT NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (case_no, seq)
     )",
@@ -302,6 +305,18 @@ struct Job {
 /// The most commands one SQLite transaction carries.
 const MAX_BATCH: usize = 256;
 
+static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static BATCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// (transactions, commands) the SQLite group-commit writers have committed in
+/// this process: their ratio is the mean batch size.
+pub fn writer_stats() -> (u64, u64) {
+    (
+        BATCHES.load(std::sync::atomic::Ordering::Relaxed),
+        BATCHED.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
 impl SqliteStore {
     /// Group commit: one writer takes every command waiting, runs each in its
     /// own savepoint (a refused command rolls back alone), commits once, and
@@ -348,6 +363,8 @@ impl SqliteStore {
                     Err(_) => break,
                 }
             }
+            BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            BATCHED.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let mut result =
                 Self::run_batch(&writer, &region, &batch, &mut cache, &mut numbers).await;
             if result.is_err() {
@@ -427,14 +444,14 @@ impl SqliteStore {
         use serde_json::{Value, json};
         use std::collections::HashMap;
         let mut events: HashMap<&str, Vec<Value>> = HashMap::new();
-        for (no, seq, e) in &c.events {
-            let body = serde_json::to_string(e).map_err(|e| corrupt("event", e))?;
-            events.entry(no.as_str()).or_default().push(json!([
-                seq,
-                fmt_ts(e.at()),
-                e.kind(),
-                body
-            ]));
+        for (no, seq, evs) in &c.events {
+            let body = serde_json::to_string(evs).map_err(|e| corrupt("events", e))?;
+            let last = (*seq + evs.len() as u64).saturating_sub(1);
+            let at = evs.first().map(|e| fmt_ts(e.at())).unwrap_or_default();
+            events
+                .entry(no.as_str())
+                .or_default()
+                .push(json!([seq, last, at, body]));
         }
         let mut commands: HashMap<&str, Vec<Value>> = HashMap::new();
         let mut loose = Vec::new();
@@ -462,9 +479,18 @@ impl SqliteStore {
             let Some((state, before, is_new)) = c.cases.get(no) else {
                 continue;
             };
+            // Only what changed: tasks closed or moved go, tasks opened or moved come.
+            let empty_tasks = std::collections::BTreeMap::new();
+            let orig = c.orig_tasks.get(no).unwrap_or(&empty_tasks);
+            let tasks_del: Vec<Value> = orig
+                .iter()
+                .filter(|(id, t)| state.tasks.get(id) != Some(t))
+                .map(|(id, _)| json!(id))
+                .collect();
             let tasks: Vec<Value> = state
                 .tasks
                 .values()
+                .filter(|t| orig.get(&t.id) != Some(t))
                 .map(|t| {
                     json!([
                         t.id,
@@ -485,6 +511,7 @@ impl SqliteStore {
                 state,
                 serde_json::to_string(state).map_err(|e| corrupt("snapshot", e))?,
                 Value::Array(events.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
+                Value::Array(tasks_del).to_string(),
                 Value::Array(tasks).to_string(),
                 next_due,
                 Value::Array(commands.get(no.as_str()).unwrap_or(&empty).clone()).to_string(),
@@ -496,12 +523,14 @@ impl SqliteStore {
         let mut first_row = true;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = multi_insert(
-                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks, next_due, commands, audit, numbers) VALUES ",
-                15,
+                "INSERT INTO inbox (case_no, old_version, is_new, flow_id, flow_version, status, version, snapshot, stamp, events, tasks_del, tasks, next_due, commands, audit, numbers) VALUES ",
+                16,
                 chunk.len(),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (no, before, is_new, state, snapshot, ev, tasks, next_due, cmds, aud) in chunk {
+            for (no, before, is_new, state, snapshot, ev, tasks_del, tasks, next_due, cmds, aud) in
+                chunk
+            {
                 q = q
                     .bind(no.as_str())
                     .bind(*before as i64)
@@ -513,6 +542,7 @@ impl SqliteStore {
                     .bind(snapshot.as_str())
                     .bind(stamp.as_str())
                     .bind(ev.as_str())
+                    .bind(tasks_del.as_str())
                     .bind(tasks.as_str())
                     .bind(next_due.as_deref())
                     .bind(cmds.as_str())
@@ -922,7 +952,9 @@ impl Table {
     fn sql(self) -> &'static str {
         match self {
             Table::Cases => "SELECT COUNT(*) FROM cases",
-            Table::Events => "SELECT COUNT(*) FROM events",
+            Table::Events => {
+                "SELECT CAST(COALESCE(SUM(last_seq - seq + 1), 0) AS BIGINT) FROM event_log"
+            }
             Table::Tasks => "SELECT COUNT(*) FROM tasks",
             Table::Timers => "SELECT COUNT(*) FROM case_timers",
             Table::Commands => "SELECT COUNT(*) FROM commands",
@@ -943,7 +975,11 @@ struct Changes {
     order: Vec<String>,
     /// case → (state after the batch, version before it, new case?)
     cases: std::collections::HashMap<String, (CaseState, u64, bool)>,
-    events: Vec<(String, u64, Event)>,
+    /// (case, first seq, the command's events)
+    events: Vec<(String, u64, Vec<Event>)>,
+    /// Each changed case's open tasks before the batch.
+    orig_tasks:
+        std::collections::HashMap<String, std::collections::BTreeMap<u32, crate::core::Task>>,
     /// (key, case, version, first seq, at)
     commands: Vec<(String, String, u64, u64, String)>,
     /// (at, actor, action, detail, case)
@@ -1253,7 +1289,11 @@ macro_rules! backend {
                 let mut cases: std::collections::HashMap<String, (CaseState, u64, bool)> =
                     std::collections::HashMap::new();
                 let mut order: Vec<String> = Vec::new();
-                let mut events: Vec<(String, u64, Event)> = Vec::new();
+                let mut events: Vec<(String, u64, Vec<Event>)> = Vec::new();
+                let mut orig_tasks: std::collections::HashMap<
+                    String,
+                    std::collections::BTreeMap<u32, crate::core::Task>,
+                > = std::collections::HashMap::new();
                 let mut keys: std::collections::HashMap<String, Outcome> =
                     std::collections::HashMap::new();
                 let mut audit: Vec<(String, String, &'static str, String, String)> = Vec::new();
@@ -1376,13 +1416,19 @@ macro_rules! backend {
                             continue;
                         }
                     };
+                    if !orig_tasks.contains_key(&loaded.case_no) {
+                        orig_tasks.insert(
+                            loaded.case_no.clone(),
+                            loaded.state.as_ref().map(|s| s.tasks.clone()).unwrap_or_default(),
+                        );
+                    }
                     let mut state = loaded.state.unwrap_or_default();
                     for e in &evs {
                         state.apply(e);
                     }
                     let case_no = loaded.case_no;
-                    for (i, e) in evs.iter().enumerate() {
-                        events.push((case_no.clone(), before + 1 + i as u64, e.clone()));
+                    if !evs.is_empty() {
+                        events.push((case_no.clone(), before + 1, evs.clone()));
                     }
                     let out = Outcome {
                         case_no: case_no.clone(),
@@ -1426,6 +1472,7 @@ macro_rules! backend {
                         order,
                         cases,
                         events,
+                        orig_tasks,
                         commands,
                         audit,
                         numbers,
@@ -1453,7 +1500,7 @@ macro_rules! backend {
                 let version: i64 = row.try_get("version")?;
                 let first: i64 = row.try_get("first_seq")?;
                 let rows = sqlx::query(
-                    "SELECT body FROM events WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+                    "SELECT body FROM event_log WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
                 )
                 .bind(&case_no)
                 .bind(first)
@@ -1463,10 +1510,9 @@ macro_rules! backend {
                 let mut events = Vec::new();
                 for r in &rows {
                     let body: String = r.try_get("body")?;
-                    events.push(
-                        serde_json::from_str(&body)
-                            .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
-                    );
+                    let batch: Vec<Event> = serde_json::from_str(&body)
+                        .map_err(|e| corrupt(format!("events of {case_no}"), e))?;
+                    events.extend(batch);
                 }
                 Ok(Some(Outcome {
                     case_no,
@@ -1483,7 +1529,7 @@ macro_rules! backend {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 order: &[String],
                 cases: &std::collections::HashMap<String, (CaseState, u64, bool)>,
-                events: &[(String, u64, Event)],
+                events: &[(String, u64, Vec<Event>)],
                 commands: &[(String, String, u64, u64, String)],
                 audit: &[(String, String, &'static str, String, String)],
             ) -> Result<(), ExecError> {
@@ -1536,15 +1582,16 @@ macro_rules! backend {
                     q.execute(&mut **tx).await?;
                 }
                 for chunk in events.chunks(ROWS_PER_STATEMENT) {
-                    let sql = multi_insert("INSERT INTO events (case_no, seq, at, kind, body) VALUES ", 5, chunk.len());
+                    let sql = multi_insert("INSERT INTO event_log (case_no, seq, last_seq, at, body) VALUES ", 5, chunk.len());
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (no, seq, e) in chunk {
-                        let body = serde_json::to_string(e).map_err(|e| corrupt("event", e))?;
+                    for (no, seq, evs) in chunk {
+                        let body = serde_json::to_string(evs).map_err(|e| corrupt("events", e))?;
+                        let at = evs.first().map(|e| fmt_ts(e.at())).unwrap_or_default();
                         q = q
                             .bind(no.as_str())
                             .bind(*seq as i64)
-                            .bind(fmt_ts(e.at()))
-                            .bind(e.kind())
+                            .bind((*seq + evs.len() as u64).saturating_sub(1) as i64)
+                            .bind(at)
                             .bind(body);
                     }
                     q.execute(&mut **tx).await?;
@@ -1722,17 +1769,16 @@ macro_rules! backend {
             }
 
             async fn events(&self, case_no: &str) -> Result<Vec<Event>, StoreError> {
-                let rows = sqlx::query("SELECT body FROM events WHERE case_no = $1 ORDER BY seq")
+                let rows = sqlx::query("SELECT body FROM event_log WHERE case_no = $1 ORDER BY seq")
                     .bind(case_no)
                     .fetch_all(&self.pool)
                     .await?;
-                let mut out = Vec::with_capacity(rows.len());
+                let mut out = Vec::with_capacity(rows.len() * 4);
                 for r in &rows {
                     let body: String = r.try_get("body")?;
-                    out.push(
-                        serde_json::from_str(&body)
-                            .map_err(|e| corrupt(format!("event of {case_no}"), e))?,
-                    );
+                    let batch: Vec<Event> = serde_json::from_str(&body)
+                        .map_err(|e| corrupt(format!("events of {case_no}"), e))?;
+                    out.extend(batch);
                 }
                 Ok(out)
             }

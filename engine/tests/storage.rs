@@ -296,6 +296,14 @@ async fn concurrent_commands_on_one_case_serialise() {
         let snap = b.store.case(&no).await.unwrap().unwrap();
         let events = b.store.events(&no).await.unwrap();
         assert_eq!(CaseState::replay(&events), snap, "{}", b.name);
+        // The work-list rows follow the snapshot (written by difference on SQLite).
+        let rows = b.store.tasks(None, None, 100, 0).await.unwrap();
+        let steps: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.case_no == no)
+            .map(|r| r.step.as_str())
+            .collect();
+        assert_eq!(steps, ["decide"], "{}", b.name);
         assert_eq!(
             snap.tasks
                 .values()
