@@ -190,6 +190,31 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Rule files under the given paths: files as given (when named `*.rules` or
+/// `*.rules.yaml`), folders walked, sorted.
+fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if !name.starts_with('.') && name != "snapshots" && name != "target" {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        } else if govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out
+}
+
 /// Flow files under the given paths: files as given, folders walked for
 /// `*.flow` and `*.flow.yaml` (sorted, so output is stable).
 pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -198,7 +223,9 @@ pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         if p.is_dir() {
             walk(p, &mut out).map_err(|e| format!("cannot read folder {}: {e}", p.display()))?;
         } else if p.exists() {
-            out.push(p.clone());
+            if !govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
+                out.push(p.clone());
+            }
         } else {
             return Err(format!("no such file or folder: {}", p.display()));
         }
@@ -312,6 +339,26 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             }
         }
     }
+    // Supervision rule files (`*.rules`, `*.rules.yaml`).
+    let rules = rule_files(paths);
+    for f in &rules {
+        let loaded = govflow_dsl::rule::load_rules_path(f);
+        for d in &loaded.report.diagnostics {
+            if d.is_error() {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+        }
+        match format {
+            CheckFormat::Human => {
+                let color = std::env::var_os("NO_COLOR").is_none()
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr());
+                eprint!("{}", loaded.report.render(color));
+            }
+            CheckFormat::Json => json.extend(loaded.report.to_json()),
+        }
+    }
     for f in &files {
         let loaded = govflow_dsl::load_path(f);
         for d in &loaded.report.diagnostics {
@@ -333,8 +380,12 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         ),
         CheckFormat::Human => eprintln!(
             "checked {} file{}{}: {errors} error{}, {warnings} warning{}",
-            files.len(),
-            if files.len() == 1 { "" } else { "s" },
+            files.len() + rules.len(),
+            if files.len() + rules.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             match (manifests, scenarios.len()) {
                 (0, 0) => String::new(),
                 (m, n) => format!(

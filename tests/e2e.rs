@@ -11,6 +11,7 @@ mod e2e {
     pub mod flows;
     pub mod nodes;
     pub mod packs;
+    pub mod rules;
     pub mod serve;
     pub mod server;
     pub mod support;

@@ -61,6 +61,13 @@ codes! {
     PackMissingFile => "pack::missing_file", Error, "a file the manifest lists is not in the pack";
     PackUnlistedFile => "pack::unlisted_file", Warning, "a flow file in the pack folder that the manifest does not list";
     PackDuplicateFlow => "pack::duplicate_flow", Error, "two files of a pack define the same flow id";
+    RuleSyntax => "rule::syntax", Error, "a rule file that is not well-formed YAML or DSL";
+    RuleUnknownKey => "rule::unknown_key", Error, "a key a rule does not take";
+    RuleMissingKey => "rule::missing_key", Error, "a required rule element is absent (id, name, class, subtype, scope, a condition)";
+    RuleInvalidValue => "rule::invalid_value", Error, "an unknown class, sub-type, scope, severity, schedule or limit";
+    RuleDuplicateId => "rule::duplicate_id", Error, "two rules share an id";
+    RuleRhaiSyntax => "rule::rhai_syntax", Error, "a rule condition that does not compile";
+    RuleUnknownFact => "rule::unknown_fact", Error, "a condition names a fact the rule's scope does not provide";
 }
 
 impl fmt::Display for Code {
@@ -279,20 +286,31 @@ pub fn did_you_mean<'a>(
     best.map(|(_, c)| c.to_string())
 }
 
+/// Edit distance counting an adjacent transposition (`stpe` → `step`) as one
+/// edit (optimal string alignment).
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
     for i in 1..=a.len() {
-        cur[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
         }
-        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod lower;
 pub mod node;
 pub mod pack;
 pub mod rhai_sandbox;
+pub mod rule;
 pub mod schema;
 pub mod span;
 pub mod text;

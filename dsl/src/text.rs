@@ -16,7 +16,7 @@ use pest::iterators::Pair;
 struct FlowParser;
 
 #[derive(Clone, Debug)]
-enum Atom {
+pub(crate) enum Atom {
     Word(String, Span),
     Str(String, Span),
     Num(String, Span),
@@ -37,7 +37,7 @@ enum Atom {
 }
 
 impl Atom {
-    fn span(&self) -> Span {
+    pub(crate) fn span(&self) -> Span {
         match self {
             Atom::Word(_, s)
             | Atom::Str(_, s)
@@ -49,7 +49,7 @@ impl Atom {
             | Atom::Set { expr_span: s, .. } => *s,
         }
     }
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Atom::Word(w, _) => format!("`{w}`"),
             Atom::Str(s, _) => format!("the string \"{s}\""),
@@ -61,12 +61,31 @@ impl Atom {
             Atom::Set { .. } => "a `set` clause".into(),
         }
     }
+    pub(crate) fn word_is(&self, w: &str) -> bool {
+        matches!(self, Atom::Word(x, _) if x == w)
+    }
     fn word(&self) -> Option<&str> {
         match self {
             Atom::Word(w, _) => Some(w),
             _ => None,
         }
     }
+}
+
+/// The atoms of a DSL text (flows and rule files share the lexical layer).
+pub(crate) fn atoms(text: &str) -> Result<Vec<Atom>, Diagnostic> {
+    let pairs = FlowParser::parse(Rule::file, text).map_err(|e| syntax_error(text, &e))?;
+    let mut atoms = Vec::new();
+    for pair in pairs {
+        if pair.as_rule() == Rule::file {
+            for p in pair.into_inner() {
+                if p.as_rule() != Rule::EOI {
+                    atoms.push(to_atom(p));
+                }
+            }
+        }
+    }
+    Ok(atoms)
 }
 
 /// Parses DSL text into a `Node`, with every problem found on the way.
