@@ -196,14 +196,10 @@ impl Report {
 
     /// miette values, one per diagnostic, for terminal rendering.
     pub fn to_miette(&self) -> Vec<MietteDiagnostic> {
-        let source = std::sync::Arc::new(
-            miette::NamedSource::new(self.file.name.clone(), self.file.text.to_string())
-                .with_language(if self.file.name.ends_with(".flow") {
-                    "govflow"
-                } else {
-                    "yaml"
-                }),
-        );
+        let source = std::sync::Arc::new(CharSource {
+            name: self.file.name.clone(),
+            text: self.file.text.to_string(),
+        });
         self.diagnostics
             .iter()
             .map(|d| MietteDiagnostic {
@@ -236,8 +232,43 @@ pub struct MietteDiagnostic {
     code: Code,
     severity: Severity,
     help: Option<String>,
-    source: std::sync::Arc<miette::NamedSource<String>>,
+    source: std::sync::Arc<CharSource>,
     labels: Vec<miette::LabeledSpan>,
+}
+
+/// A named source whose reported columns count characters, not bytes, so the
+/// `[file:line:column]` header agrees with `--format json` on Chinese text.
+#[derive(Debug)]
+pub struct CharSource {
+    name: String,
+    text: String,
+}
+
+impl miette::SourceCode for CharSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.as_str().read_span(span, before, after)?;
+        let mut column = inner.column();
+        if before == 0 {
+            let off = span.offset().min(self.text.len());
+            let line_start = self.text[..off].rfind('\n').map_or(0, |i| i + 1);
+            if let Some(prefix) = self.text.get(line_start..off) {
+                column = prefix.chars().count();
+            }
+        }
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
 }
 
 impl fmt::Display for MietteDiagnostic {

@@ -24,7 +24,7 @@ use std::path::Path;
 
 pub const MANIFEST: &str = "pack.yaml";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub id: String,
     pub name: String,

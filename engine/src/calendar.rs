@@ -28,6 +28,10 @@ pub enum CalendarError {
         first: NaiveDate,
         last: NaiveDate,
     },
+    #[error(
+        "counting from {start}, the result falls after {last}, where the working-day calendar ends; add the next year's holiday notice with a calendar file (`--calendar FILE`)"
+    )]
+    PastEnd { start: NaiveDate, last: NaiveDate },
     #[error("calendar line {line}: {message}")]
     Parse { line: usize, message: String },
 }
@@ -234,7 +238,10 @@ impl Calendar {
         let k = self.t.count[i] as usize + n as usize - 1;
         match self.t.nth.get(k) {
             Some(&j) => Ok(self.date_at(j as usize)),
-            None => Err(self.out_of_range(self.last + chrono::Days::new(1))),
+            None => Err(CalendarError::PastEnd {
+                start,
+                last: self.last,
+            }),
         }
     }
 
@@ -254,7 +261,10 @@ impl Calendar {
         // count[i] working days up to d; the next one is nth[count[i]].
         match self.t.nth.get(self.t.count[i] as usize) {
             Some(&j) => Ok(self.date_at(j as usize)),
-            None => Err(self.out_of_range(self.last + chrono::Days::new(1))),
+            None => Err(CalendarError::PastEnd {
+                start: d,
+                last: self.last,
+            }),
         }
     }
 

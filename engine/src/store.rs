@@ -270,6 +270,11 @@ const MIGRATIONS_COMMON: &[&str] = &[
         first_seq BIGINT NOT NULL,
         at TEXT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS packs (
+        id TEXT PRIMARY KEY,
+        manifest TEXT NOT NULL,
+        deployed_at TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS case_numbers (
         prefix TEXT PRIMARY KEY,
         next BIGINT NOT NULL
@@ -857,11 +862,16 @@ impl Store {
     pub async fn deploy_many(
         &self,
         pack: &str,
+        manifest: &str,
         items: &[(String, String, String)],
         actor: &str,
         now: Time,
     ) -> Result<Vec<(Deployment, bool)>, StoreError> {
-        dispatch!(self.deploy_many(pack, items, actor, now))
+        dispatch!(self.deploy_many(pack, manifest, items, actor, now))
+    }
+    /// The manifests of packs deployed through the API (JSON), by pack id.
+    pub async fn pack_manifests(&self) -> Result<Vec<(String, String)>, StoreError> {
+        dispatch!(self.pack_manifests())
     }
     /// Every deployment with its source, oldest first.
     pub async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
@@ -1050,14 +1060,34 @@ macro_rules! backend {
             }
 
             /// Deploys several flows in one transaction: all of them or none.
+            async fn pack_manifests(&self) -> Result<Vec<(String, String)>, StoreError> {
+                let rows = sqlx::query("SELECT id, manifest FROM packs ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    out.push((r.try_get("id")?, r.try_get("manifest")?));
+                }
+                Ok(out)
+            }
+
             async fn deploy_many(
                 &self,
                 pack: &str,
+                manifest: &str,
                 items: &[(String, String, String)],
                 actor: &str,
                 now: Time,
             ) -> Result<Vec<(Deployment, bool)>, StoreError> {
                 let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO packs (id, manifest, deployed_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET manifest = excluded.manifest, deployed_at = excluded.deployed_at",
+                )
+                .bind(pack)
+                .bind(manifest)
+                .bind(fmt_ts(now))
+                .execute(&mut *tx)
+                .await?;
                 let mut out = Vec::new();
                 for (flow_id, source, file) in items {
                     out.push(Self::deploy_in(&mut tx, flow_id, source, file, actor, now).await?);

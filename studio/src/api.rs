@@ -216,8 +216,24 @@ fn flow_summary(f: &LoadedFlow) -> serde_json::Value {
 }
 
 async fn list_flows(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let items: Vec<_> = state.flows().values().map(|f| flow_summary(f)).collect();
+    let items: Vec<_> = state
+        .flows()
+        .values()
+        .map(|f| with_revision(&state, flow_summary(f)))
+        .collect();
     Json(serde_json::json!({"items": items, "total": items.len()}))
+}
+
+/// `version` is the one written in the flow; `deployed_version` numbers the
+/// deployments of its source texts (cases record it).
+fn with_revision(state: &AppState, mut v: serde_json::Value) -> serde_json::Value {
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    v["deployed_version"] = state
+        .engine()
+        .flows
+        .latest(&id)
+        .map_or(serde_json::Value::Null, |f| f.revision().into());
+    v
 }
 
 fn find(state: &AppState, id: &str) -> Result<Arc<LoadedFlow>, ApiError> {
@@ -235,7 +251,7 @@ async fn get_flow(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let f = find(&state, &id)?;
-    let mut v = flow_summary(&f);
+    let mut v = with_revision(&state, flow_summary(&f));
     v["source"] = serde_json::Value::String(f.source.clone());
     Ok(Json(v))
 }

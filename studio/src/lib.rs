@@ -199,6 +199,34 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             }
         }
     }
+    // Flows and packs deployed through the API (not in the folder) stay listed
+    // after a restart: their latest source and their manifests are in the database.
+    let mut flows = flows;
+    let sources = engine.store.deployment_sources().await.map_err(db_err)?;
+    for f in engine.flows.all_latest() {
+        if flows.iter().any(|l| l.flow.id == f.flow.id) {
+            continue;
+        }
+        if let Some((d, source)) = sources
+            .iter()
+            .find(|(d, _)| d.flow_id == f.flow.id && d.version == i64::from(f.revision()))
+        {
+            flows.push(LoadedFlow {
+                path: d.file.clone(),
+                source: source.clone(),
+                flow: (*f.flow).clone(),
+            });
+        }
+    }
+    for (id, json) in engine.store.pack_manifests().await.map_err(db_err)? {
+        if !packs
+            .iter()
+            .any(|p: &govflow_dsl::pack::Manifest| p.id == id)
+            && let Ok(m) = serde_json::from_str(&json)
+        {
+            packs.push(m);
+        }
+    }
     let timers = engine.spawn_timers(cfg.timer_poll);
     let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
     let listener = tokio::net::TcpListener::bind(cfg.addr)

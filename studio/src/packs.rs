@@ -98,7 +98,13 @@ async fn deploy_pack(
     let deployed = state
         .engine()
         .store
-        .deploy_many(&manifest.id, &items, "admin", now)
+        .deploy_many(
+            &manifest.id,
+            &serde_json::to_string(&manifest).unwrap_or_default(),
+            &items,
+            "admin",
+            now,
+        )
         .await?;
     let mut out = Vec::new();
     for ((file, text, flow, c), (d, new)) in compiled.into_iter().zip(deployed) {

@@ -72,7 +72,7 @@ fn a_pack_deploys_whole_or_not_at_all() {
     let dir = temp_dir("pack-api");
     let db = format!("sqlite://{}", dir.join("p.db").display());
     let port = free_port();
-    let _server = Server::start(&db, port, &[], &[]);
+    let server = Server::start(&db, port, &[], &[]);
     let good = std::fs::read_to_string("flows/market/individual_business_registration.flow")
         .unwrap()
         .replace(
@@ -146,4 +146,19 @@ fn a_pack_deploys_whole_or_not_at_all() {
     )
     .unwrap();
     assert_eq!(case["flow"], "demo_registration", "{case}");
+
+    // After a restart the deployed pack and its flows are still listed.
+    server.kill9();
+    let _server = Server::start(&db, port, &[], &[]);
+    let (_, flow) = call(port, "GET", "/api/flows/demo_registration", None, None).unwrap();
+    assert_eq!(flow["deployed_version"], 1, "{flow}");
+    let (_, packs) = call(port, "GET", "/api/packs", None, None).unwrap();
+    assert!(
+        packs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "demo"),
+        "{packs}"
+    );
 }
