@@ -339,6 +339,8 @@ mod tests {
     fn out_of_range_is_an_error() {
         let c = Calendar::china();
         let e = c.add_workdays(d("2026-12-20"), 20).unwrap_err();
+        assert!(e.to_string().contains("falls after 2026-12-31"), "{e}");
+        let e = c.add_workdays(d("2027-01-04"), 1).unwrap_err();
         assert!(
             e.to_string().contains("covers 2024-01-01 to 2026-12-31"),
             "{e}"
