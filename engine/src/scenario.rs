@@ -429,13 +429,13 @@ impl Scenario {
             if let Some(a) = state.accepted_at
                 && let Ok(d) = cal.diff(a.date(), f.date())
             {
-                // The clock's count: days a B procedure stopped it are not used.
-                let stopped: i64 = state
-                    .specials
-                    .iter()
-                    .filter(|x| x.class == crate::core::SpecialClass::B)
-                    .map(|x| i64::from(x.counted_days))
-                    .sum();
+                // The clock's count: days it stood still (B procedures, the
+                // applicant's rectification) are not used.
+                let stopped = state
+                    .statutory
+                    .as_ref()
+                    .or(state.promised.as_ref())
+                    .map_or(0, |c| i64::from(c.suspended));
                 end.insert("working_days_used".into(), (d - stopped).max(0).into());
             }
         }

@@ -1297,6 +1297,14 @@ impl Cx<'_> {
             match &step.kind {
                 StepKind::Parallel { lead: Some(l), .. }
                 | StepKind::JointReview { lead: Some(l), .. } => allowed.push(l.clone()),
+                // A block without a lead (a subflow stage): any department of the flow.
+                StepKind::Parallel { .. }
+                | StepKind::JointReview { .. }
+                | StepKind::Subflow { .. }
+                    if allowed.is_empty() =>
+                {
+                    allowed.extend(self.flow.flow.departments.iter().map(|d| d.id.clone()));
+                }
                 _ => {}
             }
         }
@@ -1491,6 +1499,24 @@ impl Cx<'_> {
             let promised = self.st.promised.as_ref().map(|d| self.moved(d, ext, susp));
             let mut tasks = Vec::new();
             let mut stages = std::collections::BTreeMap::new();
+            if sp.class == SpecialClass::A {
+                // An extension granted at a block step moves the block's stage limit too.
+                let d = self
+                    .st
+                    .joins
+                    .get(step_id)
+                    .and_then(|j| j.deadline.as_ref())
+                    .or_else(|| self.st.joint.get(step_id).and_then(|j| j.deadline.as_ref()))
+                    .or_else(|| {
+                        self.st
+                            .subflows
+                            .get(step_id)
+                            .and_then(|j| j.deadline.as_ref())
+                    });
+                if let Some(d) = d {
+                    stages.insert(step_id.to_string(), self.moved(d, ext, 0));
+                }
+            }
             if sp.class == SpecialClass::B {
                 for t in self.st.tasks.values() {
                     if t.step == step_id
