@@ -620,7 +620,12 @@ fn run_scenario(flow: &Path, scenario: &Path, calendars: &[PathBuf]) -> ExitCode
         }
     };
     let parsed = scenario::Scenario::parse(&scenario.display().to_string(), &text)
-        .and_then(|sc| sc.run(&compiled, &cal));
+        .map_err(|e| e.to_string())
+        .and_then(|sc| {
+            let book = scenario::scenario_rules(scenario, &sc)?;
+            sc.run_with(&compiled, &cal, book.as_ref())
+                .map_err(|e| e.to_string())
+        });
     match parsed {
         Ok(trace) => {
             print!("{trace}");

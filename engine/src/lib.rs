@@ -9,4 +9,5 @@ pub mod registry;
 pub mod scenario;
 pub mod service;
 pub mod store;
+pub mod supervision;
 pub mod yaml_out;

@@ -43,6 +43,8 @@ enum What {
 pub struct Scenario {
     pub name: String,
     pub flow: Option<String>,
+    /// Rule files or folders (relative to the scenario) whose cards the trace shows.
+    pub rules: Vec<String>,
     file: SourceFile,
     start_at: Time,
     start: Command,
@@ -164,7 +166,10 @@ impl Scenario {
             ));
         };
         for e in entries {
-            if !["name", "scenario", "flow", "start", "actions", "expect"].contains(&e.key.as_str())
+            if ![
+                "name", "scenario", "flow", "rules", "start", "actions", "expect",
+            ]
+            .contains(&e.key.as_str())
             {
                 return Err(err(
                     e.key_span,
@@ -182,6 +187,22 @@ impl Scenario {
             .unwrap_or(name)
             .to_string();
         let flow = root.get("flow").and_then(Node::as_str).map(str::to_string);
+        let rules = match root.get("rules") {
+            None => Vec::new(),
+            Some(n) => match (n.as_str(), n.as_list()) {
+                (Some(s), _) => vec![s.to_string()],
+                (None, Some(l)) => l
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => {
+                    return Err(err(
+                        n.span,
+                        "`rules` is a path or a list of paths to rule files or folders".into(),
+                    ));
+                }
+            },
+        };
         let start = root.get("start").ok_or_else(|| {
             err(
                 root.span,
@@ -353,6 +374,7 @@ impl Scenario {
         Ok(Scenario {
             name: scenario_name,
             flow,
+            rules,
             file,
             start_at,
             start: start_cmd,
@@ -374,7 +396,21 @@ impl Scenario {
 
     /// Runs the scenario and returns its trace as YAML.
     pub fn run(&self, flow: &CompiledFlow, cal: &Calendar) -> Result<String, ScenarioError> {
+        self.run_with(flow, cal, None)
+    }
+
+    /// Runs the scenario; with a rule book, the trace also shows the cards it
+    /// issues, escalates and resolves — after each command and at each
+    /// midnight the clock passes (when working-day figures change).
+    pub fn run_with(
+        &self,
+        flow: &CompiledFlow,
+        cal: &Calendar,
+        rules: Option<&crate::supervision::RuleBook>,
+    ) -> Result<String, ScenarioError> {
         let mut r = Runner {
+            rules,
+            board: crate::supervision::CardBoard::default(),
             flow,
             cal,
             state: None,
@@ -520,6 +556,8 @@ pub fn fmt_time(t: Time) -> String {
 }
 
 struct Runner<'a> {
+    rules: Option<&'a crate::supervision::RuleBook>,
+    board: crate::supervision::CardBoard,
     flow: &'a CompiledFlow,
     cal: &'a Calendar,
     state: Option<CaseState>,
@@ -556,6 +594,20 @@ impl Runner<'_> {
                         && !stale.contains(&(t.key.clone(), t.due))
                 })
                 .min_by(|a, b| a.due.cmp(&b.due).then(a.key.cmp(&b.key)));
+            // Rules are also scanned at each midnight, when working-day figures change.
+            let midnight = self
+                .now
+                .date()
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .filter(|m| self.rules.is_some() && (*m < target || (inclusive && *m == target)));
+            if let Some(m) = midnight
+                && next.as_ref().is_none_or(|t| m < t.due)
+            {
+                self.now = m;
+                self.scan("supervision scan (00:00)");
+                continue;
+            }
             let Some(timer) = next else { break };
             self.now = self.now.max(timer.due);
             let fired = self.command(
@@ -624,6 +676,10 @@ impl Runner<'_> {
                 );
                 self.snapshot_into(&state, &mut entry);
                 self.state = Some(state);
+                let cards = self.cards();
+                if !cards.is_empty() {
+                    entry.insert("cards".into(), Value::Array(cards));
+                }
                 self.trace.push(Value::Object(entry));
                 Ok(true)
             }
@@ -644,6 +700,87 @@ impl Runner<'_> {
 
     fn due_text(&self, d: &Deadline) -> String {
         self.due_text_at(d, None)
+    }
+
+    /// Evaluates the rules on the case now and returns the card changes as trace lines.
+    fn cards(&mut self) -> Vec<Value> {
+        use crate::supervision::CardChange;
+        let (Some(rules), Some(state)) = (self.rules, &self.state) else {
+            return Vec::new();
+        };
+        let verdicts = rules.evaluate(state, Some(self.flow), self.cal, self.now);
+        let colour = |l: govflow_dsl::rule::Level| match l {
+            govflow_dsl::rule::Level::Notice => "预警 notice",
+            govflow_dsl::rule::Level::Yellow => "黄牌 yellow",
+            govflow_dsl::rule::Level::Red => "红牌 red",
+        };
+        let case_no = state.case_no.clone();
+        self.board
+            .update(&case_no, &verdicts, self.now)
+            .into_iter()
+            .map(|c| {
+                Value::String(match c {
+                    CardChange::Issued { card } => format!(
+                        "{} issued: {} {} ({}, {})",
+                        colour(card.level),
+                        card.rule,
+                        card.name,
+                        card.class,
+                        card.subject
+                    ),
+                    CardChange::Escalated {
+                        rule,
+                        subject,
+                        from,
+                        to,
+                    } => {
+                        format!(
+                            "{rule} ({subject}) escalated: {} → {}",
+                            colour(from),
+                            colour(to)
+                        )
+                    }
+                    CardChange::Lowered {
+                        rule,
+                        subject,
+                        from,
+                        to,
+                    } => {
+                        format!(
+                            "{rule} ({subject}) lowered: {} → {}",
+                            colour(from),
+                            colour(to)
+                        )
+                    }
+                    CardChange::Resolved {
+                        rule,
+                        subject,
+                        level,
+                    } => {
+                        format!("{rule} ({subject}) resolved ({} closed)", colour(level))
+                    }
+                    CardChange::Failed {
+                        rule,
+                        subject,
+                        error,
+                    } => {
+                        format!("{rule} ({subject}) could not be evaluated: {error}")
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// A scan with no command: records card changes, if any.
+    fn scan(&mut self, label: &str) {
+        let cards = self.cards();
+        if !cards.is_empty() {
+            let mut entry = Map::new();
+            entry.insert("at".into(), fmt_time(self.now).into());
+            entry.insert("do".into(), label.into());
+            entry.insert("cards".into(), Value::Array(cards));
+            self.trace.push(Value::Object(entry));
+        }
     }
 
     /// A deadline as text; with `frozen`, the clock stopped on that date (a B
@@ -994,7 +1131,44 @@ pub fn run_file(path: &Path, cal: &Calendar) -> Result<String, String> {
         )
     })?;
     let flow = load_flow(&flow_path)?;
-    sc.run(&flow, cal).map_err(|e| e.to_string())
+    let book = scenario_rules(path, &sc)?;
+    sc.run_with(&flow, cal, book.as_ref())
+        .map_err(|e| e.to_string())
+}
+
+/// The rule book a scenario names with `rules:` (paths relative to it).
+pub fn scenario_rules(
+    path: &Path,
+    sc: &Scenario,
+) -> Result<Option<crate::supervision::RuleBook>, String> {
+    if sc.rules.is_empty() {
+        return Ok(None);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut sets = Vec::new();
+    for r in &sc.rules {
+        let p = dir.join(r);
+        let files: Vec<PathBuf> = if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| govflow_dsl::rule::is_rule_file(&f.to_string_lossy()))
+                .collect();
+            v.sort();
+            v
+        } else {
+            vec![p]
+        };
+        for f in files {
+            let l = govflow_dsl::rule::load_rules_path(&f);
+            match l.rules {
+                Some(s) if !l.report.has_errors() => sets.push(s),
+                _ => return Err(l.report.render(false)),
+            }
+        }
+    }
+    crate::supervision::RuleBook::new(&sets).map(Some)
 }
 
 /// Every `*.scenario.yaml` under the given paths, sorted.

@@ -1,0 +1,440 @@
+//! Supervision rules evaluated against cases (pure: the case, the calendar
+//! and the instant come in; verdicts come out). A rule book is compiled once;
+//! `CardBoard` keeps the cards of the cases it has seen and says what changed:
+//! issued, escalated, resolved.
+//!
+//! Facts (docs/rule-language.md): `status`, `promised_left`, `statutory_left`
+//! (working days left; negative once overdue; frozen while the clock stands
+//! still; 9999 when the case has no such deadline yet), `elapsed`, `returns`,
+//! `corrections`, `visits`, `suspended`, and the maps `item`, `data`, `fee`,
+//! `materials`, `staff`, plus `step` or `special` for those scopes.
+
+use crate::calendar::Calendar;
+use crate::core::{CaseState, CompiledFlow, Deadline, SpecialClass, Time, to_dynamic};
+use govflow_dsl::rule::{Level, Rule, RuleSet};
+use rhai::{Dynamic, Map};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// "No such deadline": far enough that no threshold reaches it.
+pub const NO_DEADLINE: i64 = 9999;
+
+pub struct RuleBook {
+    engine: rhai::Engine,
+    rules: Vec<(Rule, Vec<(Level, rhai::AST)>)>,
+}
+
+/// What one rule says about one subject of one case now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub rule: String,
+    pub name: String,
+    pub class: String,
+    pub subtype: String,
+    /// `case`, `step:ID` or `special:N`.
+    pub subject: String,
+    /// The highest level whose condition holds; `None` when none does.
+    pub level: Option<Level>,
+    /// The condition could not be evaluated (a wrong type, the sandbox's limits).
+    pub error: Option<String>,
+}
+
+impl RuleBook {
+    pub fn new(sets: &[RuleSet]) -> Result<RuleBook, String> {
+        let engine = govflow_dsl::rhai_sandbox::engine();
+        let mut rules = Vec::new();
+        for set in sets {
+            for r in &set.rules {
+                let mut levels = Vec::new();
+                for (l, e) in &r.levels {
+                    let ast = engine
+                        .compile_expression(&e.source)
+                        .map_err(|err| format!("rule `{}`: {err}", r.id))?;
+                    levels.push((*l, ast));
+                }
+                rules.push((r.clone(), levels));
+            }
+        }
+        Ok(RuleBook { engine, rules })
+    }
+
+    /// Loads every rule file under `dir`; a file with errors is an error.
+    pub fn load_dir(dir: &std::path::Path) -> Result<RuleBook, String> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        let mut sets = Vec::new();
+        for f in files {
+            let l = govflow_dsl::rule::load_rules_path(&f);
+            match l.rules {
+                Some(s) if !l.report.has_errors() => sets.push(s),
+                _ => return Err(l.report.render(false)),
+            }
+        }
+        RuleBook::new(&sets)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Every rule's verdict on every subject of the case at `now`.
+    pub fn evaluate(
+        &self,
+        state: &CaseState,
+        flow: Option<&CompiledFlow>,
+        cal: &Calendar,
+        now: Time,
+    ) -> Vec<Verdict> {
+        let base = facts(state, flow, cal, now);
+        let mut out = Vec::new();
+        for (rule, levels) in &self.rules {
+            // A finished case has no clocks: its timeliness cards resolve.
+            if state.status.is_finished() && rule.class == "timeliness" {
+                out.push(verdict(rule, "case".into(), None, None));
+                continue;
+            }
+            let subjects: Vec<(String, Option<(&str, Map)>)> = match rule.scope.as_str() {
+                "step" => state
+                    .tasks
+                    .values()
+                    .map(|t| {
+                        let mut m = Map::new();
+                        m.insert("id".into(), t.step.clone().into());
+                        m.insert("name".into(), t.name.clone().into());
+                        m.insert("department".into(), t.department.clone().into());
+                        m.insert("risk_point".into(), t.risk_point.into());
+                        let frozen = state
+                            .suspended
+                            .and_then(|(id, since)| {
+                                state
+                                    .specials
+                                    .iter()
+                                    .find(|s| s.id == id)
+                                    .map(|s| (s, since))
+                            })
+                            .filter(|(s, _)| s.step == t.step)
+                            .map(|(_, since)| since);
+                        m.insert(
+                            "left".into(),
+                            t.deadline
+                                .as_ref()
+                                .map_or(NO_DEADLINE, |d| left(d, cal, frozen.unwrap_or(now)))
+                                .into(),
+                        );
+                        (format!("step:{}", t.step), Some(("step", m)))
+                    })
+                    .collect(),
+                "special" => state
+                    .specials
+                    .iter()
+                    .filter(|s| s.ended_at.is_none())
+                    .map(|s| {
+                        let mut m = Map::new();
+                        m.insert("kind".into(), s.kind.clone().into());
+                        m.insert(
+                            "class".into(),
+                            match s.class {
+                                SpecialClass::A => "A",
+                                SpecialClass::B => "B",
+                            }
+                            .into(),
+                        );
+                        let used = cal.diff(s.started_at.date(), now.date()).unwrap_or(0);
+                        let left = s.days.map_or(NO_DEADLINE, |d| i64::from(d) - used);
+                        m.insert("left".into(), left.into());
+                        m.insert("step".into(), s.step.clone().into());
+                        (format!("special:{}", s.id), Some(("special", m)))
+                    })
+                    .collect(),
+                "case" => vec![("case".into(), None)],
+                // Supervision orders and complaints are not cases of this book yet.
+                _ => Vec::new(),
+            };
+            for (subject, extra) in subjects {
+                let mut scope = base.clone();
+                if let Some((name, m)) = extra {
+                    scope.push_constant(name, m);
+                }
+                let mut level = None;
+                let mut error = None;
+                for (l, ast) in levels {
+                    match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast) {
+                        Ok(v) => match v.as_bool() {
+                            Ok(true) => level = Some(*l),
+                            Ok(false) => {}
+                            Err(t) => {
+                                error = Some(format!(
+                                    "the {} condition gave a {t}, not true or false",
+                                    l.as_str()
+                                ));
+                            }
+                        },
+                        Err(e) => error = Some(format!("the {} condition failed: {e}", l.as_str())),
+                    }
+                }
+                out.push(verdict(rule, subject, level, error));
+            }
+        }
+        out
+    }
+}
+
+fn verdict(rule: &Rule, subject: String, level: Option<Level>, error: Option<String>) -> Verdict {
+    Verdict {
+        rule: rule.id.clone(),
+        name: rule.name.clone(),
+        class: rule.class.clone(),
+        subtype: rule.subtype.clone(),
+        subject,
+        level,
+        error,
+    }
+}
+
+/// Working days left to a deadline at `now`: 0 on its last day, negative once
+/// it has passed (at least -1 from the instant it passes).
+pub fn left(d: &Deadline, cal: &Calendar, now: Time) -> i64 {
+    let (Some(date), Some(due)) = (d.due_date, d.due) else {
+        return NO_DEADLINE;
+    };
+    if now >= due {
+        -cal.diff(date, now.date()).unwrap_or(1).max(1)
+    } else {
+        cal.diff(now.date(), date).unwrap_or(NO_DEADLINE)
+    }
+}
+
+fn facts(
+    state: &CaseState,
+    flow: Option<&CompiledFlow>,
+    cal: &Calendar,
+    now: Time,
+) -> rhai::Scope<'static> {
+    let mut s = rhai::Scope::new();
+    // The case clocks stand still during a B procedure or the applicant's rectification.
+    let stopped = state.suspended.map(|(_, since)| since).or_else(|| {
+        state
+            .joint
+            .values()
+            .filter(|j| j.awaiting_resubmission)
+            .filter_map(|j| j.rectifying_since)
+            .min()
+    });
+    let at = match (state.finished_at, stopped) {
+        (Some(f), _) => f,
+        (None, Some(since)) => since,
+        (None, None) => now,
+    };
+    let clock = |d: &Option<Deadline>| d.as_ref().map_or(NO_DEADLINE, |d| left(d, cal, at));
+    s.push_constant("status", state.status.as_str().to_string());
+    s.push_constant("promised_left", clock(&state.promised));
+    s.push_constant("statutory_left", clock(&state.statutory));
+    let elapsed = state.accepted_at.map_or(0, |a| {
+        let stood = state
+            .statutory
+            .as_ref()
+            .map_or(0, |d| i64::from(d.suspended));
+        (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
+    });
+    s.push_constant("elapsed", elapsed);
+    s.push_constant("returns", i64::from(state.returns));
+    s.push_constant("corrections", i64::from(state.corrections));
+    s.push_constant("visits", i64::from(state.visits));
+    s.push_constant("suspended", stopped.is_some());
+    let mut item = Map::new();
+    item.insert("name".into(), state.item_name.clone().into());
+    item.insert(
+        "code".into(),
+        state.item_code.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    );
+    let mut fee = Map::new();
+    if let Some(f) = flow {
+        let it = &f.flow.item;
+        item.insert("charged".into(), it.fee.charged.into());
+        fee.insert(
+            "standard".into(),
+            it.fee.standard.clone().map_or(Dynamic::UNIT, Dynamic::from),
+        );
+        fee.insert(
+            "item_basis".into(),
+            it.fee.basis.clone().map_or(Dynamic::UNIT, Dynamic::from),
+        );
+    }
+    // What was charged and on which basis come from the case's data.
+    for (k, key) in [("charged", "fee_charged"), ("basis", "fee_basis")] {
+        if let Some(v) = state.data.get(key) {
+            fee.insert(k.into(), to_dynamic(v));
+        }
+    }
+    s.push_constant("item", item);
+    s.push_constant("fee", fee);
+    s.push_constant(
+        "data",
+        to_dynamic(&serde_json::Value::Object(state.data.clone())),
+    );
+    let mats: Map = state
+        .materials
+        .iter()
+        .map(|(k, m)| (k.as_str().into(), Dynamic::from(i64::from(m.count))))
+        .collect();
+    s.push_constant("materials", mats);
+    s.push_constant("staff", Map::new());
+    s
+}
+
+/// The state of one card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Card {
+    pub rule: String,
+    pub name: String,
+    pub class: String,
+    pub subject: String,
+    pub level: Level,
+    pub issued_at: Time,
+    /// (instant, what happened)
+    pub history: Vec<(Time, String)>,
+}
+
+/// A change to the cards of a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum CardChange {
+    Issued {
+        card: Card,
+    },
+    Escalated {
+        rule: String,
+        subject: String,
+        from: Level,
+        to: Level,
+    },
+    Lowered {
+        rule: String,
+        subject: String,
+        from: Level,
+        to: Level,
+    },
+    Resolved {
+        rule: String,
+        subject: String,
+        level: Level,
+    },
+    Failed {
+        rule: String,
+        subject: String,
+        error: String,
+    },
+}
+
+/// The cards of the cases seen so far, deduplicated per (rule, case, subject).
+#[derive(Default, Debug)]
+pub struct CardBoard {
+    pub cards: BTreeMap<(String, String, String), Card>,
+    /// Closed cards, kept with their history.
+    pub closed: Vec<Card>,
+}
+
+impl CardBoard {
+    /// Applies the verdicts for `case_no` at `now`; returns what changed.
+    pub fn update(&mut self, case_no: &str, verdicts: &[Verdict], now: Time) -> Vec<CardChange> {
+        let mut changes = Vec::new();
+        for v in verdicts {
+            let key = (v.rule.clone(), case_no.to_string(), v.subject.clone());
+            if let Some(e) = &v.error {
+                changes.push(CardChange::Failed {
+                    rule: v.rule.clone(),
+                    subject: v.subject.clone(),
+                    error: e.clone(),
+                });
+                continue;
+            }
+            match (self.cards.get_mut(&key), v.level) {
+                (None, Some(level)) => {
+                    let card = Card {
+                        rule: v.rule.clone(),
+                        name: v.name.clone(),
+                        class: v.class.clone(),
+                        subject: v.subject.clone(),
+                        level,
+                        issued_at: now,
+                        history: vec![(now, format!("issued {}", level.as_str()))],
+                    };
+                    changes.push(CardChange::Issued { card: card.clone() });
+                    self.cards.insert(key, card);
+                }
+                (Some(card), Some(level)) if level != card.level => {
+                    let from = card.level;
+                    card.level = level;
+                    card.history
+                        .push((now, format!("{} → {}", from.as_str(), level.as_str())));
+                    changes.push(if level > from {
+                        CardChange::Escalated {
+                            rule: v.rule.clone(),
+                            subject: v.subject.clone(),
+                            from,
+                            to: level,
+                        }
+                    } else {
+                        CardChange::Lowered {
+                            rule: v.rule.clone(),
+                            subject: v.subject.clone(),
+                            from,
+                            to: level,
+                        }
+                    });
+                }
+                (Some(_), None) => {
+                    if let Some(mut card) = self.cards.remove(&key) {
+                        card.history.push((now, "resolved".into()));
+                        changes.push(CardChange::Resolved {
+                            rule: v.rule.clone(),
+                            subject: v.subject.clone(),
+                            level: card.level,
+                        });
+                        self.closed.push(card);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Subjects that disappeared (a step that closed) resolve their cards.
+        let seen: std::collections::BTreeSet<(String, String)> = verdicts
+            .iter()
+            .map(|v| (v.rule.clone(), v.subject.clone()))
+            .collect();
+        let gone: Vec<_> = self
+            .cards
+            .keys()
+            .filter(|(r, c, s)| c == case_no && !seen.contains(&(r.clone(), s.clone())))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(mut card) = self.cards.remove(&key) {
+                card.history.push((now, "resolved".into()));
+                changes.push(CardChange::Resolved {
+                    rule: card.rule.clone(),
+                    subject: card.subject.clone(),
+                    level: card.level,
+                });
+                self.closed.push(card);
+            }
+        }
+        changes
+    }
+}
