@@ -253,6 +253,12 @@ fn facts(
         (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
     });
     s.push_constant("elapsed", elapsed);
+    let days = |d: &Option<Deadline>| {
+        d.as_ref()
+            .map_or(NO_DEADLINE, |d| i64::from(d.limit.value + d.extended))
+    };
+    s.push_constant("promised_days", days(&state.promised));
+    s.push_constant("statutory_days", days(&state.statutory));
     s.push_constant("returns", i64::from(state.returns));
     s.push_constant("corrections", i64::from(state.corrections));
     s.push_constant("visits", i64::from(state.visits));
