@@ -3,6 +3,7 @@
 //! `govflow` binary over flows/ and over broken input.
 
 mod e2e {
+    pub mod alarms;
     pub mod cases_api;
     pub mod cli;
     pub mod crash;

@@ -29,6 +29,8 @@ pub struct Engine {
     pub store: Store,
     pub flows: Arc<Registry>,
     pub calendar: Arc<Calendar>,
+    /// Supervision rules; cards follow every command and the nightly scan.
+    pub rules: Option<Arc<crate::supervision::RuleBook>>,
 }
 
 impl Engine {
@@ -44,8 +46,60 @@ impl Engine {
             .await?;
         if !out.replayed {
             self.follow_through(vec![out.clone()]).await;
+            self.supervise(&out.case_no, now_cst()).await;
         }
         Ok(out)
+    }
+
+    /// Evaluates the rules on one case and brings its stored cards in line.
+    /// A failure is logged; it never undoes the command that led here.
+    pub async fn supervise(&self, case_no: &str, now: Time) -> Vec<crate::supervision::CardChange> {
+        let Some(rules) = &self.rules else {
+            return Vec::new();
+        };
+        let state = match self.store.case(case_no).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                eprintln!("supervision: cannot read case {case_no}: {e}");
+                return Vec::new();
+            }
+        };
+        let flow = self.flows.get(&state.flow_id, state.flow_version);
+        let verdicts = rules.evaluate(&state, flow.as_deref(), &self.calendar, now);
+        match self.store.sync_cards(case_no, &verdicts, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("supervision: cannot store the cards of {case_no}: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Evaluates the rules on every unfinished case (the nightly scan:
+    /// working-day figures change at midnight). Returns the number of changes.
+    pub async fn scan(&self, now: Time) -> usize {
+        if self.rules.is_none() {
+            return 0;
+        }
+        let mut after = String::new();
+        let mut changes = 0;
+        loop {
+            let page = match self.store.open_cases(&after, 500).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("supervision scan: {e}");
+                    return changes;
+                }
+            };
+            let Some(last) = page.last().cloned() else {
+                return changes;
+            };
+            for no in &page {
+                changes += self.supervise(no, now).await.len();
+            }
+            after = last;
+        }
     }
 
     /// Runs the follow-ups of `outs` (and of what they set off), each once.
@@ -158,6 +212,9 @@ impl Engine {
             let n = fired.len() as u32;
             total += n;
             // A timer may finish a sub-case (an expired 容缺 deadline, say): tell its parent.
+            for o in &fired {
+                self.supervise(&o.case_no, now).await;
+            }
             self.follow_through(fired).await;
             if n < 256 {
                 return Ok(total);
@@ -172,10 +229,17 @@ impl Engine {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(poll);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut scanned: Option<chrono::NaiveDate> = None;
             loop {
                 every.tick().await;
-                if let Err(e) = engine.tick(now_cst()).await {
+                let now = now_cst();
+                if let Err(e) = engine.tick(now).await {
                     eprintln!("timer service: {e}");
+                }
+                // Once a day (and at start): the supervision scan.
+                if scanned != Some(now.date()) {
+                    scanned = Some(now.date());
+                    engine.scan(now).await;
                 }
             }
         })

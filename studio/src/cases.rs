@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{no}/terminate", post(terminate))
         .route("/cases/{no}/withdraw", post(withdraw))
         .route("/tasks", get(list_tasks))
+        .route("/alarms", get(list_alarms))
         .route("/calendar/add", get(calendar_add))
         .route("/calendar/diff", get(calendar_diff))
 }
@@ -511,4 +512,41 @@ async fn calendar_diff(
     let to = date_param("to", &q.to)?;
     let n = state.engine().calendar.diff(from, to).map_err(cal_err)?;
     Ok(Json(json!({"from": from, "to": to, "working_days": n})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmQuery {
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    case: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+/// Supervision cards (预警/黄牌/红牌), newest first.
+async fn list_alarms(
+    State(state): State<AppState>,
+    q: Result<Query<AlarmQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let filter = govflow_engine::store::CardFilter {
+        class: q.class,
+        level: q.level,
+        state: q.state,
+        case_no: q.case,
+    };
+    let items = state.engine().store.cards(&filter, limit, offset).await?;
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
 }

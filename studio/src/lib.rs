@@ -63,6 +63,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the rule files under {dir} have errors; fix them (`govflow check {dir}`) before serving"
+    )]
+    InvalidRules { dir: String },
     #[error("calendar: {0}")]
     Calendar(String),
     #[error("server error: {0}")]
@@ -168,17 +172,25 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     for p in &problems {
         eprintln!("warning: deployment not loaded: {p}");
     }
-    let rule_files = std::fs::read_dir(&cfg.rules_dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().to_string_lossy().contains(".rules"))
-                .count()
-        })
-        .unwrap_or(0);
+    // Supervision rules under --rules (a folder without rule files means none).
+    let rules = if cfg.rules_dir.is_dir() {
+        let book =
+            govflow_engine::supervision::RuleBook::load_dir(&cfg.rules_dir).map_err(|report| {
+                eprint!("{report}");
+                ServeError::InvalidRules {
+                    dir: cfg.rules_dir.display().to_string(),
+                }
+            })?;
+        (!book.is_empty()).then(|| std::sync::Arc::new(book))
+    } else {
+        None
+    };
+    let rule_count = rules.as_ref().map_or(0, |r| r.len());
     let engine = govflow_engine::service::Engine {
         store,
         flows: std::sync::Arc::new(registry),
         calendar: std::sync::Arc::new(calendar),
+        rules,
     };
     let mut packs = Vec::new();
     for dir in govflow_dsl::pack::pack_dirs(&cfg.flows_dir) {
@@ -237,10 +249,10 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "govflow serving {} flow(s) ({} new version(s); {} rule file(s) in {}) on http://{addr}/ with {}",
+        "govflow serving {} flow(s) ({} new version(s); {} supervision rule(s) from {}) on http://{addr}/ with {}",
         state.flow_count(),
         new_versions,
-        rule_files,
+        rule_count,
         cfg.rules_dir.display(),
         cfg.db_url
     );

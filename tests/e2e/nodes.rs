@@ -84,4 +84,22 @@ fn two_servers_on_one_postgres_fire_each_timer_once() {
         assert_eq!(keys.len(), 6, "{no}: {keys:?}");
         assert_eq!(unique.len(), 6, "{no}: a timer fired twice: {keys:?}");
     }
+    // Both nodes supervise: each case still has one card per (rule, subject).
+    for no in &cases {
+        let (_, v) = call(
+            pa,
+            "GET",
+            &format!("/api/alarms?case={no}&state=open"),
+            None,
+            None,
+        )
+        .unwrap_or_else(|| panic!("node down"));
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let keys: BTreeSet<String> = items
+            .iter()
+            .map(|c| format!("{}/{}", c["rule"], c["subject"]))
+            .collect();
+        assert_eq!(keys.len(), items.len(), "{no}: duplicate cards: {items:?}");
+        assert!(!items.is_empty(), "{no}: an overdue case has cards");
+    }
 }
