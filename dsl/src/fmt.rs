@@ -513,7 +513,10 @@ impl Printer {
             StepKind::JointReview { lead: Some(l), .. } => {
                 let _ = write!(head, " lead {l}");
             }
-            StepKind::Subflow { items, join } => {
+            StepKind::Subflow { lead, items, join } => {
+                if let Some(l) = lead {
+                    let _ = write!(head, " lead {l}");
+                }
                 let _ = write!(
                     head,
                     " items [{}]",
@@ -874,7 +877,10 @@ impl Printer {
             StepKind::JointReview { lead: Some(l), .. } => {
                 self.line(i, &format!("lead: {}", yaml_scalar(l, false)))
             }
-            StepKind::Subflow { items, join } => {
+            StepKind::Subflow { lead, items, join } => {
+                if let Some(l) = lead {
+                    self.line(i, &format!("lead: {}", yaml_scalar(l, false)));
+                }
                 self.line(i, &format!("items: {}", yaml_list(items)));
                 if let Some(j) = join_text(*join) {
                     self.line(i, &format!("join: {j}"));

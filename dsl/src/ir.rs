@@ -416,6 +416,9 @@ pub enum StepKind {
     },
     /// Cross-item parallel approval: start the items' cases, complete on all/any.
     Subflow {
+        /// 牵头部门: coordinates the stage and may act on it (special procedures).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lead: Option<String>,
         items: Vec<String>,
         join: Join,
     },

@@ -150,6 +150,7 @@ fn step_allowed(kind: &str) -> &'static [&'static str] {
         ],
         "subflow" => &[
             "name",
+            "lead",
             "within",
             "visit",
             "risk_point",
@@ -1469,7 +1470,8 @@ impl Lower {
                     .take_value("join")
                     .and_then(|n| self.join(n))
                     .unwrap_or(Join::All);
-                StepKind::Subflow { items, join }
+                let lead = f.take_value("lead").and_then(|n| self.string(n, "lead"));
+                StepKind::Subflow { lead, items, join }
             }
             "wait" => {
                 let timer = f.take_value("for").and_then(|n| self.limit(n, "for"));

@@ -436,6 +436,9 @@ impl Ctx<'_> {
                 }
                 | StepKind::JointReview {
                     lead: Some(lead), ..
+                }
+                | StepKind::Subflow {
+                    lead: Some(lead), ..
                 } => {
                     self.department(lead, s.span, None);
                 }
@@ -568,7 +571,7 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                StepKind::Subflow { items, join } => self.check_join(s, *join, items.len()),
+                StepKind::Subflow { items, join, .. } => self.check_join(s, *join, items.len()),
                 _ => {}
             }
         }

@@ -311,6 +311,11 @@ impl Gen {
                 }
             }
             _ => StepKind::Subflow {
+                lead: if self.rng.chance(50) {
+                    Some(self.depts[0].id.clone())
+                } else {
+                    None
+                },
                 items: vec!["item_a".into(), "立项".into()],
                 join: if self.rng.chance(50) {
                     Join::All

@@ -703,7 +703,7 @@ impl Cx<'_> {
                 Ok(())
             }
             StepKind::JointReview { .. } => self.start_round(&step.id, 1),
-            StepKind::Subflow { items, join } => {
+            StepKind::Subflow { items, join, .. } => {
                 let needed = match *join {
                     Join::All => items.len() as u32,
                     Join::Any => 1,
@@ -1296,7 +1296,8 @@ impl Cx<'_> {
         if let Ok(step) = self.step(step_id) {
             match &step.kind {
                 StepKind::Parallel { lead: Some(l), .. }
-                | StepKind::JointReview { lead: Some(l), .. } => allowed.push(l.clone()),
+                | StepKind::JointReview { lead: Some(l), .. }
+                | StepKind::Subflow { lead: Some(l), .. } => allowed.push(l.clone()),
                 // A block without a lead (a subflow stage): any department of the flow.
                 StepKind::Parallel { .. }
                 | StepKind::JointReview { .. }
