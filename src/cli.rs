@@ -260,9 +260,35 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn render_human(loaded: &Loaded) -> String {
+    render_report(&loaded.report)
+}
+
+/// A report for a person: colours only on a terminal, never with NO_COLOR.
+fn render_report(report: &govflow_dsl::Report) -> String {
     let color = std::env::var_os("NO_COLOR").is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    loaded.report.render(color)
+    report.render(color)
+}
+
+/// Counts a report's problems and prints it in the chosen format.
+fn tally(
+    report: &govflow_dsl::Report,
+    format: CheckFormat,
+    errors: &mut usize,
+    warnings: &mut usize,
+    json: &mut Vec<govflow_dsl::diag::JsonDiagnostic>,
+) {
+    for d in &report.diagnostics {
+        if d.is_error() {
+            *errors += 1;
+        } else {
+            *warnings += 1;
+        }
+    }
+    match format {
+        CheckFormat::Human => eprint!("{}", render_report(report)),
+        CheckFormat::Json => json.extend(report.to_json()),
+    }
 }
 
 fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
@@ -289,21 +315,7 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            for d in &report.diagnostics {
-                if d.is_error() {
-                    errors += 1;
-                } else {
-                    warnings += 1;
-                }
-            }
-            match format {
-                CheckFormat::Human => {
-                    let color = std::env::var_os("NO_COLOR").is_none()
-                        && std::io::IsTerminal::is_terminal(&std::io::stderr());
-                    eprint!("{}", report.render(color));
-                }
-                CheckFormat::Json => json.extend(report.to_json()),
-            }
+            tally(&report, format, &mut errors, &mut warnings, &mut json);
         }
     }
     // Scenario files: read (not run) — a malformed one is an error with its place.
@@ -343,35 +355,23 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let rules = rule_files(paths);
     for f in &rules {
         let loaded = govflow_dsl::rule::load_rules_path(f);
-        for d in &loaded.report.diagnostics {
-            if d.is_error() {
-                errors += 1;
-            } else {
-                warnings += 1;
-            }
-        }
-        match format {
-            CheckFormat::Human => {
-                let color = std::env::var_os("NO_COLOR").is_none()
-                    && std::io::IsTerminal::is_terminal(&std::io::stderr());
-                eprint!("{}", loaded.report.render(color));
-            }
-            CheckFormat::Json => json.extend(loaded.report.to_json()),
-        }
+        tally(
+            &loaded.report,
+            format,
+            &mut errors,
+            &mut warnings,
+            &mut json,
+        );
     }
     for f in &files {
         let loaded = govflow_dsl::load_path(f);
-        for d in &loaded.report.diagnostics {
-            if d.is_error() {
-                errors += 1;
-            } else {
-                warnings += 1;
-            }
-        }
-        match format {
-            CheckFormat::Human => eprint!("{}", render_human(&loaded)),
-            CheckFormat::Json => json.extend(loaded.report.to_json()),
-        }
+        tally(
+            &loaded.report,
+            format,
+            &mut errors,
+            &mut warnings,
+            &mut json,
+        );
     }
     match format {
         CheckFormat::Json => println!(
