@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             .ok_or("bad date")
     };
     let start = Command::Start {
-        case_no: "3301002025092600000013".into(),
+        case_no: "3301002025092600000012".into(),
         applicant: Person {
             name: "杭州示例科技有限公司".into(),
             id_kind: IdKind::CreditCode,

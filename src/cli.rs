@@ -722,9 +722,13 @@ fn export(case: &str, db: &str) -> ExitCode {
     };
     let result = rt.block_on(async {
         use govflow_engine::store::{Options, Store, load_registry};
-        let store = Store::open(db, &Options::default())
+        let opts = Options {
+            create: false,
+            ..Options::default()
+        };
+        let store = Store::open(db, &opts)
             .await
-            .map_err(|e| format!("cannot open {db}: {e}"))?;
+            .map_err(|e| format!("cannot open {db} (is it the server's database?): {e}"))?;
         let state = store
             .case(case)
             .await

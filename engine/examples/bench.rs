@@ -144,6 +144,57 @@ fn bench_core(cases: usize) {
     );
 }
 
+/// The supervision evaluator on one condition over many cases (issue 4's
+/// workload: `now − accepted_at > promised_days × 0.8`).
+fn bench_rules(evals: usize) {
+    let rules = govflow_dsl::rule::load_rules(
+        "bench.rules",
+        "rule promised_80 \"承诺时限已用八成\" {\n  class timeliness  subtype approaching  scope case\n  severity notice\n  when elapsed * 10 > promised_days * 8\n}\n",
+        govflow_dsl::Syntax::Dsl,
+    );
+    let Some(set) = rules.rules else {
+        eprintln!("{}", rules.report.render(false));
+        std::process::exit(1);
+    };
+    let book = match govflow_engine::supervision::RuleBook::new(&[set]) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1)
+        }
+    };
+    let flow = compiled();
+    let cal = Calendar::china();
+    // 1,000 accepted cases, accepted on different days.
+    let mut cases = Vec::new();
+    for i in 0..1000u32 {
+        let t = at() - chrono::Duration::days(i64::from(i % 30));
+        let mut state = CaseState::default();
+        for c in [start(&format!("C{i}")), steps()[0].clone()] {
+            match apply(&flow, &cal, Some(&state).filter(|s| s.version > 0), &c, t) {
+                Ok(evs) => evs.iter().for_each(|e| state.apply(e)),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        cases.push(state);
+    }
+    let now = at();
+    let t0 = Instant::now();
+    let mut hits = 0usize;
+    for i in 0..evals {
+        let v = book.evaluate(&cases[i % cases.len()], Some(&flow), &cal, now);
+        hits += v.iter().filter(|v| v.level.is_some()).count();
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "rules: {evals} evaluations in {s:.2} s = {:.0} evaluations/s on one core ({hits} cards)",
+        evals as f64 / s
+    );
+}
+
 fn bench_calendar(ops: usize) {
     let cal = Calendar::china();
     let base = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
@@ -365,6 +416,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("core") => bench_core(arg(1, 200_000)),
         Some("calendar") => bench_calendar(arg(1, 10_000_000)),
+        Some("rules") => bench_rules(arg(1, 200_000)),
         Some("durable") => {
             let dir = args
                 .get(2)

@@ -16,8 +16,18 @@ fn day(t: Time) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
-fn dept(a: &Actor) -> Value {
-    a.department.clone().map_or(Value::Null, Value::String)
+/// The actor's department by its display name when the flow knows it.
+fn dept(a: &Actor, flow: Option<&Flow>) -> Value {
+    match (&a.department, flow) {
+        (Some(id), Some(f)) => Value::String(
+            f.departments
+                .iter()
+                .find(|d| &d.id == id)
+                .map_or(id.clone(), |d| d.name.clone()),
+        ),
+        (Some(id), None) => Value::String(id.clone()),
+        (None, _) => Value::Null,
+    }
 }
 
 fn how(h: &str) -> &str {
@@ -87,7 +97,7 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
             } => {
                 acceptance = json!({
                     "办件编号": case_no,
-                    "政务服务人员所在部门": dept(by),
+                    "政务服务人员所在部门": dept(by, flow),
                     "政务服务人员": by.name,
                     "受理时间": ts(*at),
                     "受理文书编号": notice_no,
@@ -170,7 +180,9 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
                     "办理结果": result,
                     "结果证照编号": document_no,
                     "办件结果电子文书": Value::Null,
-                    "办件结果描述": end,
+                    "办件结果描述": flow
+                        .and_then(|f| f.ends.get(end))
+                        .map_or(end.clone(), |e| e.name.clone()),
                     "结果时效": Value::Null,
                     "备注": Value::Null,
                 });

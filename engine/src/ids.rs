@@ -50,6 +50,22 @@ pub fn mod11_2(digits: &[u8]) -> Option<char> {
     Some(ID_CHECK[(sum % 11) as usize] as char)
 }
 
+/// ISO 7064 MOD 11-2 over any number of digits (the pure system; over 17
+/// digits it gives the same character as `mod11_2`).
+pub fn mod11_2_any(digits: &[u8]) -> Option<char> {
+    let mut p = 0u32;
+    for b in digits {
+        let d = (*b as char).to_digit(10)?;
+        p = ((p + d) * 2) % 11;
+    }
+    let c = (12 - p % 11) % 11;
+    Some(if c == 10 {
+        'X'
+    } else {
+        char::from_digit(c, 10)?
+    })
+}
+
 const PROVINCES: &[u32] = &[
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
     53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91,
@@ -159,8 +175,8 @@ impl IdKind {
 /// - `YYYYMMDD`: the date the case was registered (China Standard Time);
 /// - `NNNNNNN`: the 7-digit sequence of that division and day, from 0000001,
 ///   handed out by the database in the registering transaction;
-/// - `C`: an ISO 7064 MOD 11-2 check character over the 21 digits before it
-///   (the last 17 of them, as for 身份证号码), catching a mistyped digit.
+/// - `C`: an ISO 7064 MOD 11-2 check character over all 21 digits before
+///   it, catching any single mistyped digit and most swapped pairs.
 ///
 /// Numbers sort by division, then date, then order of registration.
 pub fn case_number(region: &str, date: NaiveDate, seq: u64) -> Option<String> {
@@ -172,7 +188,7 @@ pub fn case_number(region: &str, date: NaiveDate, seq: u64) -> Option<String> {
         return None;
     }
     let body = format!("{region}{}{seq:07}", date.format("%Y%m%d"));
-    let check = mod11_2(&body.as_bytes()[body.len() - 17..])?;
+    let check = mod11_2_any(body.as_bytes())?;
     Some(format!("{body}{check}"))
 }
 
@@ -181,7 +197,7 @@ pub fn is_case_number(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 22
         && b[..21].iter().all(u8::is_ascii_digit)
-        && mod11_2(&b[4..21]) == Some(b[21] as char)
+        && mod11_2_any(&b[..21]) == Some(b[21] as char)
 }
 
 #[cfg(test)]
@@ -236,6 +252,15 @@ mod tests {
     }
 
     #[test]
+    fn mod11_2_agrees_with_gb11643() {
+        for id in ["11010519491231002X", "110105194912310021"] {
+            let b = id.as_bytes();
+            assert_eq!(mod11_2_any(&b[..17]), mod11_2(&b[..17]));
+        }
+        assert_eq!(mod11_2_any(b"11010519491231002"), Some('X'));
+    }
+
+    #[test]
     fn case_numbers_sort_and_check() {
         let d1 = NaiveDate::from_ymd_opt(2025, 9, 26).unwrap();
         let d2 = NaiveDate::from_ymd_opt(2025, 9, 27).unwrap();
@@ -245,9 +270,15 @@ mod tests {
         assert_eq!(a.len(), 22);
         assert!(a < b && b < c);
         assert!(is_case_number(&a) && is_case_number(&c));
-        let mut bad = a.clone().into_bytes();
-        bad[20] = if bad[20] == b'1' { b'2' } else { b'1' };
-        assert!(!is_case_number(std::str::from_utf8(&bad).unwrap()));
+        // Any single mistyped digit is caught, the division code's included.
+        for i in 0..21 {
+            let mut bad = a.clone().into_bytes();
+            bad[i] = if bad[i] == b'1' { b'2' } else { b'1' };
+            assert!(
+                !is_case_number(std::str::from_utf8(&bad).unwrap()),
+                "digit {i}"
+            );
+        }
         assert!(case_number("33010", d1, 1).is_none());
         assert!(case_number("330106", d1, 10_000_000).is_none());
     }

@@ -45,7 +45,9 @@ pub enum ExecError {
     NoFlowVersion(String, u32),
     #[error("case {0} changed concurrently too many times; retry")]
     Conflict(String),
-    #[error("idempotency key `{0}` was used for another case or command")]
+    #[error(
+        "idempotency key `{0}` was already used for a different request; use a new key for a new request"
+    )]
     KeyReused(String),
     #[error("case numbers for {0} are exhausted today")]
     Numbers(String),
@@ -238,8 +240,8 @@ const MIGRATIONS_SQLITE_LATE: &[&str] = &[
         INSERT INTO case_timers (case_no, due) SELECT NEW.case_no, NEW.next_due
           WHERE NEW.next_due IS NOT NULL
           ON CONFLICT (case_no) DO UPDATE SET due = excluded.due;
-        INSERT INTO commands (idem_key, case_no, version, first_seq, at)
-          SELECT value ->> 0, NEW.case_no, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.commands);
+        INSERT INTO command_keys (idem_key, fingerprint, case_no, version, first_seq, at)
+          SELECT value ->> 0, value ->> 4, NEW.case_no, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.commands);
         INSERT INTO audit_log (at, actor, action, detail)
           SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.audit);
         INSERT INTO case_numbers (prefix, next)
@@ -291,8 +293,10 @@ const MIGRATIONS_COMMON: &[&str] = &[
         due TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS case_timers_due ON case_timers (due)",
-    "CREATE TABLE IF NOT EXISTS commands (
+    // Idempotency keys: a key answers only the same request (its fingerprint).
+    "CREATE TABLE IF NOT EXISTS command_keys (
         idem_key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
         case_no TEXT NOT NULL,
         version BIGINT NOT NULL,
         first_seq BIGINT NOT NULL,
@@ -488,14 +492,14 @@ impl SqliteStore {
         }
         let mut commands: HashMap<&str, Vec<Value>> = HashMap::new();
         let mut loose = Vec::new();
-        for (key, no, version, first, at) in &c.commands {
+        for (key, no, version, first, at, fp) in &c.commands {
             if c.cases.contains_key(no) {
                 commands
                     .entry(no.as_str())
                     .or_default()
-                    .push(json!([key, version, first, at]));
+                    .push(json!([key, version, first, at, fp]));
             } else {
-                loose.push((key, no, version, first, at));
+                loose.push((key, no, version, first, at, fp));
             }
         }
         let mut audit: HashMap<&str, Vec<Value>> = HashMap::new();
@@ -596,15 +600,16 @@ impl SqliteStore {
                 .await?;
             }
         }
-        for (key, no, version, first, at) in loose {
+        for (key, no, version, first, at, fp) in loose {
             sqlx::query(
-                "INSERT INTO commands (idem_key, case_no, version, first_seq, at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO command_keys (idem_key, case_no, version, first_seq, at, fingerprint) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(key.as_str())
             .bind(no.as_str())
             .bind(*version as i64)
             .bind(*first as i64)
             .bind(at.as_str())
+            .bind(fp.as_str())
             .execute(&mut *conn)
             .await?;
         }
@@ -761,6 +766,8 @@ pub struct Options {
     pub max_connections: u32,
     /// PostgreSQL only: keep the tables in this schema (created if missing).
     pub pg_schema: Option<String>,
+    /// SQLite: create the file when it does not exist (off for read-only tools).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -769,6 +776,7 @@ impl Default for Options {
             region: "330100".into(),
             max_connections: 8,
             pg_schema: None,
+            create: true,
         }
     }
 }
@@ -781,7 +789,7 @@ impl Store {
                 SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
             };
             let co = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
+                .create_if_missing(opts.create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(std::time::Duration::from_secs(10));
@@ -1027,7 +1035,7 @@ impl Table {
             }
             Table::Tasks => "SELECT COUNT(*) FROM tasks",
             Table::Timers => "SELECT COUNT(*) FROM case_timers",
-            Table::Commands => "SELECT COUNT(*) FROM commands",
+            Table::Commands => "SELECT COUNT(*) FROM command_keys",
             Table::Audit => "SELECT COUNT(*) FROM audit_log",
         }
     }
@@ -1050,12 +1058,25 @@ struct Changes {
     /// Each changed case's open tasks before the batch.
     orig_tasks:
         std::collections::HashMap<String, std::collections::BTreeMap<u32, crate::core::Task>>,
-    /// (key, case, version, first seq, at)
-    commands: Vec<(String, String, u64, u64, String)>,
+    /// (key, case, version, first seq, at, request fingerprint)
+    commands: Vec<(String, String, u64, u64, String, String)>,
     /// (at, actor, action, detail, case)
     audit: Vec<(String, String, &'static str, String, String)>,
     /// Case-number counters handed out from memory: (prefix, last number).
     numbers: Vec<(String, i64)>,
+}
+
+/// What an idempotency key stands for: the same command on the same case or
+/// flow. Reusing a key for another request is refused, never answered with
+/// the first request's result.
+fn fingerprint(req: &Request) -> String {
+    let body = serde_json::to_string(&req.command).unwrap_or_default();
+    source_hash(&format!(
+        "{}\n{}\n{}\n{body}",
+        req.command.name(),
+        req.case_no.as_deref().unwrap_or(""),
+        req.flow_id.as_deref().unwrap_or("")
+    ))
 }
 
 /// Rows per multi-row statement (well under both backends' parameter limits).
@@ -1384,14 +1405,18 @@ macro_rules! backend {
                     String,
                     std::collections::BTreeMap<u32, crate::core::Task>,
                 > = std::collections::HashMap::new();
-                let mut keys: std::collections::HashMap<String, Outcome> =
+                let mut keys: std::collections::HashMap<String, (Outcome, String)> =
                     std::collections::HashMap::new();
                 let mut audit: Vec<(String, String, &'static str, String, String)> = Vec::new();
-                let mut commands: Vec<(String, String, u64, u64, String)> = Vec::new();
+                let mut commands: Vec<(String, String, u64, u64, String, String)> = Vec::new();
                 for (req, flows, cal, now) in jobs {
                     let (req, now) = (*req, *now);
                     if let Some(key) = &req.idempotency_key {
-                        if let Some(out) = keys.get(key) {
+                        if let Some((out, fp)) = keys.get(key) {
+                            if *fp != fingerprint(req) {
+                                outs.push(Err(ExecError::KeyReused(key.clone())));
+                                continue;
+                            }
                             let mut out = out.clone();
                             out.replayed = true;
                             outs.push(Ok(out));
@@ -1528,8 +1553,9 @@ macro_rules! backend {
                     };
                     let stamp = fmt_ts(now);
                     if let Some(key) = &req.idempotency_key {
-                        commands.push((key.clone(), case_no.clone(), state.version, before + 1, stamp.clone()));
-                        keys.insert(key.clone(), out.clone());
+                        let fp = fingerprint(req);
+                        commands.push((key.clone(), case_no.clone(), state.version, before + 1, stamp.clone(), fp.clone()));
+                        keys.insert(key.clone(), (out.clone(), fp));
                     }
                     if !out.events.is_empty() {
                         audit.push((
@@ -1577,14 +1603,15 @@ macro_rules! backend {
                 req: &Request,
             ) -> Result<Option<Outcome>, ExecError> {
                 let row = sqlx::query(
-                    "SELECT case_no, version, first_seq FROM commands WHERE idem_key = $1",
+                    "SELECT case_no, version, first_seq, fingerprint FROM command_keys WHERE idem_key = $1",
                 )
                 .bind(key)
                 .fetch_optional(&mut *conn)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let case_no: String = row.try_get("case_no")?;
-                if req.case_no.as_ref().is_some_and(|c| c != &case_no) {
+                let fp: String = row.try_get("fingerprint")?;
+                if fp != fingerprint(req) || req.case_no.as_ref().is_some_and(|c| c != &case_no) {
                     return Err(ExecError::KeyReused(key.to_string()));
                 }
                 let version: i64 = row.try_get("version")?;
@@ -1620,7 +1647,7 @@ macro_rules! backend {
                 order: &[String],
                 cases: &std::collections::HashMap<String, (CaseState, u64, bool)>,
                 events: &[(String, u64, Vec<Event>)],
-                commands: &[(String, String, u64, u64, String)],
+                commands: &[(String, String, u64, u64, String, String)],
                 audit: &[(String, String, &'static str, String, String)],
             ) -> Result<(), ExecError> {
                 if order.is_empty() && commands.is_empty() {
@@ -1742,18 +1769,19 @@ macro_rules! backend {
                 }
                 for chunk in commands.chunks(ROWS_PER_STATEMENT) {
                     let sql = multi_insert(
-                        "INSERT INTO commands (idem_key, case_no, version, first_seq, at) VALUES ",
-                        5,
+                        "INSERT INTO command_keys (idem_key, case_no, version, first_seq, at, fingerprint) VALUES ",
+                        6,
                         chunk.len(),
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (key, no, version, first, at) in chunk {
+                    for (key, no, version, first, at, fp) in chunk {
                         q = q
                             .bind(key.as_str())
                             .bind(no.as_str())
                             .bind(*version as i64)
                             .bind(*first as i64)
-                            .bind(at.as_str());
+                            .bind(at.as_str())
+                            .bind(fp.as_str());
                     }
                     q.execute(&mut **tx).await?;
                 }

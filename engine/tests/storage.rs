@@ -221,6 +221,33 @@ async fn a_retried_command_is_applied_once() {
             "{}: applied twice?",
             b.name
         );
+        // The same key for another request is refused, not answered with the first result.
+        let other = complete("dev_review", actor("李明", "dev", None));
+        let err = b
+            .store
+            .execute(
+                &req(Some(&first.case_no), other, Some("k-start")),
+                &reg,
+                &cal,
+                at,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("different request"),
+            "{}: {err}",
+            b.name
+        );
+        let err = b
+            .store
+            .execute(&req(None, start(), Some("k-accept")), &reg, &cal, at)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("different request"),
+            "{}: {err}",
+            b.name
+        );
     }
 }
 
