@@ -240,7 +240,7 @@ fn find(state: &AppState, id: &str) -> Result<Arc<LoadedFlow>, ApiError> {
     state.flows().get(id).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "flow_not_found",
+            "flow.not_found",
             format!("no flow `{id}`"),
         )
     })

@@ -85,7 +85,7 @@ impl From<ExecError> for ApiError {
             ),
             ExecError::NoFlow(f) => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "flow_not_found",
+                "flow.not_found",
                 format!("no deployed flow `{f}`"),
             ),
             ExecError::Conflict(c) => ApiError::new(
