@@ -860,6 +860,16 @@ impl Store {
         }
     }
 
+    /// Flushes what can be flushed before the process ends (SQLite: checkpoint
+    /// the WAL into the database file).
+    pub async fn close(&self) {
+        if let Store::Sqlite(s) = self {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&s.writer)
+                .await;
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",

@@ -257,6 +257,15 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
 }
 
 async fn load_case(state: &AppState, no: &str) -> Result<CaseState, ApiError> {
+    if !govflow_engine::ids::is_case_number(no) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "case.not_found",
+            format!(
+                "`{no}` is not a case number: 办件编号 have 22 characters (division code, date, sequence, check character)"
+            ),
+        ));
+    }
     state.engine().store.case(no).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

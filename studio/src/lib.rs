@@ -256,12 +256,14 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         cfg.rules_dir.display(),
         cfg.db_url
     );
+    let store = state.engine().store.clone();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
     timers.abort();
+    store.close().await;
     served?;
     Ok(())
 }
