@@ -243,6 +243,14 @@ fn facts(
     };
     let clock = |d: &Option<Deadline>| d.as_ref().map_or(NO_DEADLINE, |d| left(d, cal, at));
     s.push_constant("status", state.status.as_str().to_string());
+    // 办理结果 of a completed case (准予许可, 不予许可, 不予受理 …), "" before.
+    s.push_constant(
+        "result",
+        state
+            .outcome
+            .as_ref()
+            .map_or(String::new(), |o| o.result.clone()),
+    );
     s.push_constant("promised_left", clock(&state.promised));
     s.push_constant("statutory_left", clock(&state.statutory));
     let elapsed = state.accepted_at.map_or(0, |a| {

@@ -43,7 +43,7 @@ fn calendar_add_and_diff() {
 
 #[test]
 fn shipped_scenarios_match_their_snapshots() {
-    let o = govflow(&["test", "flows", "docs/tutorial"]);
+    let o = govflow(&["test", "flows", "docs/tutorial", "rules"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("0 failed"), "{err}");
