@@ -22,6 +22,8 @@ pub const NO_DEADLINE: i64 = 9999;
 pub struct RuleBook {
     engine: rhai::Engine,
     rules: Vec<(Rule, Vec<(Level, rhai::AST)>)>,
+    /// The words the conditions use: facts no rule names are not built.
+    words: std::collections::HashSet<String>,
 }
 
 /// What one rule says about one subject of one case now.
@@ -55,7 +57,24 @@ impl RuleBook {
                 rules.push((r.clone(), levels));
             }
         }
-        Ok(RuleBook { engine, rules })
+        let mut words = std::collections::HashSet::new();
+        for (r, _) in &rules {
+            for (_, e) in &r.levels {
+                let mut w = String::new();
+                for c in e.source.chars().chain(std::iter::once(' ')) {
+                    if c.is_alphanumeric() || c == '_' {
+                        w.push(c);
+                    } else if !w.is_empty() {
+                        words.insert(std::mem::take(&mut w));
+                    }
+                }
+            }
+        }
+        Ok(RuleBook {
+            engine,
+            rules,
+            words,
+        })
     }
 
     /// Loads every rule file under `dir`; a file with errors is an error.
@@ -101,7 +120,7 @@ impl RuleBook {
         cal: &Calendar,
         now: Time,
     ) -> Vec<Verdict> {
-        let base = facts(state, flow, cal, now);
+        let base = facts(state, flow, cal, now, &self.words);
         let mut out = Vec::new();
         for (rule, levels) in &self.rules {
             // A finished case has no clocks: its timeliness cards resolve.
@@ -225,7 +244,10 @@ fn facts(
     flow: Option<&CompiledFlow>,
     cal: &Calendar,
     now: Time,
+    words: &std::collections::HashSet<String>,
 ) -> rhai::Scope<'static> {
+    // Only the facts some condition names are built (a scan touches every case).
+    let need = |w: &str| words.contains(w);
     let mut s = rhai::Scope::new();
     // The case clocks stand still during a B procedure or the applicant's rectification.
     let stopped = state.suspended.map(|(_, since)| since).or_else(|| {
@@ -242,73 +264,95 @@ fn facts(
         (None, None) => now,
     };
     let clock = |d: &Option<Deadline>| d.as_ref().map_or(NO_DEADLINE, |d| left(d, cal, at));
-    s.push_constant("status", state.status.as_str().to_string());
-    // 办理结果 of a completed case (准予许可, 不予许可, 不予受理 …), "" before.
-    s.push_constant(
-        "result",
-        state
-            .outcome
-            .as_ref()
-            .map_or(String::new(), |o| o.result.clone()),
-    );
-    s.push_constant("promised_left", clock(&state.promised));
-    s.push_constant("statutory_left", clock(&state.statutory));
-    let elapsed = state.accepted_at.map_or(0, |a| {
-        let stood = state
-            .statutory
-            .as_ref()
-            .map_or(0, |d| i64::from(d.suspended));
-        (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
-    });
-    s.push_constant("elapsed", elapsed);
+    if need("status") {
+        s.push_constant("status", state.status.as_str().to_string());
+    }
+    if need("result") {
+        // 办理结果 of a completed case (准予许可, 不予许可, 不予受理 …), "" before.
+        s.push_constant(
+            "result",
+            state
+                .outcome
+                .as_ref()
+                .map_or(String::new(), |o| o.result.clone()),
+        );
+    }
+    if need("promised_left") {
+        s.push_constant("promised_left", clock(&state.promised));
+    }
+    if need("statutory_left") {
+        s.push_constant("statutory_left", clock(&state.statutory));
+    }
+    if need("elapsed") {
+        let elapsed = state.accepted_at.map_or(0, |a| {
+            let stood = state
+                .statutory
+                .as_ref()
+                .map_or(0, |d| i64::from(d.suspended));
+            (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
+        });
+        s.push_constant("elapsed", elapsed);
+    }
     let days = |d: &Option<Deadline>| {
         d.as_ref()
             .map_or(NO_DEADLINE, |d| i64::from(d.limit.value + d.extended))
     };
-    s.push_constant("promised_days", days(&state.promised));
-    s.push_constant("statutory_days", days(&state.statutory));
+    if need("promised_days") {
+        s.push_constant("promised_days", days(&state.promised));
+    }
+    if need("statutory_days") {
+        s.push_constant("statutory_days", days(&state.statutory));
+    }
     s.push_constant("returns", i64::from(state.returns));
     s.push_constant("corrections", i64::from(state.corrections));
     s.push_constant("visits", i64::from(state.visits));
     s.push_constant("suspended", stopped.is_some());
-    let mut item = Map::new();
-    item.insert("name".into(), state.item_name.clone().into());
-    item.insert(
-        "code".into(),
-        state.item_code.clone().map_or(Dynamic::UNIT, Dynamic::from),
-    );
-    let mut fee = Map::new();
-    if let Some(f) = flow {
-        let it = &f.flow.item;
-        item.insert("charged".into(), it.fee.charged.into());
-        fee.insert(
-            "standard".into(),
-            it.fee.standard.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    if need("item") || need("fee") {
+        let mut item = Map::new();
+        item.insert("name".into(), state.item_name.clone().into());
+        item.insert(
+            "code".into(),
+            state.item_code.clone().map_or(Dynamic::UNIT, Dynamic::from),
         );
-        fee.insert(
-            "item_basis".into(),
-            it.fee.basis.clone().map_or(Dynamic::UNIT, Dynamic::from),
-        );
-    }
-    // What was charged and on which basis come from the case's data.
-    for (k, key) in [("charged", "fee_charged"), ("basis", "fee_basis")] {
-        if let Some(v) = state.data.get(key) {
-            fee.insert(k.into(), to_dynamic(v));
+        let mut fee = Map::new();
+        if let Some(f) = flow {
+            let it = &f.flow.item;
+            item.insert("charged".into(), it.fee.charged.into());
+            fee.insert(
+                "standard".into(),
+                it.fee.standard.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            );
+            fee.insert(
+                "item_basis".into(),
+                it.fee.basis.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            );
         }
+        // What was charged and on which basis come from the case's data.
+        for (k, key) in [("charged", "fee_charged"), ("basis", "fee_basis")] {
+            if let Some(v) = state.data.get(key) {
+                fee.insert(k.into(), to_dynamic(v));
+            }
+        }
+        s.push_constant("item", item);
+        s.push_constant("fee", fee);
     }
-    s.push_constant("item", item);
-    s.push_constant("fee", fee);
-    s.push_constant(
-        "data",
-        to_dynamic(&serde_json::Value::Object(state.data.clone())),
-    );
-    let mats: Map = state
-        .materials
-        .iter()
-        .map(|(k, m)| (k.as_str().into(), Dynamic::from(i64::from(m.count))))
-        .collect();
-    s.push_constant("materials", mats);
-    s.push_constant("staff", Map::new());
+    if need("data") {
+        s.push_constant(
+            "data",
+            to_dynamic(&serde_json::Value::Object(state.data.clone())),
+        );
+    }
+    if need("materials") {
+        let mats: Map = state
+            .materials
+            .iter()
+            .map(|(k, m)| (k.as_str().into(), Dynamic::from(i64::from(m.count))))
+            .collect();
+        s.push_constant("materials", mats);
+    }
+    if need("staff") {
+        s.push_constant("staff", Map::new());
+    }
     s
 }
 
