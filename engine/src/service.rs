@@ -76,6 +76,109 @@ impl Engine {
         }
     }
 
+    /// Re-runs the hand-offs between cases that a crash may have cut short:
+    /// for every unfinished case waiting at a `subflow` step, the items'
+    /// cases are started if they were not, and finished ones are reported.
+    /// Every hand-off carries the idempotency key it had the first time, so
+    /// what already happened is answered from the log, not done again.
+    /// Returns the number of hand-offs that did something.
+    pub async fn recover(&self) -> usize {
+        use crate::core::Event;
+        let now = now_cst();
+        let mut after = String::new();
+        let mut fixed = 0;
+        loop {
+            let page = match self.store.open_cases(&after, 500).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("recovery: {e}");
+                    return fixed;
+                }
+            };
+            let Some(last) = page.last().cloned() else {
+                return fixed;
+            };
+            for no in &page {
+                let Ok(Some(state)) = self.store.case(no).await else {
+                    continue;
+                };
+                for (step, sf) in &state.subflows {
+                    let waiting: Vec<String> = sf
+                        .items
+                        .iter()
+                        .filter(|i| !sf.finished.contains_key(*i))
+                        .cloned()
+                        .collect();
+                    let asked = Outcome {
+                        case_no: no.clone(),
+                        version: state.version,
+                        events: vec![Event::SubcasesRequested {
+                            at: now,
+                            step: step.clone(),
+                            items: waiting,
+                            needed: sf.needed,
+                            deadline: None,
+                        }],
+                        replayed: false,
+                    };
+                    for start in self.follow_ups(&asked).await {
+                        let child = match self
+                            .store
+                            .execute(&start, &self.flows, &self.calendar, now)
+                            .await
+                        {
+                            Ok(c) => c,
+                            Err(e) => {
+                                eprintln!("recovery: starting a sub-case of {no}: {e}");
+                                continue;
+                            }
+                        };
+                        if !child.replayed {
+                            fixed += 1;
+                            self.follow_through(vec![child.clone()]).await;
+                        }
+                        // A child that finished but never reported: report now.
+                        let finished = matches!(
+                            self.store.case(&child.case_no).await,
+                            Ok(Some(c)) if c.status.is_finished()
+                        );
+                        if finished {
+                            let done = Outcome {
+                                case_no: child.case_no.clone(),
+                                version: child.version,
+                                events: vec![Event::Completed {
+                                    at: now,
+                                    end: String::new(),
+                                    result: String::new(),
+                                    document_no: None,
+                                    by: None,
+                                }],
+                                replayed: false,
+                            };
+                            for report in self.follow_ups(&done).await {
+                                match self
+                                    .store
+                                    .execute(&report, &self.flows, &self.calendar, now)
+                                    .await
+                                {
+                                    Ok(o) if !o.replayed => {
+                                        fixed += 1;
+                                        self.follow_through(vec![o]).await;
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        eprintln!("recovery: reporting {}: {e}", child.case_no)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            after = last;
+        }
+    }
+
     /// Evaluates the rules on every unfinished case (the nightly scan:
     /// working-day figures change at midnight). Returns the number of changes.
     pub async fn scan(&self, now: Time) -> usize {

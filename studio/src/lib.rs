@@ -240,6 +240,14 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     }
     let timers = engine.spawn_timers(cfg.timer_poll);
+    // Hand-offs between cases that a crash may have cut short.
+    let recovering = engine.clone();
+    tokio::spawn(async move {
+        let n = recovering.recover().await;
+        if n > 0 {
+            eprintln!("recovered {n} hand-off(s) between cases");
+        }
+    });
     let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await

@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used)]
+//! Hand-offs between cases cut short by a crash are redone at start-up, once:
+//! a stage whose sub-cases were never started gets them, and sub-cases that
+//! finished without reporting are reported.
+
+use chrono::NaiveDateTime;
+use govflow_engine::calendar::Calendar;
+use govflow_engine::core::{Actor, Command, Person, Status};
+use govflow_engine::ids::IdKind;
+use govflow_engine::service::Engine;
+use govflow_engine::store::{Options, Request, Store, Table, load_registry};
+use std::sync::Arc;
+
+fn t(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+}
+
+fn complete(step: &str, dept: &str) -> Command {
+    Command::Complete {
+        step: step.into(),
+        action: "pass".into(),
+        by: Actor {
+            name: "办事员".into(),
+            department: Some(dept.into()),
+            role: None,
+        },
+        opinion: None,
+        data: Default::default(),
+        missing: vec![],
+        defer: vec![],
+        defer_within: None,
+        document_no: None,
+    }
+}
+
+fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request {
+    Request {
+        case_no: case.map(str::to_string),
+        flow_id: flow.map(str::to_string),
+        command,
+        idempotency_key: None,
+        actor: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn cut_hand_offs_are_redone_once() {
+    let dir = std::env::temp_dir().join(format!("govflow-recovery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(
+        &format!("sqlite://{}", dir.join("r.db").display()),
+        &Options::default(),
+    )
+    .await
+    .unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/subflow");
+    for name in ["stage", "child_a", "child_b"] {
+        let source = std::fs::read_to_string(fixtures.join(format!("{name}.flow"))).unwrap();
+        store
+            .deploy(
+                name,
+                &source,
+                &format!("{name}.flow"),
+                "test",
+                t("2025-09-01 08:00"),
+            )
+            .await
+            .unwrap();
+    }
+    let (flows, problems) = load_registry(&store).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let engine = Engine {
+        store: store.clone(),
+        flows: Arc::new(flows),
+        calendar: Arc::new(Calendar::china()),
+        rules: None,
+    };
+    let at = t("2025-09-26 10:00");
+    let start = Command::Start {
+        case_no: String::new(),
+        applicant: Person {
+            name: "杭州示例科技有限公司".into(),
+            id_kind: IdKind::CreditCode,
+            id_number: "91110000600037341L".into(),
+            legacy: false,
+            phone: None,
+            address: None,
+            postcode: None,
+            legal_representative: None,
+        },
+        agent: None,
+        source: None,
+        project_code: None,
+        data: Default::default(),
+        materials: vec![],
+    };
+    // Straight through the store: the parent reaches its stage, but (as if
+    // the process died) no sub-case is started.
+    let parent = store
+        .execute(
+            &req(None, Some("stage"), start),
+            &engine.flows,
+            &engine.calendar,
+            at,
+        )
+        .await
+        .unwrap()
+        .case_no;
+    store
+        .execute(
+            &req(Some(&parent), None, complete("accept", "lead")),
+            &engine.flows,
+            &engine.calendar,
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.count(Table::Cases).await.unwrap(), 1);
+
+    // Recovery starts both sub-cases; a second run changes nothing.
+    assert_eq!(engine.recover().await, 2);
+    assert_eq!(store.count(Table::Cases).await.unwrap(), 3);
+    assert_eq!(engine.recover().await, 0);
+    assert_eq!(store.count(Table::Cases).await.unwrap(), 3);
+
+    // Both children finish, again without reporting (straight through the store).
+    let tasks = store.tasks(None, None, 100, 0).await.unwrap();
+    for row in tasks.iter().filter(|r| r.case_no != parent) {
+        store
+            .execute(
+                &req(
+                    Some(&row.case_no),
+                    None,
+                    complete("review", &row.department),
+                ),
+                &engine.flows,
+                &engine.calendar,
+                at,
+            )
+            .await
+            .unwrap();
+    }
+    let before = store.case(&parent).await.unwrap().unwrap();
+    assert!(before.tasks.is_empty(), "the stage still waits");
+
+    // Recovery reports them: the stage joins and the parent moves on.
+    assert_eq!(engine.recover().await, 2);
+    let after = store.case(&parent).await.unwrap().unwrap();
+    assert_eq!(after.status, Status::Accepted);
+    assert_eq!(
+        after
+            .tasks
+            .values()
+            .map(|t| t.step.as_str())
+            .collect::<Vec<_>>(),
+        ["finish"]
+    );
+    assert_eq!(engine.recover().await, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
