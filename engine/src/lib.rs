@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod core;
 pub mod export;
+pub mod fastcond;
 pub mod ids;
 pub mod registry;
 pub mod scenario;

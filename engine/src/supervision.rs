@@ -22,6 +22,9 @@ pub const NO_DEADLINE: i64 = 9999;
 pub struct RuleBook {
     engine: rhai::Engine,
     rules: Vec<(Rule, Vec<(Level, rhai::AST)>)>,
+    /// Per rule: the conditions compiled to the fast path, when all of them fit
+    /// (`fastcond`); such rules of scope `case` need no rhai scope at all.
+    fast: Vec<Option<Vec<crate::fastcond::Fast>>>,
     /// The words the conditions use: facts no rule names are not built.
     words: std::collections::HashSet<String>,
 }
@@ -70,9 +73,22 @@ impl RuleBook {
                 }
             }
         }
+        let fast = rules
+            .iter()
+            .map(|(r, _)| {
+                if r.scope != "case" {
+                    return None;
+                }
+                r.levels
+                    .iter()
+                    .map(|(_, e)| crate::fastcond::Fast::compile(&e.source))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect();
         Ok(RuleBook {
             engine,
             rules,
+            fast,
             words,
         })
     }
@@ -120,14 +136,33 @@ impl RuleBook {
         cal: &Calendar,
         now: Time,
     ) -> Vec<Verdict> {
-        let base = facts(state, flow, cal, now, &self.words);
+        let mut base: Option<rhai::Scope<'static>> = None;
+        let mut nums: Option<[i64; 8]> = None;
         let mut out = Vec::new();
-        for (rule, levels) in &self.rules {
+        for (ri, (rule, levels)) in self.rules.iter().enumerate() {
             // A finished case has no clocks: its timeliness cards resolve.
             if state.status.is_finished() && rule.class == "timeliness" {
                 out.push(verdict(rule, "case".into(), None, None));
                 continue;
             }
+            // The fast path: integer conditions over the case's figures.
+            if let Some(Some(fast)) = self.fast.get(ri) {
+                let vars = *nums.get_or_insert_with(|| numbers(state, cal, now));
+                let mut level = None;
+                let mut decided = true;
+                for ((l, _), f) in levels.iter().zip(fast) {
+                    match f.eval(&vars) {
+                        Some(true) => level = Some(*l),
+                        Some(false) => {}
+                        None => decided = false,
+                    }
+                }
+                if decided {
+                    out.push(verdict(rule, "case".into(), level, None));
+                    continue;
+                }
+            }
+            let base = base.get_or_insert_with(|| facts(state, flow, cal, now, &self.words));
             let subjects: Vec<(String, Option<(&str, Map)>)> = match rule.scope.as_str() {
                 "step" => state
                     .tasks
@@ -226,6 +261,59 @@ fn verdict(rule: &Rule, subject: String, level: Option<Level>, error: Option<Str
     }
 }
 
+/// The case figures of `fastcond::NAMES`, in that order.
+fn numbers(state: &CaseState, cal: &Calendar, now: Time) -> [i64; 8] {
+    let at = clock_instant(state, now);
+    let clock = |d: &Option<Deadline>| d.as_ref().map_or(NO_DEADLINE, |d| left(d, cal, at));
+    let days = |d: &Option<Deadline>| {
+        d.as_ref()
+            .map_or(NO_DEADLINE, |d| i64::from(d.limit.value + d.extended))
+    };
+    [
+        clock(&state.promised),
+        clock(&state.statutory),
+        elapsed(state, cal, at),
+        days(&state.promised),
+        days(&state.statutory),
+        i64::from(state.returns),
+        i64::from(state.corrections),
+        i64::from(state.visits),
+    ]
+}
+
+/// The instant the case clocks read: the end for a finished case, the start of
+/// the stop while they stand still, else now.
+fn clock_instant(state: &CaseState, now: Time) -> Time {
+    match (state.finished_at, stopped_since(state)) {
+        (Some(f), _) => f,
+        (None, Some(since)) => since,
+        (None, None) => now,
+    }
+}
+
+/// Since when the clocks stand still (a B procedure, the applicant's rectification).
+fn stopped_since(state: &CaseState) -> Option<Time> {
+    state.suspended.map(|(_, since)| since).or_else(|| {
+        state
+            .joint
+            .values()
+            .filter(|j| j.awaiting_resubmission)
+            .filter_map(|j| j.rectifying_since)
+            .min()
+    })
+}
+
+/// Working days since acceptance, not counting the days the clock stood still.
+fn elapsed(state: &CaseState, cal: &Calendar, at: Time) -> i64 {
+    state.accepted_at.map_or(0, |a| {
+        let stood = state
+            .statutory
+            .as_ref()
+            .map_or(0, |d| i64::from(d.suspended));
+        (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
+    })
+}
+
 /// Working days left to a deadline at `now`: 0 on its last day, negative once
 /// it has passed (at least -1 from the instant it passes).
 pub fn left(d: &Deadline, cal: &Calendar, now: Time) -> i64 {
@@ -249,20 +337,8 @@ fn facts(
     // Only the facts some condition names are built (a scan touches every case).
     let need = |w: &str| words.contains(w);
     let mut s = rhai::Scope::new();
-    // The case clocks stand still during a B procedure or the applicant's rectification.
-    let stopped = state.suspended.map(|(_, since)| since).or_else(|| {
-        state
-            .joint
-            .values()
-            .filter(|j| j.awaiting_resubmission)
-            .filter_map(|j| j.rectifying_since)
-            .min()
-    });
-    let at = match (state.finished_at, stopped) {
-        (Some(f), _) => f,
-        (None, Some(since)) => since,
-        (None, None) => now,
-    };
+    let stopped = stopped_since(state);
+    let at = clock_instant(state, now);
     let clock = |d: &Option<Deadline>| d.as_ref().map_or(NO_DEADLINE, |d| left(d, cal, at));
     if need("status") {
         s.push_constant("status", state.status.as_str().to_string());
@@ -284,14 +360,7 @@ fn facts(
         s.push_constant("statutory_left", clock(&state.statutory));
     }
     if need("elapsed") {
-        let elapsed = state.accepted_at.map_or(0, |a| {
-            let stood = state
-                .statutory
-                .as_ref()
-                .map_or(0, |d| i64::from(d.suspended));
-            (cal.diff(a.date(), at.date()).unwrap_or(0) - stood).max(0)
-        });
-        s.push_constant("elapsed", elapsed);
+        s.push_constant("elapsed", elapsed(state, cal, at));
     }
     let days = |d: &Option<Deadline>| {
         d.as_ref()
