@@ -640,7 +640,7 @@ impl SqliteStore {
             let (store, flows, cal) = (self.clone(), flows.clone(), cal.clone());
             set.spawn(async move {
                 let mut outs = Vec::new();
-                let state = match store.pool_case(&case_no).await {
+                let state = match store.case(&case_no).await {
                     Ok(s) => s,
                     Err(e) => return (case_no, row_due, vec![Err(ExecError::Store(e))]),
                 };
@@ -710,23 +710,6 @@ impl SqliteStore {
             }
         }
         Ok(fired)
-    }
-
-    /// A snapshot as last committed.
-    async fn pool_case(&self, case_no: &str) -> Result<Option<CaseState>, StoreError> {
-        let row = sqlx::query("SELECT snapshot FROM cases WHERE case_no = $1")
-            .bind(case_no)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let s: String = r.try_get("snapshot")?;
-                serde_json::from_str(&s)
-                    .map(Some)
-                    .map_err(|e| corrupt(format!("snapshot of {case_no}"), e))
-            }
-        }
     }
 }
 
@@ -1208,24 +1191,14 @@ macro_rules! backend {
             ) -> Result<(Deployment, bool), StoreError> {
                 let hash = source_hash(source);
                 let existing = sqlx::query(
-                    "SELECT version, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 AND hash = $2",
+                    "SELECT flow_id, version, hash, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 AND hash = $2",
                 )
                 .bind(flow_id)
                 .bind(&hash)
                 .fetch_optional(&mut **tx)
                 .await?;
                 if let Some(row) = existing {
-                    return Ok((
-                        Deployment {
-                            flow_id: flow_id.to_string(),
-                            version: row.try_get("version")?,
-                            hash,
-                            file: row.try_get("file")?,
-                            deployed_at: row.try_get("deployed_at")?,
-                            deployed_by: row.try_get("deployed_by")?,
-                        },
-                        false,
-                    ));
+                    return Ok((Self::deployment(&row)?, false));
                 }
                 let version: i64 = sqlx::query(
                     "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM deployments WHERE flow_id = $1",
@@ -1267,6 +1240,18 @@ macro_rules! backend {
                 ))
             }
 
+            /// A `deployments` row (without its source).
+            fn deployment(r: &<$db as sqlx::Database>::Row) -> Result<Deployment, sqlx::Error> {
+                Ok(Deployment {
+                    flow_id: r.try_get("flow_id")?,
+                    version: r.try_get("version")?,
+                    hash: r.try_get("hash")?,
+                    file: r.try_get("file")?,
+                    deployed_at: r.try_get("deployed_at")?,
+                    deployed_by: r.try_get("deployed_by")?,
+                })
+            }
+
             async fn deployments(&self, flow_id: &str) -> Result<Vec<Deployment>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT flow_id, version, hash, file, deployed_at, deployed_by FROM deployments WHERE flow_id = $1 ORDER BY version",
@@ -1276,14 +1261,7 @@ macro_rules! backend {
                 .await?;
                 let mut out = Vec::new();
                 for r in &rows {
-                    out.push(Deployment {
-                        flow_id: r.try_get("flow_id")?,
-                        version: r.try_get("version")?,
-                        hash: r.try_get("hash")?,
-                        file: r.try_get("file")?,
-                        deployed_at: r.try_get("deployed_at")?,
-                        deployed_by: r.try_get("deployed_by")?,
-                    });
+                    out.push(Self::deployment(r)?);
                 }
                 Ok(out)
             }
@@ -1297,14 +1275,7 @@ macro_rules! backend {
                 let mut out = Vec::new();
                 for r in &rows {
                     out.push((
-                        Deployment {
-                            flow_id: r.try_get("flow_id")?,
-                            version: r.try_get("version")?,
-                            hash: r.try_get("hash")?,
-                            file: r.try_get("file")?,
-                            deployed_at: r.try_get("deployed_at")?,
-                            deployed_by: r.try_get("deployed_by")?,
-                        },
+                        Self::deployment(r)?,
                         r.try_get("source")?,
                     ));
                 }
