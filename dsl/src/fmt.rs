@@ -327,8 +327,9 @@ impl Printer {
             self.line(1, "departments {");
             for d in &f.departments {
                 self.comments_for(2, &format!("dept:{}", d.id));
+                let from = d.from.as_ref().map_or(String::new(), |f| format!(" from {f}"));
                 if d.roles.is_empty() {
-                    self.line(2, &format!("{} {}", d.id, crate::text::quote(&d.name)));
+                    self.line(2, &format!("{} {}{from}", d.id, crate::text::quote(&d.name)));
                 } else {
                     let roles: Vec<String> = d
                         .roles
@@ -338,7 +339,7 @@ impl Printer {
                     self.line(
                         2,
                         &format!(
-                            "{} {} {{ roles {{ {} }} }}",
+                            "{} {}{from} {{ roles {{ {} }} }}",
                             d.id,
                             crate::text::quote(&d.name),
                             roles.join("  ")
@@ -694,7 +695,7 @@ impl Printer {
             self.line(0, "departments:");
             for d in &f.departments {
                 self.comments_for(1, &format!("dept:{}", d.id));
-                if d.roles.is_empty() {
+                if d.roles.is_empty() && d.from.is_none() {
                     self.line(
                         1,
                         &format!(
@@ -706,6 +707,11 @@ impl Printer {
                 } else {
                     self.line(1, &format!("{}:", yaml_scalar(&d.id, false)));
                     self.line(2, &format!("name: {}", yaml_scalar(&d.name, false)));
+                    if let Some(f) = &d.from {
+                        self.line(2, &format!("from: {}", yaml_scalar(f, false)));
+                    }
+                }
+                if !d.roles.is_empty() {
                     self.line(2, "roles:");
                     for r in &d.roles {
                         self.line(

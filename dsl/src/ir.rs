@@ -170,6 +170,11 @@ pub struct Department {
     pub id: String,
     pub name: String,
     pub roles: Vec<Role>,
+    /// A department chosen per case: the case data field that names it
+    /// (`addressee "被督办部门" from addressee`). Tasks of this department go to
+    /// the department the field names when they open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     #[serde(skip)]
     pub span: Span,
 }

@@ -810,8 +810,8 @@ impl Lower {
             else {
                 continue;
             };
-            let (name, roles) = match &e.value.value {
-                Value::Str { text, .. } => (text.clone(), Vec::new()),
+            let (name, roles, from) = match &e.value.value {
+                Value::Str { text, .. } => (text.clone(), Vec::new(), None),
                 Value::Map(_) => {
                     let Some(mut df) = self.fields(&e.value, "department") else {
                         continue;
@@ -836,19 +836,23 @@ impl Lower {
                             });
                         }
                     }
+                    let from = df
+                        .take_value("from")
+                        .and_then(|n| self.ident(n, "data field"));
                     self.finish(
                         &df,
                         &schema::names(schema::DEPARTMENT_KEYS).collect::<Vec<_>>(),
                         "department",
                     );
-                    (name, roles)
+                    (name, roles, from)
                 }
-                _ => (id.clone(), Vec::new()),
+                _ => (id.clone(), Vec::new(), None),
             };
             out.push(Department {
                 id,
                 name,
                 roles,
+                from,
                 span: e.key_span,
             });
         }

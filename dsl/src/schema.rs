@@ -99,7 +99,11 @@ pub const FEE_KEYS: Keys = &[
     ("basis", Arity::One),
 ];
 
-pub const DEPARTMENT_KEYS: Keys = &[("name", Arity::One), ("roles", Arity::Block)];
+pub const DEPARTMENT_KEYS: Keys = &[
+    ("name", Arity::One),
+    ("roles", Arity::Block),
+    ("from", Arity::One),
+];
 
 pub const MATERIAL_KEYS: Keys = &[
     ("name", Arity::One),

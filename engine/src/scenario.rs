@@ -45,6 +45,9 @@ pub struct Scenario {
     pub flow: Option<String>,
     /// Rule files or folders (relative to the scenario) whose cards the trace shows.
     pub rules: Vec<String>,
+    /// Figures from across cases the rules see (`staff:` — per department,
+    /// `complaints` and `anomalies`), as the server gathers them.
+    pub context: crate::supervision::Context,
     file: SourceFile,
     start_at: Time,
     start: Command,
@@ -167,14 +170,14 @@ impl Scenario {
         };
         for e in entries {
             if ![
-                "name", "scenario", "flow", "rules", "start", "actions", "expect",
+                "name", "scenario", "flow", "rules", "staff", "start", "actions", "expect",
             ]
             .contains(&e.key.as_str())
             {
                 return Err(err(
                     e.key_span,
                     format!(
-                        "unknown key `{}`; expected name, flow, start, actions, expect",
+                        "unknown key `{}`; expected name, flow, rules, staff, start, actions, expect",
                         e.key
                     ),
                 ));
@@ -203,6 +206,26 @@ impl Scenario {
                 }
             },
         };
+        let mut context = crate::supervision::Context::default();
+        if let Some(n) = root.get("staff") {
+            let bad = |span| err(span, "`staff` maps departments to `{ complaints: N, anomalies: N }`".into());
+            for e in n.as_map().ok_or_else(|| bad(n.span))? {
+                let mut f = crate::supervision::StaffFacts::default();
+                for x in e.value.as_map().ok_or_else(|| bad(e.value.span))? {
+                    let v: i64 = x
+                        .value
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| bad(x.value.span))?;
+                    match x.key.as_str() {
+                        "complaints" => f.complaints = v,
+                        "anomalies" => f.anomalies = v,
+                        _ => return Err(bad(x.key_span)),
+                    }
+                }
+                context.staff.insert(e.key.clone(), f);
+            }
+        }
         let start = root.get("start").ok_or_else(|| {
             err(
                 root.span,
@@ -375,6 +398,7 @@ impl Scenario {
             name: scenario_name,
             flow,
             rules,
+            context,
             file,
             start_at,
             start: start_cmd,
@@ -410,6 +434,7 @@ impl Scenario {
     ) -> Result<String, ScenarioError> {
         let mut r = Runner {
             rules,
+            context: &self.context,
             board: crate::supervision::CardBoard::default(),
             flow,
             cal,
@@ -557,6 +582,7 @@ pub fn fmt_time(t: Time) -> String {
 
 struct Runner<'a> {
     rules: Option<&'a crate::supervision::RuleBook>,
+    context: &'a crate::supervision::Context,
     board: crate::supervision::CardBoard,
     flow: &'a CompiledFlow,
     cal: &'a Calendar,
@@ -708,7 +734,7 @@ impl Runner<'_> {
         let (Some(rules), Some(state)) = (self.rules, &self.state) else {
             return Vec::new();
         };
-        let verdicts = rules.evaluate(state, Some(self.flow), self.cal, self.now);
+        let verdicts = rules.evaluate_with(state, Some(self.flow), self.cal, self.now, self.context);
         let colour = |l: govflow_dsl::rule::Level| match l {
             govflow_dsl::rule::Level::Notice => "预警 notice",
             govflow_dsl::rule::Level::Yellow => "黄牌 yellow",

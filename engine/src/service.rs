@@ -16,6 +16,14 @@ pub fn set_clock_offset(seconds: i64) {
     CLOCK_OFFSET.store(seconds, std::sync::atomic::Ordering::Relaxed);
 }
 
+fn level_zh(level: &str) -> &'static str {
+    match level {
+        "notice" => "预警",
+        "yellow" => "黄牌",
+        _ => "红牌",
+    }
+}
+
 /// The adapter clock: now in China Standard Time (UTC+8), to the second.
 pub fn now_cst() -> Time {
     let offset = CLOCK_OFFSET.load(std::sync::atomic::Ordering::Relaxed);
@@ -29,11 +37,187 @@ pub struct Engine {
     pub store: Store,
     pub flows: Arc<Registry>,
     pub calendar: Arc<Calendar>,
-    /// Supervision rules; cards follow every command and the nightly scan.
+    /// Supervision rules; cards follow every command and the scheduled scans.
     pub rules: Option<Arc<crate::supervision::RuleBook>>,
+    /// Figures across cases the rules read (`staff.*`), refreshed at each scan
+    /// and when a complaint finishes.
+    pub context: Arc<std::sync::RwLock<crate::supervision::Context>>,
+}
+
+/// Who issues supervision orders (the applicant of a 督办单 case): the
+/// electronic supervision centre. Set `GOVFLOW_SUPERVISION_BODY` to
+/// `名称|统一社会信用代码` for another body.
+pub fn supervision_body() -> crate::core::Person {
+    let configured = std::env::var("GOVFLOW_SUPERVISION_BODY").ok();
+    let (name, code) = configured
+        .as_deref()
+        .and_then(|v| v.split_once('|'))
+        .map_or(("电子监察中心", "11330100MB0000001R"), |(n, c)| (n.trim(), c.trim()));
+    crate::core::Person {
+        name: name.to_string(),
+        id_kind: crate::ids::IdKind::CreditCode,
+        id_number: code.to_string(),
+        legacy: false,
+        phone: None,
+        address: None,
+        postcode: None,
+        legal_representative: None,
+    }
+}
+
+/// Why an order could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("the supervision order flow `{0}` is not deployed (flows/supervision)")]
+    NoOrderFlow(&'static str),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Alarm(#[from] crate::alarms::AlarmError),
 }
 
 impl Engine {
+    pub fn new(
+        store: Store,
+        flows: Arc<Registry>,
+        calendar: Arc<Calendar>,
+        rules: Option<Arc<crate::supervision::RuleBook>>,
+    ) -> Engine {
+        Engine {
+            store,
+            flows,
+            calendar,
+            rules,
+            context: Arc::default(),
+        }
+    }
+
+    /// Re-reads the cross-case figures (`staff.*`): the last 365 days.
+    pub async fn refresh_context(&self, now: Time) {
+        match self.store.staff_figures(now - chrono::Duration::days(365)).await {
+            Ok(staff) => {
+                if let Ok(mut c) = self.context.write() {
+                    c.staff = staff;
+                }
+            }
+            Err(e) => eprintln!("supervision: cannot read the staff figures: {e}"),
+        }
+    }
+
+    /// Issues a supervision order (督办单) for a card: starts a case of the
+    /// built-in order flow addressed to `to`, and marks the card `ordered`.
+    /// The idempotency key `order:CARD` makes a second call answer the first.
+    pub async fn issue_order(
+        &self,
+        alarm: &crate::alarms::Alarm,
+        to: &str,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<crate::alarms::Alarm, OrderError> {
+        use crate::supervision::ORDER_FLOW;
+        if self.flows.latest(ORDER_FLOW).is_none() {
+            return Err(OrderError::NoOrderFlow(ORDER_FLOW));
+        }
+        let mut data = crate::core::Data::new();
+        data.insert("addressee".into(), to.into());
+        data.insert(
+            "origin".into(),
+            serde_json::json!({
+                "case": alarm.case_no, "rule": alarm.rule, "subject": alarm.subject,
+                "level": alarm.level, "alarm": alarm.id, "class": alarm.class,
+            }),
+        );
+        data.insert(
+            "reason".into(),
+            reason
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}（{}）", alarm.name, level_zh(&alarm.level)))
+                .into(),
+        );
+        let req = Request {
+            case_no: None,
+            flow_id: Some(ORDER_FLOW.into()),
+            command: crate::core::Command::Start {
+                case_no: String::new(),
+                applicant: supervision_body(),
+                agent: None,
+                source: Some("电子监察".into()),
+                project_code: None,
+                data,
+                materials: Vec::new(),
+            },
+            idempotency_key: Some(format!("order:{}", alarm.id)),
+            actor: actor.to_string(),
+        };
+        // Boxed: starting the order supervises it, which may issue orders.
+        let out = Box::pin(self.execute(&req)).await?;
+        let t = crate::alarms::Transition {
+            from: &["pending", "issued", "ordered"],
+            state: Some("ordered"),
+            level: None,
+            appeal: None,
+            order_case: Some(&out.case_no),
+            note: format!("supervision order {} to {to}", out.case_no),
+        };
+        if alarm.state == "ordered" && alarm.order_case.as_deref() == Some(out.case_no.as_str()) {
+            return Ok(alarm.clone());
+        }
+        Ok(self
+            .store
+            .transition_alarm(alarm.id, &t, actor, now_cst())
+            .await?)
+    }
+
+    /// After the cards of a case changed: a card that reached the top of its
+    /// rule's ladder, where the rule says `order { … }`, gets its order.
+    async fn orders_for(&self, case_no: &str, changes: &[crate::supervision::CardChange]) {
+        use crate::supervision::CardChange;
+        let Some(rules) = &self.rules else { return };
+        let topped: Vec<(&str, &str)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                CardChange::Issued { card } => Some((card.rule.as_str(), card.subject.as_str(), card.level)),
+                CardChange::Escalated { rule, subject, to, .. } => {
+                    Some((rule.as_str(), subject.as_str(), *to))
+                }
+                _ => None,
+            })
+            .filter(|(rule, _, level)| {
+                rules.rule(rule).is_some_and(|r| {
+                    r.order.is_some() && r.levels.last().is_some_and(|(top, _)| top == level)
+                })
+            })
+            .map(|(r, s, _)| (r, s))
+            .collect();
+        if topped.is_empty() {
+            return;
+        }
+        let filter = crate::alarms::AlarmFilter {
+            case_no: Some(case_no.to_string()),
+            state: Some("issued".into()),
+            ..Default::default()
+        };
+        let Ok(cards) = self.store.alarms(&filter, 100, 0).await else {
+            return;
+        };
+        for card in cards {
+            if !topped.contains(&(card.rule.as_str(), card.subject.as_str())) {
+                continue;
+            }
+            let Some(order) = rules.rule(&card.rule).and_then(|r| r.order.clone()) else {
+                continue;
+            };
+            let to = if order.to == "responsible" {
+                card.department.clone()
+            } else {
+                order.to.clone()
+            };
+            if let Err(e) = self.issue_order(&card, &to, None, "engine").await {
+                eprintln!("supervision: no order for card {}: {e}", card.id);
+            }
+        }
+    }
+
     /// Runs a command, then what it sets off between cases: a `subflow` step
     /// starts a case of each item whose flow is deployed (its data names the
     /// parent), and a finished sub-case reports to its parent. Each follow-up
@@ -66,9 +250,15 @@ impl Engine {
             }
         };
         let flow = self.flows.get(&state.flow_id, state.flow_version);
-        let verdicts = rules.evaluate(&state, flow.as_deref(), &self.calendar, now);
+        let verdicts = match self.context.read() {
+            Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar, now, &ctx),
+            Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar, now),
+        };
         match self.store.sync_cards(case_no, &verdicts, now).await {
-            Ok(c) => c,
+            Ok(c) => {
+                self.orders_for(case_no, &c).await;
+                c
+            }
             Err(e) => {
                 eprintln!("supervision: cannot store the cards of {case_no}: {e}");
                 Vec::new()
@@ -185,6 +375,7 @@ impl Engine {
         if self.rules.is_none() {
             return 0;
         }
+        self.refresh_context(now).await;
         let mut after = String::new();
         let mut changes = 0;
         loop {
@@ -271,6 +462,7 @@ impl Engine {
                     let Ok(Some(child)) = self.store.case(&out.case_no).await else {
                         continue;
                     };
+                    self.supervision_finished(&child).await;
                     let Some(parent) = child.data.get("parent") else {
                         continue;
                     };
@@ -304,6 +496,34 @@ impl Engine {
         reqs
     }
 
+    /// A finished order is noted on its card; a finished complaint changes
+    /// the complaint figures the rules read.
+    async fn supervision_finished(&self, case: &crate::core::CaseState) {
+        use crate::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
+        let now = now_cst();
+        match case.flow_id.as_str() {
+            ORDER_FLOW => {
+                let card = case
+                    .data
+                    .get("origin")
+                    .and_then(|o| o.get("alarm"))
+                    .and_then(|a| a.as_i64());
+                if let Some(id) = card {
+                    let result = case
+                        .outcome
+                        .as_ref()
+                        .map_or(case.status.as_str().to_string(), |o| o.result.clone());
+                    let what = format!("supervision order {} finished: {result}", case.case_no);
+                    if let Err(e) = self.store.note_alarm(id, &what, now).await {
+                        eprintln!("supervision: cannot note order on card {id}: {e}");
+                    }
+                }
+            }
+            COMPLAINT_FLOW => self.refresh_context(now).await,
+            _ => {}
+        }
+    }
+
     /// Fires every timer due at `now` (in batches); returns how many fired.
     pub async fn tick(&self, now: Time) -> Result<u32, ExecError> {
         let mut total = 0;
@@ -332,17 +552,28 @@ impl Engine {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(poll);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut scanned: Option<chrono::NaiveDate> = None;
+            // The scans the rules' schedules ask for (`every 1h`, `at 00:00 on
+            // workdays` …), plus one at start and one at each midnight: working-day
+            // figures change then.
+            let mut next_scan: Option<Time> = None;
             loop {
                 every.tick().await;
                 let now = now_cst();
                 if let Err(e) = engine.tick(now).await {
                     eprintln!("timer service: {e}");
                 }
-                // Once a day (and at start): the supervision scan.
-                if scanned != Some(now.date()) {
-                    scanned = Some(now.date());
+                if next_scan.is_none_or(|due| now >= due) {
                     engine.scan(now).await;
+                    let midnight = now
+                        .date()
+                        .succ_opt()
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))
+                        .unwrap_or(now + chrono::Duration::days(1));
+                    let scheduled = engine
+                        .rules
+                        .as_ref()
+                        .and_then(|r| r.next_scan(now, &engine.calendar));
+                    next_scan = Some(scheduled.map_or(midnight, |s| s.min(midnight)));
                 }
             }
         })

@@ -150,20 +150,36 @@ const MIGRATIONS_SQLITE: &[&str] = &[
         UNIQUE (flow_id, hash),
         UNIQUE (flow_id, version)
     )",
-    "CREATE TABLE IF NOT EXISTS cards (
+    // Supervision cards (预警/黄牌/红牌) with their life: pending → issued →
+    // ordered → closed, or cancelled / revoked (crate::alarms).
+    "CREATE TABLE IF NOT EXISTS alarms (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         rule TEXT NOT NULL,
         name TEXT NOT NULL,
         class TEXT NOT NULL,
+        subtype TEXT NOT NULL,
         case_no TEXT NOT NULL,
         subject TEXT NOT NULL,
+        department TEXT NOT NULL,
         level TEXT NOT NULL,
         state TEXT NOT NULL,
+        appeal TEXT,
+        order_case TEXT,
         issued_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         history TEXT NOT NULL
     )",
-    "CREATE INDEX IF NOT EXISTS cards_case ON cards (case_no, state)",
+    "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        department TEXT NOT NULL,
+        period TEXT NOT NULL,
+        delta DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        history TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS audit_log (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at TEXT NOT NULL,
@@ -186,20 +202,36 @@ const MIGRATIONS_PG: &[&str] = &[
         UNIQUE (flow_id, hash),
         UNIQUE (flow_id, version)
     )",
-    "CREATE TABLE IF NOT EXISTS cards (
+    // Supervision cards (预警/黄牌/红牌) with their life: pending → issued →
+    // ordered → closed, or cancelled / revoked (crate::alarms).
+    "CREATE TABLE IF NOT EXISTS alarms (
         id BIGSERIAL PRIMARY KEY,
         rule TEXT NOT NULL,
         name TEXT NOT NULL,
         class TEXT NOT NULL,
+        subtype TEXT NOT NULL,
         case_no TEXT NOT NULL,
         subject TEXT NOT NULL,
+        department TEXT NOT NULL,
         level TEXT NOT NULL,
         state TEXT NOT NULL,
+        appeal TEXT,
+        order_case TEXT,
         issued_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         history TEXT NOT NULL
     )",
-    "CREATE INDEX IF NOT EXISTS cards_case ON cards (case_no, state)",
+    "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
+        id BIGSERIAL PRIMARY KEY,
+        department TEXT NOT NULL,
+        period TEXT NOT NULL,
+        delta DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        history TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS audit_log (
         id BIGSERIAL PRIMARY KEY,
         at TEXT NOT NULL,
@@ -307,6 +339,20 @@ const MIGRATIONS_COMMON: &[&str] = &[
         manifest TEXT NOT NULL,
         deployed_at TEXT NOT NULL
     )",
+    "CREATE INDEX IF NOT EXISTS alarms_case ON alarms (case_no, state)",
+    "CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state, class, level)",
+    "CREATE INDEX IF NOT EXISTS alarms_department ON alarms (department, state)",
+    // 服务评价: one rating per case and account.
+    "CREATE TABLE IF NOT EXISTS ratings (
+        case_no TEXT NOT NULL,
+        account TEXT NOT NULL,
+        score BIGINT NOT NULL,
+        reason TEXT,
+        department TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (case_no, account)
+    )",
     "CREATE TABLE IF NOT EXISTS case_numbers (
         prefix TEXT PRIMARY KEY,
         next BIGINT NOT NULL
@@ -322,9 +368,9 @@ pub enum Store {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(crate) pool: sqlx::SqlitePool,
     /// One connection for writes: SQLite has one writer; queueing here avoids busy retries.
-    writer: sqlx::SqlitePool,
+    pub(crate) writer: sqlx::SqlitePool,
     region: Arc<str>,
     /// Commands wait here for the group-commit writer.
     queue: tokio::sync::mpsc::Sender<Job>,
@@ -737,7 +783,7 @@ impl PgStore {
 
 #[derive(Clone)]
 pub struct PgStore {
-    pool: sqlx::PgPool,
+    pub(crate) pool: sqlx::PgPool,
     region: Arc<str>,
 }
 
@@ -970,25 +1016,6 @@ impl Store {
     pub async fn next_timer(&self) -> Result<Option<String>, StoreError> {
         dispatch!(self.next_timer())
     }
-    /// Brings the stored cards of a case in line with the rules' verdicts now:
-    /// issues, escalates, lowers and closes, in one transaction; returns the changes.
-    pub async fn sync_cards(
-        &self,
-        case_no: &str,
-        verdicts: &[crate::supervision::Verdict],
-        now: Time,
-    ) -> Result<Vec<crate::supervision::CardChange>, StoreError> {
-        dispatch!(self.sync_cards(case_no, verdicts, now))
-    }
-    /// Cards, newest first, filtered by class, level, state (`open`/`closed`) and case.
-    pub async fn cards(
-        &self,
-        filter: &CardFilter,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
-        dispatch!(self.cards(filter, limit, offset))
-    }
     /// Case numbers of unfinished cases after `after`, in order (for scans).
     pub async fn open_cases(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
         dispatch!(self.open_cases(after, limit))
@@ -997,15 +1024,6 @@ impl Store {
     pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
         dispatch!(self.count(table))
     }
-}
-
-/// What `Store::cards` returns.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-pub struct CardFilter {
-    pub class: Option<String>,
-    pub level: Option<String>,
-    pub state: Option<String>,
-    pub case_no: Option<String>,
 }
 
 /// Tables that `count` may look at.
@@ -2035,148 +2053,6 @@ macro_rules! backend {
                     }
                 }
                 Ok(fired)
-            }
-
-            async fn sync_cards(
-                &self,
-                case_no: &str,
-                verdicts: &[crate::supervision::Verdict],
-                now: Time,
-            ) -> Result<Vec<crate::supervision::CardChange>, StoreError> {
-                use crate::supervision::{Card, CardChange};
-                use govflow_dsl::rule::Level;
-                let mut tx = self.begin().await?;
-                // Several nodes may supervise the same case: take the case row first.
-                sqlx::query($lock_case).bind(case_no).execute(&mut *tx).await?;
-                let rows = sqlx::query(
-                    "SELECT id, rule, subject, level FROM cards WHERE case_no = $1 AND state = 'open'",
-                )
-                .bind(case_no)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut open: std::collections::HashMap<(String, String), (i64, Level)> =
-                    std::collections::HashMap::new();
-                for r in &rows {
-                    let level: String = r.try_get("level")?;
-                    if let Some(l) = Level::parse(&level) {
-                        open.insert((r.try_get("rule")?, r.try_get("subject")?), (r.try_get("id")?, l));
-                    }
-                }
-                let stamp = fmt_ts(now);
-                let mut changes = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for v in verdicts {
-                    if v.error.is_some() {
-                        continue; // an evaluation error leaves the card as it was
-                    }
-                    let key = (v.rule.clone(), v.subject.clone());
-                    seen.insert(key.clone());
-                    match (open.get(&key), v.level) {
-                        (None, Some(level)) => {
-                            sqlx::query(
-                                "INSERT INTO cards (rule, name, class, case_no, subject, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9)",
-                            )
-                            .bind(&v.rule)
-                            .bind(&v.name)
-                            .bind(&v.class)
-                            .bind(case_no)
-                            .bind(&v.subject)
-                            .bind(level.as_str())
-                            .bind(&stamp)
-                            .bind(&stamp)
-                            .bind(format!("{stamp} issued {};", level.as_str()))
-                            .execute(&mut *tx)
-                            .await?;
-                            changes.push(CardChange::Issued {
-                                card: Card {
-                                    rule: v.rule.clone(),
-                                    name: v.name.clone(),
-                                    class: v.class.clone(),
-                                    subject: v.subject.clone(),
-                                    level,
-                                    issued_at: now,
-                                    history: vec![(now, format!("issued {}", level.as_str()))],
-                                },
-                            });
-                        }
-                        (Some(&(id, from)), Some(to)) if from != to => {
-                            sqlx::query("UPDATE cards SET level = $1, updated_at = $2, history = history || $3 WHERE id = $4")
-                                .bind(to.as_str())
-                                .bind(&stamp)
-                                .bind(format!("{stamp} {} -> {};", from.as_str(), to.as_str()))
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                            changes.push(if to > from {
-                                CardChange::Escalated { rule: v.rule.clone(), subject: v.subject.clone(), from, to }
-                            } else {
-                                CardChange::Lowered { rule: v.rule.clone(), subject: v.subject.clone(), from, to }
-                            });
-                        }
-                        (Some(&(id, level)), None) => {
-                            sqlx::query("UPDATE cards SET state = 'closed', updated_at = $1, history = history || $2 WHERE id = $3")
-                                .bind(&stamp)
-                                .bind(format!("{stamp} resolved;"))
-                                .bind(id)
-                                .execute(&mut *tx)
-                                .await?;
-                            changes.push(CardChange::Resolved { rule: v.rule.clone(), subject: v.subject.clone(), level });
-                        }
-                        _ => {}
-                    }
-                }
-                // Cards whose subject is gone (a step that closed) resolve too.
-                for ((rule, subject), (id, level)) in &open {
-                    if !seen.contains(&(rule.clone(), subject.clone())) {
-                        sqlx::query("UPDATE cards SET state = 'closed', updated_at = $1, history = history || $2 WHERE id = $3")
-                            .bind(&stamp)
-                            .bind(format!("{stamp} resolved;"))
-                            .bind(*id)
-                            .execute(&mut *tx)
-                            .await?;
-                        changes.push(CardChange::Resolved { rule: rule.clone(), subject: subject.clone(), level: *level });
-                    }
-                }
-                tx.commit().await?;
-                Ok(changes)
-            }
-
-            async fn cards(
-                &self,
-                f: &CardFilter,
-                limit: i64,
-                offset: i64,
-            ) -> Result<Vec<serde_json::Value>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, rule, name, class, case_no, subject, level, state, issued_at, updated_at, history FROM cards
-                     WHERE ($1 IS NULL OR class = $1) AND ($2 IS NULL OR level = $2) AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR case_no = $4)
-                     ORDER BY id DESC LIMIT $5 OFFSET $6",
-                )
-                .bind(f.class.as_deref())
-                .bind(f.level.as_deref())
-                .bind(f.state.as_deref())
-                .bind(f.case_no.as_deref())
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Vec::new();
-                for r in &rows {
-                    out.push(serde_json::json!({
-                        "id": r.try_get::<i64, _>("id")?,
-                        "rule": r.try_get::<String, _>("rule")?,
-                        "name": r.try_get::<String, _>("name")?,
-                        "class": r.try_get::<String, _>("class")?,
-                        "case_no": r.try_get::<String, _>("case_no")?,
-                        "subject": r.try_get::<String, _>("subject")?,
-                        "level": r.try_get::<String, _>("level")?,
-                        "state": r.try_get::<String, _>("state")?,
-                        "issued_at": r.try_get::<String, _>("issued_at")?,
-                        "updated_at": r.try_get::<String, _>("updated_at")?,
-                        "history": r.try_get::<String, _>("history")?,
-                    }));
-                }
-                Ok(out)
             }
 
             async fn open_cases(&self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {

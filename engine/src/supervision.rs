@@ -19,6 +19,38 @@ use std::collections::BTreeMap;
 /// "No such deadline": far enough that no threshold reaches it.
 pub const NO_DEADLINE: i64 = 9999;
 
+/// The built-in flow whose cases are supervision orders (督办单, flows/supervision).
+pub const ORDER_FLOW: &str = "supervision_order";
+/// The built-in flow whose cases are complaints (投诉, flows/supervision).
+pub const COMPLAINT_FLOW: &str = "complaint";
+
+/// What rules see besides the case: figures gathered across cases (the
+/// complaint store and the anomaly store), per department.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub staff: std::collections::HashMap<String, StaffFacts>,
+}
+
+/// `staff.*` for a step: the figures of the people who handle it. Until tasks
+/// are claimed by a person they are the figures of the step's department.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaffFacts {
+    /// Substantiated complaints (投诉属实) in the last 365 days.
+    pub complaints: i64,
+    /// Yellow and red cards issued in the last 365 days.
+    pub anomalies: i64,
+}
+
+/// Which rules apply to a case: service cases take `case`, `step` and
+/// `special` rules; supervision orders `order` rules; complaints `complaint` rules.
+fn applies(scope: &str, flow_id: &str) -> bool {
+    match flow_id {
+        ORDER_FLOW => scope == "order",
+        COMPLAINT_FLOW => scope == "complaint",
+        _ => matches!(scope, "case" | "step" | "special"),
+    }
+}
+
 pub struct RuleBook {
     engine: rhai::Engine,
     rules: Vec<(Rule, Vec<(Level, rhai::AST)>)>,
@@ -36,8 +68,10 @@ pub struct Verdict {
     pub name: String,
     pub class: String,
     pub subtype: String,
-    /// `case`, `step:ID` or `special:N`.
+    /// `case`, `step:ID`, `special:N`, `order` or `complaint`.
     pub subject: String,
+    /// The department responsible for the subject (a supervision order goes there).
+    pub department: String,
     /// The highest level whose condition holds; `None` when none does.
     pub level: Option<Level>,
     /// The condition could not be evaluated (a wrong type, the sandbox's limits).
@@ -128,6 +162,55 @@ impl RuleBook {
         self.rules.is_empty()
     }
 
+    /// The first instant after `after` at which some rule's schedule asks for
+    /// a scan (`every 1h`, `at 00:00 on workdays` …); `None` when every rule
+    /// is evaluated on events only.
+    pub fn next_scan(&self, after: Time, cal: &Calendar) -> Option<Time> {
+        use govflow_dsl::rule::Schedule;
+        let mut best: Option<Time> = None;
+        for (r, _) in &self.rules {
+            for sch in &r.schedule {
+                let next = match sch {
+                    Schedule::OnEvents => None,
+                    Schedule::Every { minutes } => {
+                        let step = i64::from((*minutes).max(1)) * 60;
+                        let midnight = after.date().and_hms_opt(0, 0, 0)?;
+                        let since = (after - midnight).num_seconds();
+                        Some(midnight + chrono::Duration::seconds((since / step + 1) * step))
+                    }
+                    Schedule::At {
+                        hour,
+                        minute,
+                        workdays,
+                    } => {
+                        let mut day = after.date();
+                        let mut found = None;
+                        for _ in 0..400 {
+                            let at = day.and_hms_opt(*hour, *minute, 0)?;
+                            // Outside the calendar's years a day counts as a working day.
+                            let open = !*workdays || cal.is_working_day(day).unwrap_or(true);
+                            if at > after && open {
+                                found = Some(at);
+                                break;
+                            }
+                            day = day.succ_opt()?;
+                        }
+                        found
+                    }
+                };
+                if let Some(n) = next {
+                    best = Some(best.map_or(n, |b: Time| b.min(n)));
+                }
+            }
+        }
+        best
+    }
+
+    /// A rule by id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().map(|(r, _)| r).find(|r| r.id == id)
+    }
+
     /// Every rule's verdict on every subject of the case at `now`.
     pub fn evaluate(
         &self,
@@ -136,13 +219,33 @@ impl RuleBook {
         cal: &Calendar,
         now: Time,
     ) -> Vec<Verdict> {
+        self.evaluate_with(state, flow, cal, now, &Context::default())
+    }
+
+    /// `evaluate` with figures from across cases (`staff.*`).
+    pub fn evaluate_with(
+        &self,
+        state: &CaseState,
+        flow: Option<&CompiledFlow>,
+        cal: &Calendar,
+        now: Time,
+        ctx: &Context,
+    ) -> Vec<Verdict> {
         let mut base: Option<rhai::Scope<'static>> = None;
         let mut nums: Option<[i64; 8]> = None;
         let mut out = Vec::new();
+        let owner = responsible(state, flow);
         for (ri, (rule, levels)) in self.rules.iter().enumerate() {
+            if !applies(&rule.scope, &state.flow_id) {
+                continue;
+            }
             // A finished case has no clocks: its timeliness cards resolve.
             if state.status.is_finished() && rule.class == "timeliness" {
-                out.push(verdict(rule, "case".into(), None, None));
+                let subject = match rule.scope.as_str() {
+                    "order" | "complaint" => rule.scope.clone(),
+                    _ => "case".into(),
+                };
+                out.push(verdict(rule, subject, owner.clone(), None, None));
                 continue;
             }
             // The fast path: integer conditions over the case's figures.
@@ -158,17 +261,23 @@ impl RuleBook {
                     }
                 }
                 if decided {
-                    out.push(verdict(rule, "case".into(), level, None));
+                    out.push(verdict(rule, "case".into(), owner.clone(), level, None));
                     continue;
                 }
             }
             let base = base.get_or_insert_with(|| facts(state, flow, cal, now, &self.words));
-            let subjects: Vec<(String, Option<(&str, Map)>)> = match rule.scope.as_str() {
+            let subjects: Vec<(String, String, Option<(&str, Map)>)> = match rule.scope.as_str() {
                 "step" => state
                     .tasks
                     .values()
                     .map(|t| {
                         let mut m = Map::new();
+                        let sf = ctx.staff.get(&t.department).copied().unwrap_or_default();
+                        let mut staff = Map::new();
+                        staff.insert("complaints".into(), sf.complaints.into());
+                        staff.insert("anomalies".into(), sf.anomalies.into());
+                        staff.insert("department".into(), t.department.clone().into());
+                        m.insert("staff".into(), staff.into());
                         m.insert("id".into(), t.step.clone().into());
                         m.insert("name".into(), t.name.clone().into());
                         m.insert("department".into(), t.department.clone().into());
@@ -191,7 +300,7 @@ impl RuleBook {
                                 .map_or(NO_DEADLINE, |d| left(d, cal, frozen.unwrap_or(now)))
                                 .into(),
                         );
-                        (format!("step:{}", t.step), Some(("step", m)))
+                        (format!("step:{}", t.step), t.department.clone(), Some(("step", m)))
                     })
                     .collect(),
                 "special" => state
@@ -213,16 +322,29 @@ impl RuleBook {
                         let left = s.days.map_or(NO_DEADLINE, |d| i64::from(d) - used);
                         m.insert("left".into(), left.into());
                         m.insert("step".into(), s.step.clone().into());
-                        (format!("special:{}", s.id), Some(("special", m)))
+                        let dept = state
+                            .tasks
+                            .values()
+                            .find(|t| t.step == s.step)
+                            .map_or_else(|| owner.clone(), |t| t.department.clone());
+                        (format!("special:{}", s.id), dept, Some(("special", m)))
                     })
                     .collect(),
-                "case" => vec![("case".into(), None)],
-                // Supervision orders and complaints are not cases of this book yet.
+                "case" => vec![("case".into(), owner.clone(), None)],
+                scope @ ("order" | "complaint") => {
+                    let (m, dept) = reply_facts(state, flow, cal, now);
+                    let name = if scope == "order" { "order" } else { "complaint" };
+                    vec![(scope.to_string(), dept, Some((name, m)))]
+                }
                 _ => Vec::new(),
             };
-            for (subject, extra) in subjects {
+            for (subject, dept, extra) in subjects {
                 let mut scope = base.clone();
-                if let Some((name, m)) = extra {
+                if let Some((name, mut m)) = extra {
+                    // `staff` is the step's; rules write `staff.x` rather than `step.staff.x`.
+                    if let Some(st) = m.remove("staff") {
+                        scope.push_constant("staff", st);
+                    }
                     scope.push_constant(name, m);
                 }
                 let mut level = None;
@@ -242,23 +364,98 @@ impl RuleBook {
                         Err(e) => error = Some(format!("the {} condition failed: {e}", l.as_str())),
                     }
                 }
-                out.push(verdict(rule, subject, level, error));
+                out.push(verdict(rule, subject, dept, level, error));
             }
         }
         out
     }
 }
 
-fn verdict(rule: &Rule, subject: String, level: Option<Level>, error: Option<String>) -> Verdict {
+fn verdict(
+    rule: &Rule,
+    subject: String,
+    department: String,
+    level: Option<Level>,
+    error: Option<String>,
+) -> Verdict {
     Verdict {
         rule: rule.id.clone(),
         name: rule.name.clone(),
         class: rule.class.clone(),
         subtype: rule.subtype.clone(),
         subject,
+        department,
         level,
         error,
     }
+}
+
+/// The department answerable for the case as a whole: the one holding its
+/// oldest open task, else the flow's first department (the window).
+fn responsible(state: &CaseState, flow: Option<&CompiledFlow>) -> String {
+    if let Some(d) = state.data.get("addressee").and_then(|v| v.as_str())
+        && matches!(state.flow_id.as_str(), ORDER_FLOW | COMPLAINT_FLOW)
+    {
+        return d.to_string();
+    }
+    state
+        .tasks
+        .values()
+        .min_by_key(|t| t.id)
+        .map(|t| t.department.clone())
+        .or_else(|| flow.and_then(|f| f.flow.departments.first().map(|d| d.id.clone())))
+        .unwrap_or_default()
+}
+
+/// `order.*` / `complaint.*`: the reply owed by the addressed department.
+/// `left` counts working days to the reply deadline (the open task of the
+/// department the case data names); 9999 once the reply is in.
+fn reply_facts(
+    state: &CaseState,
+    flow: Option<&CompiledFlow>,
+    cal: &Calendar,
+    now: Time,
+) -> (Map, String) {
+    let addressee = state
+        .data
+        .get("addressee")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    // Steps assigned to a per-case department (`from addressee`).
+    let dynamic = |step: &str| -> bool {
+        flow.is_some_and(|f| {
+            f.flow.all_steps().iter().any(|s| {
+                s.id == step
+                    && matches!(&s.kind, govflow_dsl::ir::StepKind::Task { by, .. }
+                        if f.flow.departments.iter().any(|d| d.id == by.department && d.from.is_some()))
+            })
+        })
+    };
+    let reply = state
+        .tasks
+        .values()
+        .find(|t| dynamic(&t.step) || (flow.is_none() && t.department == addressee));
+    let mut m = Map::new();
+    m.insert(
+        "left".into(),
+        reply
+            .and_then(|t| t.deadline.as_ref())
+            .map_or(NO_DEADLINE, |d| left(d, cal, now))
+            .into(),
+    );
+    m.insert("replied".into(), reply.is_none().into());
+    m.insert("department".into(), addressee.clone().into());
+    let origin = state.data.get("origin");
+    let field = |k: &str| -> Dynamic {
+        origin
+            .and_then(|o| o.get(k))
+            .and_then(|v| v.as_str())
+            .map_or(Dynamic::UNIT, |s| s.to_string().into())
+    };
+    m.insert("case".into(), field("case"));
+    m.insert("rule".into(), field("rule"));
+    (m, addressee)
 }
 
 /// The case figures of `fastcond::NAMES`, in that order.
@@ -411,6 +608,13 @@ fn facts(
             to_dynamic(&serde_json::Value::Object(state.data.clone())),
         );
     }
+    if need("staff") {
+        // Shadowed per step by the step's figures.
+        let mut staff = Map::new();
+        staff.insert("complaints".into(), 0_i64.into());
+        staff.insert("anomalies".into(), 0_i64.into());
+        s.push_constant("staff", staff);
+    }
     if need("materials") {
         let mats: Map = state
             .materials
@@ -418,9 +622,6 @@ fn facts(
             .map(|(k, m)| (k.as_str().into(), Dynamic::from(i64::from(m.count))))
             .collect();
         s.push_constant("materials", mats);
-    }
-    if need("staff") {
-        s.push_constant("staff", Map::new());
     }
     s
 }

@@ -71,12 +71,12 @@ async fn cut_hand_offs_are_redone_once() {
     }
     let (flows, problems) = load_registry(&store).await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    let engine = Engine {
-        store: store.clone(),
-        flows: Arc::new(flows),
-        calendar: Arc::new(Calendar::china()),
-        rules: None,
-    };
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(flows),
+        Arc::new(Calendar::china()),
+        None,
+    );
     let at = t("2025-09-26 10:00");
     let start = Command::Start {
         case_no: String::new(),

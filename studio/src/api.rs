@@ -26,6 +26,8 @@ pub(crate) struct Inner {
     /// The packs: manifests by pack id.
     packs: std::sync::RwLock<BTreeMap<String, govflow_dsl::pack::Manifest>>,
     admin_token: String,
+    /// The efficiency scheme (rules/efficiency.yaml), when there is one.
+    efficiency: std::sync::RwLock<Option<Arc<govflow_engine::efficiency::Scheme>>>,
 }
 
 impl AppState {
@@ -48,8 +50,19 @@ impl AppState {
                     packs.into_iter().map(|p| (p.id.clone(), p)).collect(),
                 ),
                 admin_token,
+                efficiency: std::sync::RwLock::new(None),
             }),
         }
+    }
+
+    pub fn set_efficiency(&self, scheme: govflow_engine::efficiency::Scheme) {
+        if let Ok(mut g) = self.inner.efficiency.write() {
+            *g = Some(Arc::new(scheme));
+        }
+    }
+
+    pub(crate) fn efficiency(&self) -> Option<Arc<govflow_engine::efficiency::Scheme>> {
+        self.inner.efficiency.read().ok().and_then(|g| g.clone())
     }
 
     pub fn flow_count(&self) -> usize {
@@ -145,6 +158,7 @@ pub fn app(state: AppState) -> Router {
         .route("/audit", get(audit))
         .merge(crate::cases::routes())
         .merge(crate::packs::routes())
+        .merge(crate::supervision::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/health", get(health));
     Router::new()

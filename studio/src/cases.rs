@@ -32,12 +32,11 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{no}/terminate", post(terminate))
         .route("/cases/{no}/withdraw", post(withdraw))
         .route("/tasks", get(list_tasks))
-        .route("/alarms", get(list_alarms))
         .route("/calendar/add", get(calendar_add))
         .route("/calendar/diff", get(calendar_diff))
 }
 
-fn bad_body(e: JsonRejection) -> ApiError {
+pub(crate) fn bad_body(e: JsonRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "bad_request",
@@ -45,7 +44,7 @@ fn bad_body(e: JsonRejection) -> ApiError {
     )
 }
 
-fn bad_query(e: QueryRejection) -> ApiError {
+pub(crate) fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "bad_request",
@@ -64,6 +63,7 @@ fn command_status(e: &CommandError) -> StatusCode {
         | CommandError::ExtensionUndecided
         | CommandError::EmptySubmission
         | CommandError::NotDeferrable { .. }
+        | CommandError::NoAssignee { .. }
         | CommandError::UnknownAction { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::CONFLICT,
     }
@@ -110,7 +110,7 @@ impl From<ExecError> for ApiError {
     }
 }
 
-fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => match v.to_str() {
@@ -124,7 +124,7 @@ fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     headers: &HeaderMap,
     case_no: Option<String>,
@@ -256,7 +256,7 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
     })
 }
 
-async fn load_case(state: &AppState, no: &str) -> Result<CaseState, ApiError> {
+pub(crate) async fn load_case(state: &AppState, no: &str) -> Result<CaseState, ApiError> {
     if !govflow_engine::ids::is_case_number(no) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -521,41 +521,4 @@ async fn calendar_diff(
     let to = date_param("to", &q.to)?;
     let n = state.engine().calendar.diff(from, to).map_err(cal_err)?;
     Ok(Json(json!({"from": from, "to": to, "working_days": n})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlarmQuery {
-    #[serde(default)]
-    class: Option<String>,
-    #[serde(default)]
-    level: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    case: Option<String>,
-    #[serde(default)]
-    limit: Option<i64>,
-    #[serde(default)]
-    offset: Option<i64>,
-}
-
-/// Supervision cards (预警/黄牌/红牌), newest first.
-async fn list_alarms(
-    State(state): State<AppState>,
-    q: Result<Query<AlarmQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
-    let filter = govflow_engine::store::CardFilter {
-        class: q.class,
-        level: q.level,
-        state: q.state,
-        case_no: q.case,
-    };
-    let items = state.engine().store.cards(&filter, limit, offset).await?;
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
 }

@@ -11,6 +11,8 @@
 mod api;
 mod cases;
 mod packs;
+mod stats;
+mod supervision;
 
 pub use api::{AppState, app};
 pub use govflow_engine::store::{Deployment, Store, StoreError};
@@ -186,12 +188,12 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         None
     };
     let rule_count = rules.as_ref().map_or(0, |r| r.len());
-    let engine = govflow_engine::service::Engine {
+    let engine = govflow_engine::service::Engine::new(
         store,
-        flows: std::sync::Arc::new(registry),
-        calendar: std::sync::Arc::new(calendar),
+        std::sync::Arc::new(registry),
+        std::sync::Arc::new(calendar),
         rules,
-    };
+    );
     let mut packs = Vec::new();
     for dir in govflow_dsl::pack::pack_dirs(&cfg.flows_dir) {
         match govflow_dsl::pack::load_pack_dir(&dir) {
@@ -249,6 +251,20 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     });
     let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
+    // Efficiency indicators (效能考核) beside the rules.
+    let scheme_path = cfg.rules_dir.join("efficiency.yaml");
+    if scheme_path.is_file() {
+        let text = std::fs::read_to_string(&scheme_path)?;
+        match govflow_engine::efficiency::Scheme::parse(&scheme_path.display().to_string(), &text) {
+            Ok(s) => state.set_efficiency(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ServeError::InvalidRules {
+                    dir: cfg.rules_dir.display().to_string(),
+                });
+            }
+        }
+    }
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|source| ServeError::Bind {

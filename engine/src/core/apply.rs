@@ -32,6 +32,14 @@ pub enum CommandError {
         expected: String,
         given: String,
     },
+    #[error(
+        "step `{step}` goes to the department named by the case's data field `{field}` ({department}), and the case has no such field"
+    )]
+    NoAssignee {
+        step: String,
+        department: String,
+        field: String,
+    },
     #[error("step `{step}` has no action `{given}`; allowed: {allowed}")]
     UnknownAction {
         step: String,
@@ -117,6 +125,7 @@ impl CommandError {
             CommandError::UnknownMaterial { .. } => "material.unknown",
             CommandError::NoOpenTask { .. } => "task.not_open",
             CommandError::WrongAssignee { .. } => "task.wrong_department",
+            CommandError::NoAssignee { .. } => "task.no_assignee",
             CommandError::UnknownAction { .. } => "task.unknown_action",
             CommandError::MissingMaterials { .. } => "material.missing",
             CommandError::NotDeferrable { .. } => "material.not_deferrable",
@@ -611,12 +620,13 @@ impl Cx<'_> {
             Some(_) => format!("{}（汇总意见）", step.name),
             None => step.name.clone(),
         };
+        let department = self.assignee_department(&step.id, &by.department)?;
         let task = Task {
             id: self.st.next_task.max(1),
             step: step.id.clone(),
             name,
             phase: phase.map(str::to_string),
-            department: by.department.clone(),
+            department,
             role: by.role.clone(),
             opened_at: at,
             deadline,
@@ -624,6 +634,29 @@ impl Cx<'_> {
         };
         self.emit(Event::TaskOpened { at, task });
         Ok(())
+    }
+
+    /// The department a task of `dept` goes to: the declared one, or for a
+    /// department chosen per case (`from FIELD`) the one the case data names.
+    fn assignee_department(&self, step: &str, dept: &str) -> R<String> {
+        let Some(field) = self
+            .flow
+            .flow
+            .departments
+            .iter()
+            .find(|d| d.id == dept)
+            .and_then(|d| d.from.as_ref())
+        else {
+            return Ok(dept.to_string());
+        };
+        match self.st.data.get(field).and_then(|v| v.as_str()) {
+            Some(d) if !d.trim().is_empty() => Ok(d.trim().to_string()),
+            _ => Err(CommandError::NoAssignee {
+                step: step.to_string(),
+                department: dept.to_string(),
+                field: field.clone(),
+            }),
+        }
     }
 
     /// Makes `id` the active step.
@@ -643,6 +676,12 @@ impl Cx<'_> {
                     step: step.id.clone(),
                     values,
                 });
+                // An automatic step marked `starts_clock` accepts the case itself.
+                if self.flow.acceptance_step() == Some(step.id.as_str())
+                    && self.st.accepted_at.is_none()
+                {
+                    self.accept(Actor::system(), None, &[], None)?;
+                }
                 self.follow(&step.id, step.next.as_ref().map(|t| &t.target), None, None)
             }
             StepKind::Decision { branches, default } => {

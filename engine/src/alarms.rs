@@ -1,0 +1,715 @@
+//! Stored supervision cards (预警 / 黄牌 / 红牌) and their life, ratings
+//! (服务评价), and the figures the statistics and the `staff.*` facts read.
+//!
+//! A card is keyed by (rule, case, subject). Its states:
+//!
+//! ```text
+//! pending (预警 only) ──► issued (黄牌/红牌) ──► ordered (督办单 sent) ──► closed
+//!    │                                                                  ▲
+//!    └──► cancelled (the condition ended before a card was issued)       │ condition ended
+//! issued / ordered ──► revoked (a successful appeal 申诉)
+//! ```
+//!
+//! A revoked card keeps its (rule, case, subject) quiet at its level and
+//! below; only a higher level raises a new card. Appeals move through
+//! `appeal.state`: pending → revoked | rejected | escalated.
+
+use crate::core::Time;
+use crate::store::{Store, StoreError, fmt_ts};
+use crate::supervision::{Card, CardChange, Verdict};
+use govflow_dsl::rule::Level;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+/// The card states that still follow the rules' verdicts.
+pub const OPEN_STATES: &[&str] = &["pending", "issued", "ordered"];
+
+/// Filters for `Store::alarms`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AlarmFilter {
+    pub class: Option<String>,
+    pub level: Option<String>,
+    pub state: Option<String>,
+    pub department: Option<String>,
+    pub case_no: Option<String>,
+    pub rule: Option<String>,
+}
+
+/// One stored card, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Alarm {
+    pub id: i64,
+    pub rule: String,
+    pub name: String,
+    pub class: String,
+    pub subtype: String,
+    pub case_no: String,
+    pub subject: String,
+    pub department: String,
+    pub level: String,
+    pub state: String,
+    pub appeal: Option<Value>,
+    pub order_case: Option<String>,
+    pub issued_at: String,
+    pub updated_at: String,
+    /// (instant, what happened), oldest first.
+    pub history: Vec<(String, String)>,
+}
+
+/// A change to one card that a person asked for.
+#[derive(Clone, Debug)]
+pub struct Transition<'a> {
+    /// The card must be in one of these states.
+    pub from: &'a [&'a str],
+    pub state: Option<&'a str>,
+    pub level: Option<Level>,
+    pub appeal: Option<Value>,
+    pub order_case: Option<&'a str>,
+    /// The history line.
+    pub note: String,
+}
+
+/// Why a transition did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmError {
+    #[error("no card {0}")]
+    NotFound(i64),
+    #[error("card {id} is {state}; this needs a card that is {expected}")]
+    WrongState {
+        id: i64,
+        state: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AlarmError {
+    fn from(e: sqlx::Error) -> Self {
+        AlarmError::Store(e.into())
+    }
+}
+
+/// Runs `$body` with `$w` the write pool, `$r` the read pool and `$lock` the
+/// statement that takes a case's row lock, for either backend.
+macro_rules! with_pools {
+    ($store:expr, |$w:ident, $r:ident, $lock:ident| $body:block) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $w = &s.writer;
+                let $r = &s.pool;
+                // One SQLite writer: nothing to lock.
+                let $lock = "SELECT $1";
+                $body
+            }
+            Store::Postgres(s) => {
+                let $w = &s.pool;
+                let $r = &s.pool;
+                let $lock = "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE";
+                $body
+            }
+        }
+    };
+}
+
+fn history(text: &str) -> Vec<(String, String)> {
+    text.split(";\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once(' ') {
+            // "YYYY-MM-DD HH:MM:SS what": the stamp has one space inside.
+            Some(_) if l.len() > 19 && l.is_char_boundary(19) => {
+                (l[..19].to_string(), l[19..].trim().to_string())
+            }
+            _ => (String::new(), l.to_string()),
+        })
+        .collect()
+}
+
+fn line(stamp: &str, what: &str) -> String {
+    format!("{stamp} {};\n", what.replace(";\n", "; "))
+}
+
+macro_rules! read_alarm {
+    ($r:expr) => {{
+        let r = $r;
+        let appeal: Option<String> = r.try_get("appeal")?;
+        Alarm {
+            id: r.try_get("id")?,
+            rule: r.try_get("rule")?,
+            name: r.try_get("name")?,
+            class: r.try_get("class")?,
+            subtype: r.try_get("subtype")?,
+            case_no: r.try_get("case_no")?,
+            subject: r.try_get("subject")?,
+            department: r.try_get("department")?,
+            level: r.try_get("level")?,
+            state: r.try_get("state")?,
+            appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
+            order_case: r.try_get("order_case")?,
+            issued_at: r.try_get("issued_at")?,
+            updated_at: r.try_get("updated_at")?,
+            history: history(&r.try_get::<String, _>("history")?),
+        }
+    }};
+}
+
+/// Ends a card whose condition no longer holds: a warning that never became
+/// a card is cancelled; a card is closed.
+macro_rules! close {
+    ($tx:expr, $id:expr, $state:expr, $stamp:expr) => {{
+        let pending = $state == "pending";
+        let to = if pending { "cancelled" } else { "closed" };
+        let what = if pending { "cancelled: the condition ended" } else { "resolved" };
+        sqlx::query("UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4")
+            .bind(to)
+            .bind($stamp)
+            .bind(line($stamp, what))
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+const COLUMNS: &str = "id, rule, name, class, subtype, case_no, subject, department, level, state, appeal, order_case, issued_at, updated_at, history";
+
+impl Store {
+    /// Brings the stored cards of a case in line with the rules' verdicts at
+    /// `now` and says what changed. An evaluation error leaves its card as it was.
+    pub async fn sync_cards(
+        &self,
+        case_no: &str,
+        verdicts: &[Verdict],
+        now: Time,
+    ) -> Result<Vec<CardChange>, StoreError> {
+        with_pools!(self, |w, _r, lock| {
+            let mut tx = w.begin().await?;
+            // Several nodes may supervise the same case: take the case row first.
+            sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
+            let rows = sqlx::query(
+                "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked') ORDER BY id",
+            )
+            .bind(case_no)
+            .fetch_all(&mut *tx)
+            .await?;
+            // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
+            let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
+                std::collections::HashMap::new();
+            for r in &rows {
+                let level: String = r.try_get("level")?;
+                let state: String = r.try_get("state")?;
+                let Some(l) = Level::parse(&level) else { continue };
+                let key = (r.try_get("rule")?, r.try_get("subject")?);
+                let keep_old = known
+                    .get(&key)
+                    .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
+                if !keep_old {
+                    known.insert(key, (r.try_get("id")?, l, state));
+                }
+            }
+            let stamp = fmt_ts(now);
+            let mut changes = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for v in verdicts {
+                let key = (v.rule.clone(), v.subject.clone());
+                seen.insert(key.clone());
+                if v.error.is_some() {
+                    continue;
+                }
+                let current = known.get(&key);
+                match (current, v.level) {
+                    // Quiet after a successful appeal, unless the level rises above it.
+                    (Some((_, revoked, state)), Some(level)) if state == "revoked" && level <= *revoked => {}
+                    (None, Some(level)) | (Some(_), Some(level))
+                        if current.is_none_or(|(_, _, s)| s == "revoked") =>
+                    {
+                        let state = if level == Level::Notice { "pending" } else { "issued" };
+                        sqlx::query(
+                            "INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        )
+                        .bind(&v.rule)
+                        .bind(&v.name)
+                        .bind(&v.class)
+                        .bind(&v.subtype)
+                        .bind(case_no)
+                        .bind(&v.subject)
+                        .bind(&v.department)
+                        .bind(level.as_str())
+                        .bind(state)
+                        .bind(&stamp)
+                        .bind(&stamp)
+                        .bind(line(&stamp, &format!("issued {}", level.as_str())))
+                        .execute(&mut *tx)
+                        .await?;
+                        changes.push(CardChange::Issued {
+                            card: Card {
+                                rule: v.rule.clone(),
+                                name: v.name.clone(),
+                                class: v.class.clone(),
+                                subject: v.subject.clone(),
+                                level,
+                                issued_at: now,
+                                history: vec![(now, format!("issued {}", level.as_str()))],
+                            },
+                        });
+                    }
+                    (Some((id, from, state)), Some(to)) if *from != to => {
+                        // A warning becomes a card once it reaches yellow; a card stays issued.
+                        let new_state = if state == "pending" && to > Level::Notice {
+                            "issued"
+                        } else {
+                            state.as_str()
+                        };
+                        sqlx::query("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
+                            .bind(to.as_str())
+                            .bind(new_state)
+                            .bind(&stamp)
+                            .bind(line(&stamp, &format!("{} -> {}", from.as_str(), to.as_str())))
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
+                        changes.push(if to > *from {
+                            CardChange::Escalated { rule: v.rule.clone(), subject: v.subject.clone(), from: *from, to }
+                        } else {
+                            CardChange::Lowered { rule: v.rule.clone(), subject: v.subject.clone(), from: *from, to }
+                        });
+                    }
+                    (Some((id, level, state)), None) if state != "revoked" => {
+                        close!(tx, *id, state, &stamp);
+                        changes.push(CardChange::Resolved { rule: v.rule.clone(), subject: v.subject.clone(), level: *level });
+                    }
+                    _ => {}
+                }
+            }
+            // Cards whose subject is gone (a step that closed) resolve too.
+            for ((rule, subject), (id, level, state)) in &known {
+                if state != "revoked" && !seen.contains(&(rule.clone(), subject.clone())) {
+                    close!(tx, *id, state, &stamp);
+                    changes.push(CardChange::Resolved { rule: rule.clone(), subject: subject.clone(), level: *level });
+                }
+            }
+            tx.commit().await?;
+            Ok(changes)
+        })
+    }
+
+    /// Cards, newest first.
+    pub async fn alarms(
+        &self,
+        f: &AlarmFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM alarms
+                 WHERE ($1 IS NULL OR class = $1) AND ($2 IS NULL OR level = $2) AND ($3 IS NULL OR state = $3)
+                   AND ($4 IS NULL OR department = $4) AND ($5 IS NULL OR case_no = $5) AND ($6 IS NULL OR rule = $6)
+                 ORDER BY id DESC LIMIT $7 OFFSET $8"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(f.class.as_deref())
+                .bind(f.level.as_deref())
+                .bind(f.state.as_deref())
+                .bind(f.department.as_deref())
+                .bind(f.case_no.as_deref())
+                .bind(f.rule.as_deref())
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(r)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(read_alarm!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            // The write pool: a card read right after it changed must show the change.
+            let sql = format!("SELECT {COLUMNS} FROM alarms WHERE id = $1");
+            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(w).await? {
+                Some(row) => Ok(Some(read_alarm!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Moves one card (a person's action: acknowledge, appeal, decide, order).
+    /// Checks the card's state inside the transaction; writes an audit row.
+    pub async fn transition_alarm(
+        &self,
+        id: i64,
+        t: &Transition<'_>,
+        actor: &str,
+        now: Time,
+    ) -> Result<Alarm, AlarmError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let row = sqlx::query("SELECT state, level FROM alarms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(AlarmError::NotFound(id))?;
+            let state: String = row.try_get("state")?;
+            if !t.from.contains(&state.as_str()) {
+                return Err(AlarmError::WrongState {
+                    id,
+                    state,
+                    expected: t.from.join(" or "),
+                });
+            }
+            sqlx::query(
+                "UPDATE alarms SET state = COALESCE($1, state), level = COALESCE($2, level),
+                   appeal = COALESCE($3, appeal), order_case = COALESCE($4, order_case),
+                   updated_at = $5, history = history || $6 WHERE id = $7",
+            )
+            .bind(t.state)
+            .bind(t.level.map(Level::as_str))
+            .bind(t.appeal.as_ref().map(Value::to_string))
+            .bind(t.order_case)
+            .bind(&stamp)
+            .bind(line(&stamp, &format!("{} ({actor})", t.note)))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                .bind(&stamp)
+                .bind(actor)
+                .bind("alarm")
+                .bind(json!({"alarm": id, "note": t.note, "state": t.state}).to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), AlarmError>(())
+        })?;
+        self.alarm(id).await?.ok_or(AlarmError::NotFound(id))
+    }
+
+    /// Adds a line to a card's history (an order that finished, say).
+    pub async fn note_alarm(&self, id: i64, what: &str, now: Time) -> Result<(), StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            sqlx::query("UPDATE alarms SET updated_at = $1, history = history || $2 WHERE id = $3")
+                .bind(&stamp)
+                .bind(line(&stamp, what))
+                .bind(id)
+                .execute(w)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Records a rating (1–5) of a case by an account; one per case and account.
+    /// Returns false when the account has already rated the case.
+    pub async fn rate(&self, r: &Rating, now: Time) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let done = sqlx::query(
+                "INSERT INTO ratings (case_no, account, score, reason, department, flow_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no, account) DO NOTHING",
+            )
+            .bind(&r.case_no)
+            .bind(&r.account)
+            .bind(r.score)
+            .bind(r.reason.as_deref())
+            .bind(&r.department)
+            .bind(&r.flow_id)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                    .bind(&stamp)
+                    .bind(&r.account)
+                    .bind("rate")
+                    .bind(json!({"case": r.case_no, "score": r.score}).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(done)
+        })
+    }
+
+    /// Ratings, newest first (optionally of one case).
+    pub async fn ratings(&self, case_no: Option<&str>, limit: i64) -> Result<Vec<Rating>, StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(
+                "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE ($1 IS NULL OR case_no = $1) ORDER BY at DESC LIMIT $2",
+            )
+            .bind(case_no)
+            .bind(limit)
+            .fetch_all(r)
+            .await?;
+            let mut out = Vec::new();
+            for row in &rows {
+                out.push(Rating {
+                    case_no: row.try_get("case_no")?,
+                    account: row.try_get("account")?,
+                    score: row.try_get("score")?,
+                    reason: row.try_get("reason")?,
+                    department: row.try_get("department")?,
+                    flow_id: row.try_get("flow_id")?,
+                    at: Some(row.try_get("at")?),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Service cases registered in [from, to) (timestamps `YYYY-MM-DDTHH:MM:SS`),
+    /// at most `limit`, leaving out supervision orders and complaints.
+    pub async fn cases_registered(
+        &self,
+        from: &str,
+        to: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::core::CaseState>, StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(
+                "SELECT snapshot FROM cases WHERE created_at >= $1 AND created_at < $2 AND flow_id <> $3 AND flow_id <> $4 ORDER BY case_no LIMIT $5",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(crate::supervision::ORDER_FLOW)
+            .bind(crate::supervision::COMPLAINT_FLOW)
+            .bind(limit)
+            .fetch_all(r)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let snap: String = row.try_get("snapshot")?;
+                out.push(
+                    serde_json::from_str(&snap)
+                        .map_err(|e| StoreError::Corrupt { what: "case snapshot".into(), message: e.to_string() })?,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    /// Cards issued since `from`, and ratings given since `from`.
+    pub async fn cards_and_ratings_since(
+        &self,
+        from: &str,
+    ) -> Result<(Vec<Alarm>, Vec<Rating>), StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let sql = format!("SELECT {COLUMNS} FROM alarms WHERE issued_at >= $1 ORDER BY id");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).fetch_all(r).await?;
+            let mut cards = Vec::with_capacity(rows.len());
+            for row in &rows {
+                cards.push(read_alarm!(row));
+            }
+            let rows = sqlx::query(
+                "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE at >= $1",
+            )
+            .bind(from)
+            .fetch_all(r)
+            .await?;
+            let mut ratings = Vec::new();
+            for row in &rows {
+                ratings.push(Rating {
+                    case_no: row.try_get("case_no")?,
+                    account: row.try_get("account")?,
+                    score: row.try_get("score")?,
+                    reason: row.try_get("reason")?,
+                    department: row.try_get("department")?,
+                    flow_id: row.try_get("flow_id")?,
+                    at: Some(row.try_get("at")?),
+                });
+            }
+            Ok((cards, ratings))
+        })
+    }
+
+    /// Records a manual efficiency adjustment (加减分) for a department and period.
+    pub async fn add_adjustment(&self, a: &Adjustment, now: Time) -> Result<i64, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let row = sqlx::query(
+                "INSERT INTO efficiency_adjustments (department, period, delta, reason, by_whom, state, at, history) VALUES ($1, $2, $3, $4, $5, 'applied', $6, $7) RETURNING id",
+            )
+            .bind(&a.department)
+            .bind(&a.period)
+            .bind(a.delta)
+            .bind(&a.reason)
+            .bind(&a.by)
+            .bind(&stamp)
+            .bind(line(&stamp, &format!("applied {:+} by {}", a.delta, a.by)))
+            .fetch_one(&mut *tx)
+            .await?;
+            let id: i64 = row.try_get("id")?;
+            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                .bind(&stamp)
+                .bind(&a.by)
+                .bind("efficiency.adjust")
+                .bind(json!({"id": id, "department": a.department, "period": a.period, "delta": a.delta}).to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// The department an adjustment concerns.
+    pub async fn adjustments_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            let row = sqlx::query("SELECT department FROM efficiency_adjustments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(w)
+                .await?;
+            match row {
+                Some(r) => Ok(Some(r.try_get("department")?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Adjustments of a period (all departments).
+    pub async fn adjustments(&self, period: &str) -> Result<Vec<Value>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            let rows = sqlx::query(
+                "SELECT id, department, period, delta, reason, by_whom, state, at, history FROM efficiency_adjustments WHERE period = $1 ORDER BY id",
+            )
+            .bind(period)
+            .fetch_all(w)
+            .await?;
+            let mut out = Vec::new();
+            for r in &rows {
+                out.push(json!({
+                    "id": r.try_get::<i64, _>("id")?,
+                    "department": r.try_get::<String, _>("department")?,
+                    "period": r.try_get::<String, _>("period")?,
+                    "delta": r.try_get::<f64, _>("delta")?,
+                    "reason": r.try_get::<String, _>("reason")?,
+                    "by": r.try_get::<String, _>("by_whom")?,
+                    "state": r.try_get::<String, _>("state")?,
+                    "at": r.try_get::<String, _>("at")?,
+                    "history": history(&r.try_get::<String, _>("history")?),
+                }));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Moves an adjustment: `applied → appealed` (the department appeals),
+    /// `appealed → applied | withdrawn` (a supervisor decides). Returns the
+    /// adjustment's department, or an error naming its state.
+    pub async fn move_adjustment(
+        &self,
+        id: i64,
+        from: &str,
+        to: &str,
+        note: &str,
+        now: Time,
+    ) -> Result<Option<Result<String, String>>, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let Some(row) = sqlx::query("SELECT department, state FROM efficiency_adjustments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let state: String = row.try_get("state")?;
+            if state != from {
+                return Ok(Some(Err(state)));
+            }
+            sqlx::query("UPDATE efficiency_adjustments SET state = $1, history = history || $2 WHERE id = $3")
+                .bind(to)
+                .bind(line(&stamp, note))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                .bind(&stamp)
+                .bind(note)
+                .bind("efficiency.adjustment")
+                .bind(json!({"id": id, "to": to}).to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(Ok(row.try_get("department")?)))
+        })
+    }
+
+    /// Per department: substantiated complaints (finished `complaint` cases
+    /// whose result is 投诉属实) and yellow/red cards, since `since`.
+    pub async fn staff_figures(
+        &self,
+        since: Time,
+    ) -> Result<std::collections::HashMap<String, crate::supervision::StaffFacts>, StoreError> {
+        let stamp = fmt_ts(since);
+        let mut out: std::collections::HashMap<String, crate::supervision::StaffFacts> =
+            std::collections::HashMap::new();
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(
+                "SELECT department, COUNT(*) AS n FROM alarms WHERE level IN ('yellow', 'red') AND state <> 'revoked' AND issued_at >= $1 GROUP BY department",
+            )
+            .bind(&stamp)
+            .fetch_all(r)
+            .await?;
+            for row in &rows {
+                let d: String = row.try_get("department")?;
+                out.entry(d).or_default().anomalies = row.try_get("n")?;
+            }
+            let rows = sqlx::query(
+                "SELECT snapshot FROM cases WHERE flow_id = $1 AND status = 'completed' AND updated_at >= $2",
+            )
+            .bind(crate::supervision::COMPLAINT_FLOW)
+            .bind(&stamp)
+            .fetch_all(r)
+            .await?;
+            for row in &rows {
+                let snap: String = row.try_get("snapshot")?;
+                let Ok(state) = serde_json::from_str::<crate::core::CaseState>(&snap) else {
+                    continue;
+                };
+                let substantiated = state
+                    .outcome
+                    .as_ref()
+                    .is_some_and(|o| o.result == "投诉属实");
+                if let (true, Some(d)) = (substantiated, state.data.get("addressee").and_then(|v| v.as_str())) {
+                    out.entry(d.to_string()).or_default().complaints += 1;
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A rating (服务评价): 5 非常满意 … 1 非常不满意; 1 and 2 need a reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Rating {
+    pub case_no: String,
+    pub account: String,
+    pub score: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The department rated: the one that accepted the case.
+    pub department: String,
+    pub flow_id: String,
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// A manual efficiency adjustment.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+pub struct Adjustment {
+    pub department: String,
+    /// `YYYY-MM` or `YYYY-Qn`.
+    pub period: String,
+    pub delta: f64,
+    pub reason: String,
+    #[serde(default)]
+    pub by: String,
+}

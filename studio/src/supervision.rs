@@ -1,0 +1,580 @@
+//! Supervision routes: cards (list, acknowledge, appeal, decide, order),
+//! supervision orders and complaints (cases of the built-in flows in
+//! flows/supervision), ratings, statistics and efficiency.
+//!
+//! Who may act: a card's own department acknowledges and appeals it; a
+//! supervisor (`by.role == "supervisor"`) decides appeals and issues orders.
+
+use crate::api::{ApiError, AppState};
+use crate::cases::{bad_body, bad_query, load_case, run};
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use govflow_dsl::rule::Level;
+use govflow_engine::alarms::{Alarm, AlarmError, AlarmFilter, Rating, Transition};
+use govflow_engine::core::{Actor, Command, Data, Person};
+use govflow_engine::service::{OrderError, now_cst};
+use govflow_engine::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/alarms", get(list_alarms))
+        .route("/alarms/{id}", get(get_alarm))
+        .route("/alarms/{id}/acknowledge", post(acknowledge))
+        .route("/alarms/{id}/appeal", post(appeal))
+        .route("/alarms/{id}/decide", post(decide))
+        .route("/alarms/{id}/order", post(order))
+        .route("/orders", get(list_orders))
+        .route("/orders/{no}/reply", post(reply_order))
+        .route("/complaints", post(file_complaint).get(list_complaints))
+        .route("/cases/{no}/rating", post(rate).get(case_ratings))
+        .route("/stats", get(crate::stats::stats))
+        .route("/efficiency", get(crate::stats::efficiency))
+        .route("/efficiency/adjustments", post(crate::stats::adjust))
+        .route(
+            "/efficiency/adjustments/{id}/{action}",
+            post(crate::stats::adjustment_action),
+        )
+}
+
+impl From<AlarmError> for ApiError {
+    fn from(e: AlarmError) -> ApiError {
+        match e {
+            AlarmError::NotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "alarm.not_found", format!("no card {id}"))
+            }
+            e @ AlarmError::WrongState { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "alarm.wrong_state", e.to_string())
+            }
+            AlarmError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> ApiError {
+        match e {
+            e @ OrderError::NoOrderFlow(_) => {
+                ApiError::new(StatusCode::CONFLICT, "order.no_flow", e.to_string())
+            }
+            OrderError::Exec(x) => x.into(),
+            OrderError::Alarm(a) => a.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmQuery {
+    class: Option<String>,
+    level: Option<String>,
+    state: Option<String>,
+    department: Option<String>,
+    case: Option<String>,
+    rule: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Cards (预警/黄牌/红牌), newest first, filtered by class, colour, department, state.
+async fn list_alarms(
+    State(state): State<AppState>,
+    q: Result<Query<AlarmQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let filter = AlarmFilter {
+        class: q.class,
+        level: q.level,
+        state: q.state,
+        department: q.department,
+        case_no: q.case,
+        rule: q.rule,
+    };
+    let items = state.engine().store.alarms(&filter, limit, offset).await?;
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
+
+async fn card(state: &AppState, id: i64) -> Result<Alarm, ApiError> {
+    state
+        .engine()
+        .store
+        .alarm(id)
+        .await?
+        .ok_or_else(|| AlarmError::NotFound(id).into())
+}
+
+async fn get_alarm(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Alarm>, ApiError> {
+    Ok(Json(card(&state, id).await?))
+}
+
+fn who(by: &Actor) -> String {
+    match (&by.department, &by.role) {
+        (Some(d), Some(r)) => format!("{} @ {d}.{r}", by.name),
+        (Some(d), None) => format!("{} @ {d}", by.name),
+        _ => by.name.clone(),
+    }
+}
+
+fn own_department(c: &Alarm, by: &Actor) -> Result<(), ApiError> {
+    if by.department.as_deref() == Some(c.department.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "alarm.wrong_department",
+            format!(
+                "card {} is addressed to {}; {} cannot act on it",
+                c.id,
+                c.department,
+                who(by)
+            ),
+        ))
+    }
+}
+
+fn supervisor(by: &Actor) -> Result<(), ApiError> {
+    if by.role.as_deref() == Some("supervisor") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "alarm.not_supervisor",
+            format!("only a supervisor (role `supervisor`) may do this; {} is not one", who(by)),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByBody {
+    by: Actor,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// The card's department has seen it (签收).
+async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<ByBody>, JsonRejection>,
+) -> Result<Json<Alarm>, ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let c = card(&state, id).await?;
+    own_department(&c, &b.by)?;
+    let t = Transition {
+        from: &["pending", "issued", "ordered"],
+        state: None,
+        level: None,
+        appeal: None,
+        order_case: None,
+        note: match b.note {
+            Some(n) => format!("acknowledged: {n}"),
+            None => "acknowledged".into(),
+        },
+    };
+    Ok(Json(
+        state
+            .engine()
+            .store
+            .transition_alarm(id, &t, &who(&b.by), now_cst())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppealBody {
+    by: Actor,
+    reason: String,
+}
+
+/// The card's department appeals (申诉); one appeal per card.
+async fn appeal(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<AppealBody>, JsonRejection>,
+) -> Result<Json<Alarm>, ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "appeal.no_reason",
+            "an appeal needs a reason",
+        ));
+    }
+    let c = card(&state, id).await?;
+    own_department(&c, &b.by)?;
+    if c.appeal.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "appeal.exists",
+            format!("card {id} has already been appealed"),
+        ));
+    }
+    let now = now_cst();
+    let t = Transition {
+        from: &["issued", "ordered"],
+        state: None,
+        level: None,
+        appeal: Some(json!({"state": "pending", "reason": b.reason, "by": who(&b.by), "at": now})),
+        order_case: None,
+        note: format!("appealed: {}", b.reason),
+    };
+    Ok(Json(
+        state
+            .engine()
+            .store
+            .transition_alarm(id, &t, &who(&b.by), now)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    by: Actor,
+    /// `revoke` (撤销), `reject` (打回), `escalate` (上报).
+    outcome: String,
+    #[serde(default)]
+    opinion: Option<String>,
+}
+
+/// A supervisor decides an appeal: revoke the card, reject the appeal, or
+/// escalate (the card goes up a level and, at red, gets an order).
+async fn decide(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<DecideBody>, JsonRejection>,
+) -> Result<Json<Alarm>, ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    supervisor(&b.by)?;
+    let c = card(&state, id).await?;
+    let Some(mut ap) = c.appeal.clone().filter(|a| a["state"] == "pending") else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "appeal.not_pending",
+            format!("card {id} has no pending appeal"),
+        ));
+    };
+    let now = now_cst();
+    let opinion = b.opinion.clone().unwrap_or_default();
+    let (new_state, level, appeal_state) = match b.outcome.as_str() {
+        "revoke" => (Some("revoked"), None, "revoked"),
+        "reject" => (None, None, "rejected"),
+        "escalate" => {
+            let up = match Level::parse(&c.level) {
+                Some(Level::Notice) => Level::Yellow,
+                _ => Level::Red,
+            };
+            (Some("issued").filter(|_| c.state == "pending"), Some(up), "escalated")
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "appeal.unknown_outcome",
+                format!("unknown outcome `{other}`; use revoke, reject or escalate"),
+            ));
+        }
+    };
+    ap["state"] = appeal_state.into();
+    ap["decided_by"] = who(&b.by).into();
+    ap["decided_at"] = json!(now);
+    ap["opinion"] = opinion.clone().into();
+    let t = Transition {
+        from: &["issued", "ordered"],
+        state: new_state,
+        level,
+        appeal: Some(ap),
+        order_case: None,
+        note: format!("appeal {appeal_state}: {opinion}"),
+    };
+    let engine = state.engine();
+    let mut out = engine.store.transition_alarm(id, &t, &who(&b.by), now).await?;
+    if level == Some(Level::Red) && out.order_case.is_none() {
+        let to = out.department.clone();
+        out = engine.issue_order(&out, &to, None, &who(&b.by)).await?;
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    by: Actor,
+    /// The department addressed; the card's department when left out.
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A supervisor issues a supervision order (督办单) for a card.
+async fn order(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<OrderBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Alarm>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    supervisor(&b.by)?;
+    let c = card(&state, id).await?;
+    if !matches!(c.state.as_str(), "pending" | "issued" | "ordered") {
+        return Err(AlarmError::WrongState {
+            id,
+            state: c.state,
+            expected: "pending, issued or ordered".into(),
+        }
+        .into());
+    }
+    let to = b.to.clone().unwrap_or_else(|| c.department.clone());
+    let out = state
+        .engine()
+        .issue_order(&c, &to, b.reason.as_deref(), &who(&b.by))
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_flow_cases(
+    state: &AppState,
+    flow: &str,
+    q: ListQuery,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let rows = state
+        .engine()
+        .store
+        .cases(q.status.as_deref(), Some(flow), limit, offset)
+        .await?;
+    let mut items = Vec::new();
+    for r in rows {
+        let s = load_case(state, &r.case_no).await?;
+        items.push(json!({
+            "case_no": s.case_no,
+            "status": s.status.as_str(),
+            "addressee": s.data.get("addressee"),
+            "origin": s.data.get("origin"),
+            "reason": s.data.get("reason").or_else(|| s.data.get("content")),
+            "submitted_at": s.submitted_at,
+            "open_steps": s.tasks.values().map(|t| json!({"step": t.step, "department": t.department, "due": t.deadline.as_ref().and_then(|d| d.due)})).collect::<Vec<_>>(),
+            "result": s.outcome.as_ref().map(|o| o.result.clone()),
+        }));
+    }
+    Ok(Json(json!({"items": items, "limit": limit, "offset": offset})))
+}
+
+/// Supervision orders (cases of the built-in order flow).
+async fn list_orders(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    list_flow_cases(&state, ORDER_FLOW, q).await
+}
+
+async fn list_complaints(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    list_flow_cases(&state, COMPLAINT_FLOW, q).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    by: Actor,
+    reply: String,
+}
+
+/// The addressed department replies to an order (completes its reply step).
+async fn reply_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    body: Result<Json<ReplyBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let s = load_case(&state, &no).await?;
+    if s.flow_id != ORDER_FLOW {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "order.not_found",
+            format!("case {no} is not a supervision order"),
+        ));
+    }
+    let cmd = Command::Complete {
+        step: "reply".into(),
+        action: "pass".into(),
+        by: b.by,
+        opinion: Some(b.reply),
+        data: Data::new(),
+        missing: Vec::new(),
+        defer: Vec::new(),
+        defer_within: None,
+        document_no: None,
+    };
+    run(&state, &headers, Some(no), None, cmd).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComplaintBody {
+    complainant: Person,
+    /// The department complained about.
+    addressee: String,
+    /// The case complained about, if any.
+    #[serde(default)]
+    case: Option<String>,
+    /// The member of staff complained about, if named.
+    #[serde(default)]
+    staff: Option<String>,
+    content: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Files a complaint (投诉): a case of the built-in complaint flow.
+async fn file_complaint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ComplaintBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    if b.content.trim().is_empty() || b.addressee.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "complaint.empty",
+            "a complaint needs `content` and the `addressee` department",
+        ));
+    }
+    let mut data = Data::new();
+    data.insert("addressee".into(), b.addressee.into());
+    data.insert("content".into(), b.content.into());
+    if let Some(c) = b.case {
+        data.insert("case".into(), c.into());
+    }
+    if let Some(s) = b.staff {
+        data.insert("staff".into(), s.into());
+    }
+    let cmd = Command::Start {
+        case_no: String::new(),
+        applicant: b.complainant,
+        agent: None,
+        source: Some(b.source.unwrap_or_else(|| "网上投诉".into())),
+        project_code: None,
+        data,
+        materials: Vec::new(),
+    };
+    run(&state, &headers, None, Some(COMPLAINT_FLOW.into()), cmd).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateBody {
+    /// The rating account (the applicant's login on the portal).
+    account: String,
+    /// 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意.
+    score: i64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Rates a finished case: 1–5, a reason required for 1 and 2; one rating
+/// per case and account. Ratings of 1–2 show on the supervisors' list.
+async fn rate(
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+    body: Result<Json<RateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    if !(1..=5).contains(&b.score) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rating.score",
+            format!("score {} is outside 1–5", b.score),
+        ));
+    }
+    let reason = b.reason.filter(|r| !r.trim().is_empty());
+    if b.score <= 2 && reason.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rating.reason_required",
+            "a rating of 1 or 2 needs a reason",
+        ));
+    }
+    if b.account.trim().is_empty() || b.account.len() > 100 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rating.account",
+            "the account must be 1–100 characters",
+        ));
+    }
+    let s = load_case(&state, &no).await?;
+    if !s.status.is_finished() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rating.case_open",
+            format!("case {no} is {}; rate it once it is finished", s.status.as_str()),
+        ));
+    }
+    // The department rated: the one that accepted the case (the window).
+    let engine = state.engine();
+    let department = engine
+        .flows
+        .get(&s.flow_id, s.flow_version)
+        .and_then(|f| {
+            let acc = f.acceptance_step()?.to_string();
+            f.flow.all_steps().into_iter().find_map(|st| match &st.kind {
+                govflow_dsl::ir::StepKind::Task { by, .. } if st.id == acc => {
+                    Some(by.department.clone())
+                }
+                _ => None,
+            })
+        })
+        .unwrap_or_default();
+    let r = Rating {
+        case_no: no.clone(),
+        account: b.account,
+        score: b.score,
+        reason,
+        department,
+        flow_id: s.flow_id.clone(),
+        at: None,
+    };
+    if !engine.store.rate(&r, now_cst()).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rating.exists",
+            format!("account {} has already rated case {no}", r.account),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(json!(r))))
+}
+
+async fn case_ratings(
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let items = state.engine().store.ratings(Some(&no), 100).await?;
+    Ok(Json(json!({ "items": items })))
+}
