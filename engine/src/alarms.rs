@@ -30,6 +30,7 @@ pub const OPEN_STATES: &[&str] = &["pending", "issued", "ordered"];
 pub struct AlarmFilter {
     pub class: Option<String>,
     pub level: Option<String>,
+    /// A state, or `open` for pending, issued and ordered.
     pub state: Option<String>,
     pub department: Option<String>,
     pub case_no: Option<String>,
@@ -303,7 +304,8 @@ impl Store {
         with_pools!(self, |_w, r, _lock| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM alarms
-                 WHERE ($1 IS NULL OR class = $1) AND ($2 IS NULL OR level = $2) AND ($3 IS NULL OR state = $3)
+                 WHERE ($1 IS NULL OR class = $1) AND ($2 IS NULL OR level = $2)
+                   AND ($3 IS NULL OR state = $3 OR ($3 = 'open' AND state IN ('pending', 'issued', 'ordered')))
                    AND ($4 IS NULL OR department = $4) AND ($5 IS NULL OR case_no = $5) AND ($6 IS NULL OR rule = $6)
                  ORDER BY id DESC LIMIT $7 OFFSET $8"
             );

@@ -375,7 +375,7 @@ async fn list_flow_cases(
             "origin": s.data.get("origin"),
             "reason": s.data.get("reason").or_else(|| s.data.get("content")),
             "submitted_at": s.submitted_at,
-            "open_steps": s.tasks.values().map(|t| json!({"step": t.step, "department": t.department, "due": t.deadline.as_ref().and_then(|d| d.due)})).collect::<Vec<_>>(),
+            "open_steps": s.tasks.values().map(|t| json!({"step": t.step, "department": t.department, "due_date": t.deadline.as_ref().and_then(|d| d.due_date)})).collect::<Vec<_>>(),
             "result": s.outcome.as_ref().map(|o| o.result.clone()),
         }));
     }

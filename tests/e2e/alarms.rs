@@ -75,6 +75,233 @@ fn overdue_cases_get_cards_and_completion_closes_them() {
     assert!(
         closed
             .iter()
-            .all(|c| c["history"].as_str().unwrap().contains("resolved"))
+            .all(|c| c["history"].to_string().contains("resolved"))
     );
+}
+
+/// Seconds to add to the server clock so that it reads `target` (Unix
+/// seconds of a China Standard Time instant) now.
+fn offset_to(target: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    (target - now).to_string()
+}
+
+/// 2026-02-09 10:00, 2026-03-16 09:00, 2026-03-25 09:00 (UTC+8).
+const FEB_09: i64 = 1_770_602_400;
+const MAR_16: i64 = 1_773_622_800;
+const MAR_25: i64 = 1_774_400_400;
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Option<serde_json::Value>) -> serde_json::Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn get(port: u16, path: &str) -> serde_json::Value {
+    let (s, v) = call(port, "GET", path, None, None).unwrap();
+    assert_eq!(s, 200, "GET {path}: {v}");
+    v
+}
+
+fn post(port: u16, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    call(port, "POST", path, None, Some(&body)).unwrap()
+}
+
+/// The supervision chain across server restarts on a moved clock: a case
+/// accepted before the Spring Festival and left untouched gets its red card
+/// once the statutory deadline (2026-03-13) passes; the red card issues a
+/// supervision order to the responsible department; the order's reply, five
+/// working days later still missing, raises its own card; the reply resolves
+/// it. Appeals revoke a card for good; ratings, statistics and efficiency
+/// grades see all of it.
+#[test]
+fn red_card_orders_and_late_reply_alarms() {
+    let dir = temp_dir("orders");
+    let db = format!("sqlite://{}", dir.join("o.db").display());
+    let port = free_port();
+    let feb = offset_to(FEB_09);
+    let server = Server::start(&db, port, &[], &[("GOVFLOW_CLOCK_OFFSET", &feb)]);
+    let (status, v) = post(port, "/api/cases", start_body());
+    assert_eq!(status, 201, "{v}");
+    let no = v["case_no"].as_str().unwrap().to_string();
+    let (s, v) = post(
+        port,
+        &format!("/api/cases/{no}/tasks/accept/complete"),
+        complete_body("window", Some("clerk")),
+    );
+    assert_eq!(s, 200, "{v}");
+    let case = get(port, &format!("/api/cases/{no}"));
+    assert_eq!(case["deadlines"]["statutory"]["due_date"], "2026-03-13", "{case}");
+    assert_eq!(case["deadlines"]["promised"]["due_date"], "2026-02-28", "{case}");
+    // An order needs its addressee: without one the start is refused, not stored.
+    let (s, v) = post(
+        port,
+        "/api/cases",
+        serde_json::json!({"flow": "supervision_order",
+            "applicant": {"name": "电子监察中心", "id_kind": "credit_code", "id_number": "11330100MB0000001R"}}),
+    );
+    assert_eq!((s, v["code"].as_str()), (422, Some("task.no_assignee")), "{v}");
+    server.kill9();
+
+    // 2026-03-16: past the statutory deadline. The start-up scan raises the red
+    // card and the card's rule (`order { to responsible … }`) issues the order.
+    let mar16 = offset_to(MAR_16);
+    let server = Server::start(&db, port, &[], &[("GOVFLOW_CLOCK_OFFSET", &mar16)]);
+    let card = wait_for("the ordered red card", || {
+        let v = get(port, &format!("/api/alarms?case={no}&rule=case_deadline"));
+        v["items"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+            .filter(|c| c["state"] == "ordered")
+    });
+    assert_eq!(card["level"], "red", "{card}");
+    assert_eq!(card["department"], "dev", "the oldest open task is dev_review: {card}");
+    let order_no = card["order_case"].as_str().unwrap().to_string();
+    let orders = get(port, "/api/orders");
+    let order = orders["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["case_no"] == order_no.as_str()).cloned())
+        .unwrap_or_else(|| panic!("order {order_no} not listed: {orders}"));
+    assert_eq!(order["addressee"], "dev", "{order}");
+    assert_eq!(order["origin"]["case"], no.as_str(), "{order}");
+    assert_eq!(order["open_steps"][0]["step"], "reply", "{order}");
+    assert_eq!(
+        order["open_steps"][0]["due_date"], "2026-03-23",
+        "five working days from 03-16: {order}"
+    );
+    // The order case itself has no card yet (five days to reply).
+    let v = get(port, &format!("/api/alarms?case={order_no}&state=open"));
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+
+    // Appeals: planning appeals its step card; a supervisor revokes it.
+    let step_card = get(port, &format!("/api/alarms?case={no}&rule=step_overdue&department=planning"))
+        ["items"][0]
+        .clone();
+    let id = step_card["id"].as_i64().unwrap_or_else(|| panic!("{step_card}"));
+    let (s, v) = post(
+        port,
+        &format!("/api/alarms/{id}/appeal"),
+        serde_json::json!({"by": {"name": "赵静", "department": "env"}, "reason": "不是我们"}),
+    );
+    assert_eq!((s, v["code"].as_str()), (403, Some("alarm.wrong_department")), "{v}");
+    let (s, v) = post(
+        port,
+        &format!("/api/alarms/{id}/appeal"),
+        serde_json::json!({"by": {"name": "赵静", "department": "planning"}, "reason": "申请人补充现场核查材料延误，已书面说明"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["appeal"]["state"], "pending", "{v}");
+    let (s, v) = post(
+        port,
+        &format!("/api/alarms/{id}/decide"),
+        serde_json::json!({"by": {"name": "周监", "department": "center"}, "outcome": "revoke"}),
+    );
+    assert_eq!((s, v["code"].as_str()), (403, Some("alarm.not_supervisor")), "{v}");
+    let (s, v) = post(
+        port,
+        &format!("/api/alarms/{id}/decide"),
+        serde_json::json!({"by": {"name": "周监", "department": "center", "role": "supervisor"}, "outcome": "revoke", "opinion": "情况属实"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["state"].as_str(), v["appeal"]["state"].as_str()), (Some("revoked"), Some("revoked")), "{v}");
+    server.kill9();
+
+    // 2026-03-25: the reply was due 03-23 and has not come. The order's own card.
+    let mar25 = offset_to(MAR_25);
+    let server = Server::start(&db, port, &[], &[("GOVFLOW_CLOCK_OFFSET", &mar25)]);
+    let late = wait_for("the late-reply card", || {
+        let v = get(port, &format!("/api/alarms?case={order_no}&state=open"));
+        v["items"].as_array().and_then(|a| a.first().cloned())
+    });
+    assert_eq!(late["rule"], "order_reply_overdue", "{late}");
+    assert_eq!(late["level"], "red", "two working days late: {late}");
+    assert_eq!(late["department"], "dev", "{late}");
+    // The revoked step card stayed revoked through the scans.
+    let again = get(port, &format!("/api/alarms/{id}"));
+    assert_eq!(again["state"], "revoked", "{again}");
+    let reraised = get(port, &format!("/api/alarms?case={no}&rule=step_overdue&department=planning&state=open"));
+    assert_eq!(reraised["items"].as_array().map(Vec::len), Some(0), "{reraised}");
+
+    // Only the addressed department replies; the reply resolves the late card.
+    let (s, _) = post(
+        port,
+        &format!("/api/orders/{order_no}/reply"),
+        serde_json::json!({"by": {"name": "钱多", "department": "env"}, "reply": "x"}),
+    );
+    assert_eq!(s, 403);
+    let (s, v) = post(
+        port,
+        &format!("/api/orders/{order_no}/reply"),
+        serde_json::json!({"by": {"name": "李明", "department": "dev"}, "reply": "已督促审查，3 月 26 日前作出决定"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let closed = get(port, &format!("/api/alarms/{}", late["id"]));
+    assert_eq!(closed["state"], "closed", "{closed}");
+
+    // Finish the case: its cards close; the order card keeps its history.
+    for (step, dept, role) in &STEPS[1..] {
+        let (s, v) = post(
+            port,
+            &format!("/api/cases/{no}/tasks/{step}/complete"),
+            complete_body(dept, *role),
+        );
+        assert_eq!(s, 200, "{step}: {v}");
+    }
+    let red = get(port, &format!("/api/alarms/{}", card["id"]));
+    assert_eq!(red["state"], "closed", "{red}");
+    let lines: Vec<&str> = red["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h[1].as_str())
+        .collect();
+    assert!(lines[0].starts_with("issued"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&order_no)), "{lines:?}");
+    assert_eq!(lines.last(), Some(&"resolved"), "{lines:?}");
+
+    // Ratings: 1–5, a reason for 1–2, one per account.
+    let path = format!("/api/cases/{no}/rating");
+    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 2}));
+    assert_eq!((s, v["code"].as_str()), (422, Some("rating.reason_required")), "{v}");
+    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 2, "reason": "超期一个多月"}));
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 5}));
+    assert_eq!((s, v["code"].as_str()), (409, Some("rating.exists")), "{v}");
+
+    // Statistics over February: the case, overdue, its cards and rating.
+    let st = get(port, "/api/stats?by=item&from=2026-02-01&to=2026-02-28");
+    let row = st["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["key"] == "parallel_approval").cloned())
+        .unwrap_or_else(|| panic!("{st}"));
+    assert_eq!((row["cases"].as_i64(), row["overdue"].as_i64()), (Some(1), Some(1)), "{row}");
+    // case_deadline, and step_overdue for dev and env (planning's was revoked).
+    assert_eq!(row["cards"]["timeliness"]["red"].as_i64(), Some(3), "{row}");
+    assert_eq!(row["satisfaction"].as_f64(), Some(2.0), "{row}");
+    assert_eq!(row["e2"]["statutory_rate"].as_f64(), Some(0.0), "{row}");
+    let st = get(port, "/api/stats?by=department&from=2026-02-01&to=2026-02-28");
+    let dev = st["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["key"] == "dev").cloned())
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(dev["overdue"].as_i64().unwrap_or(0) >= 1, "{dev}");
+    // Efficiency: window rated 2, dev with cards; every department graded.
+    let ef = get(port, "/api/efficiency?period=2026-02");
+    let grades: Vec<&str> = ef["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["grade"].as_str())
+        .collect();
+    assert!(!grades.is_empty(), "{ef}");
+    assert!(grades.iter().all(|g| ["优秀", "良好", "合格", "不合格"].contains(g)), "{ef}");
+    drop(server);
 }
