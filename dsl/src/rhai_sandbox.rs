@@ -24,7 +24,37 @@ pub fn engine() -> rhai::Engine {
     e.set_max_map_size(MAX_MAP_SIZE);
     e.set_strict_variables(false);
     e.disable_symbol("eval");
+    // rhai counts operations afresh inside each closure call (`list.all(|x| …)`),
+    // so its own limit does not bound nested closures; this budget, set by
+    // `eval` for the whole evaluation, does.
+    e.on_progress(|_| {
+        BUDGET.with(|b| {
+            let left = b.get();
+            if left == 0 {
+                Some(rhai::Dynamic::from("govflow: operation budget spent"))
+            } else {
+                b.set(left - 1);
+                None
+            }
+        })
+    });
     e
+}
+
+thread_local! {
+    static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(MAX_OPERATIONS) };
+}
+
+/// Evaluates a compiled expression with the whole evaluation (closures
+/// included) held to `MAX_OPERATIONS`. Every evaluation in govflow goes
+/// through here.
+pub fn eval(
+    engine: &rhai::Engine,
+    scope: &mut rhai::Scope,
+    ast: &rhai::AST,
+) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>> {
+    BUDGET.with(|b| b.set(MAX_OPERATIONS));
+    engine.eval_ast_with_scope::<rhai::Dynamic>(scope, ast)
 }
 
 /// The message and the 1-based (line, column) of a rhai parse error.
@@ -126,5 +156,65 @@ mod tests {
         let span = map_position(&file, Span::new(start, start + src.len()), src, pos);
         let (l, _) = file.line_col(span.start);
         assert_eq!(l, 2);
+    }
+}
+
+/// Says, for a person, why an evaluation failed: the sandbox's limits are
+/// named as such (a condition that runs away is stopped, never waited for).
+pub fn explain(err: &rhai::EvalAltResult) -> String {
+    use rhai::EvalAltResult as E;
+    match err {
+        E::ErrorTooManyOperations(pos) | E::ErrorTerminated(_, pos) => format!(
+            "stopped by the sandbox after {MAX_OPERATIONS} operations (a condition that does not finish){}",
+            at(*pos)
+        ),
+        E::ErrorStackOverflow(pos) => format!(
+            "stopped by the sandbox: calls nested deeper than {MAX_CALL_DEPTH} (a condition that calls itself without end){}",
+            at(*pos)
+        ),
+        E::ErrorDataTooLarge(what, pos) => format!(
+            "stopped by the sandbox: {what} over its limit (strings {MAX_STRING_SIZE} bytes, arrays and maps {MAX_ARRAY_SIZE} items){}",
+            at(*pos)
+        ),
+        E::ErrorInFunctionCall(_, _, inner, _) => explain(inner),
+        other => other.to_string(),
+    }
+}
+
+fn at(pos: rhai::Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        _ => String::new(),
+    }
+}
+
+
+#[cfg(test)]
+mod budget_tests {
+    /// Nested closures count against one budget: rhai's own limit restarts
+    /// inside each closure call and would let this run for seconds.
+    #[test]
+    fn nested_closures_are_stopped() {
+        let e = super::engine();
+        let a = format!("[{}]", (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let src = format!("{a}.all(|x| {a}.all(|y| {a}.all(|z| {a}.all(|w| x + y + z + w >= 0))))");
+        let ast = e.compile_expression(&src).unwrap();
+        let t0 = std::time::Instant::now();
+        let err = super::eval(&e, &mut rhai::Scope::new(), &ast).unwrap_err();
+        assert!(super::explain(&err).contains("stopped by the sandbox after 100000 operations"), "{err}");
+        assert!(t0.elapsed().as_secs() < 5);
+        // A small one runs to the end, with a fresh budget each time.
+        let ok = e.compile_expression("[1, 2, 3].all(|x| x > 0)").unwrap();
+        for _ in 0..3 {
+            assert!(super::eval(&e, &mut rhai::Scope::new(), &ok).unwrap().as_bool().unwrap());
+        }
+    }
+
+    #[test]
+    fn self_calls_are_stopped() {
+        let e = super::engine();
+        let ast = e.compile_expression("(|g| g.call(g)).call(|g| g.call(g))").unwrap();
+        let err = super::eval(&e, &mut rhai::Scope::new(), &ast).unwrap_err();
+        assert!(super::explain(&err).contains("calls nested deeper than 32"), "{err}");
     }
 }

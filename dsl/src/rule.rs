@@ -883,9 +883,11 @@ fn check(set: &RuleSet, file: &SourceFile, diags: &mut Vec<Diagnostic>) {
                 );
                 continue;
             }
-            // Every `name.` at the start of a path must be a fact of the scope.
+            // Every `name.` at the start of a path must be a fact of the scope
+            // (or a closure's parameter: `|x| x.len()`).
+            let params = closure_params(&e.raw.0);
             for (root, offset) in roots(&e.raw.0) {
-                if !facts.contains(&root.as_str()) {
+                if !facts.contains(&root.as_str()) && !params.contains(&root) {
                     let start = e.span.start + offset;
                     let mut d = Diagnostic::new(
                         Code::RuleUnknownFact,
@@ -904,6 +906,23 @@ fn check(set: &RuleSet, file: &SourceFile, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// The parameter names of the closures in an expression (`|a, b| …`).
+fn closure_params(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let parts: Vec<&str> = src.split('|').collect();
+    // Between two bars: a parameter list when it is only identifiers and commas.
+    for p in parts.iter().skip(1).step_by(2).take(parts.len().saturating_sub(1) / 2) {
+        let names: Vec<&str> = p.split(',').map(str::trim).collect();
+        if names
+            .iter()
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        {
+            out.extend(names.iter().map(|n| n.to_string()));
+        }
+    }
+    out
 }
 
 /// The identifiers that start a `name.field` path in an expression (outside

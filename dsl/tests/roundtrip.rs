@@ -369,10 +369,13 @@ fn generate(seed: u64) -> Flow {
             Vec::new()
         };
         let name = g.name();
+        // Now and then a department chosen per case (`from FIELD`).
+        let from = g.rng.chance(15).then(|| format!("addressee{i}"));
         g.depts.push(Department {
             id: format!("dept{i}"),
             name,
             roles,
+            from,
             span: Span::default(),
         });
     }

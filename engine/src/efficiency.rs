@@ -206,7 +206,7 @@ impl Scheme {
         let mut values = Vec::new();
         let mut errors = Vec::new();
         for (ind, ast) in self.indicators.iter().zip(&self.asts) {
-            let v = match self.engine.eval_ast_with_scope::<rhai::Dynamic>(&mut scope.clone(), ast) {
+            let v = match govflow_dsl::rhai_sandbox::eval(&self.engine, &mut scope.clone(), ast) {
                 Ok(d) => match (d.as_float(), d.as_int()) {
                     (Ok(f), _) => f,
                     (_, Ok(i)) => i as f64,
@@ -216,7 +216,7 @@ impl Scheme {
                     }
                 },
                 Err(e) => {
-                    errors.push(format!("{}: {e}", ind.id));
+                    errors.push(format!("{}: {}", ind.id, govflow_dsl::rhai_sandbox::explain(&e)));
                     0.0
                 }
             };

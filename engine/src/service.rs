@@ -42,6 +42,9 @@ pub struct Engine {
     /// Figures across cases the rules read (`staff.*`), refreshed at each scan
     /// and when a complaint finishes.
     pub context: Arc<std::sync::RwLock<crate::supervision::Context>>,
+    /// The last evaluation error of each rule (a wrong type, the sandbox
+    /// stopping a condition): rule id → (instant, case, message).
+    pub rule_errors: Arc<std::sync::Mutex<std::collections::BTreeMap<String, (Time, String, String)>>>,
 }
 
 /// Who issues supervision orders (the applicant of a 督办单 case): the
@@ -89,6 +92,7 @@ impl Engine {
             calendar,
             rules,
             context: Arc::default(),
+            rule_errors: Arc::default(),
         }
     }
 
@@ -254,6 +258,17 @@ impl Engine {
             Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar, now, &ctx),
             Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar, now),
         };
+        for v in verdicts.iter().filter(|v| v.error.is_some()) {
+            let msg = v.error.clone().unwrap_or_default();
+            if let Ok(mut errs) = self.rule_errors.lock() {
+                // Logged once per rule and message; the card stays as it was.
+                let first = errs.get(&v.rule).is_none_or(|(_, _, m)| *m != msg);
+                if first {
+                    eprintln!("supervision: rule {} on case {case_no}: {msg}", v.rule);
+                }
+                errs.insert(v.rule.clone(), (now, case_no.to_string(), msg));
+            }
+        }
         match self.store.sync_cards(case_no, &verdicts, now).await {
             Ok(c) => {
                 self.orders_for(case_no, &c).await;

@@ -206,6 +206,11 @@ impl RuleBook {
         best
     }
 
+    /// Every rule, in file order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|(r, _)| r)
+    }
+
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().map(|(r, _)| r).find(|r| r.id == id)
@@ -350,7 +355,7 @@ impl RuleBook {
                 let mut level = None;
                 let mut error = None;
                 for (l, ast) in levels {
-                    match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast) {
+                    match govflow_dsl::rhai_sandbox::eval(&self.engine, &mut scope, ast) {
                         Ok(v) => match v.as_bool() {
                             Ok(true) => level = Some(*l),
                             Ok(false) => {}
@@ -361,7 +366,13 @@ impl RuleBook {
                                 ));
                             }
                         },
-                        Err(e) => error = Some(format!("the {} condition failed: {e}", l.as_str())),
+                        Err(e) => {
+                            error = Some(format!(
+                                "the {} condition failed: {}",
+                                l.as_str(),
+                                govflow_dsl::rhai_sandbox::explain(&e)
+                            ))
+                        }
                     }
                 }
                 out.push(verdict(rule, subject, dept, level, error));

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/rules", get(list_rules))
         .route("/alarms", get(list_alarms))
         .route("/alarms/{id}", get(get_alarm))
         .route("/alarms/{id}/acknowledge", post(acknowledge))
@@ -66,6 +67,35 @@ impl From<OrderError> for ApiError {
             OrderError::Alarm(a) => a.into(),
         }
     }
+}
+
+/// The loaded supervision rules, each with its last evaluation error.
+async fn list_rules(State(state): State<AppState>) -> Json<Value> {
+    let engine = state.engine();
+    let errors = engine
+        .rule_errors
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    let rules: Vec<Value> = engine
+        .rules
+        .as_ref()
+        .map(|b| {
+            b.rules()
+                .map(|r| {
+                    let err = errors.get(&r.id);
+                    json!({
+                        "id": r.id, "name": r.name, "class": r.class, "subtype": r.subtype,
+                        "scope": r.scope,
+                        "levels": r.levels.iter().map(|(l, e)| json!({"level": l, "when": e.source})).collect::<Vec<_>>(),
+                        "order": r.order, "notify": r.notify,
+                        "last_error": err.map(|(at, case, msg)| json!({"at": at, "case": case, "message": msg})),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({ "items": rules }))
 }
 
 #[derive(Deserialize)]

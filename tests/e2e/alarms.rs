@@ -305,3 +305,60 @@ fn red_card_orders_and_late_reply_alarms() {
     assert!(grades.iter().all(|g| ["优秀", "良好", "合格", "不合格"].contains(g)), "{ef}");
     drop(server);
 }
+
+/// A rule whose condition runs away (calls itself without end, or loops a
+/// million times through nested closures) is stopped by the sandbox; the
+/// error is logged and shown on /api/rules; the server goes on serving and
+/// the other rules go on working.
+#[test]
+fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
+    let dir = temp_dir("runaway");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let a = format!("[{}]", (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    std::fs::write(
+        rules.join("runaway.rules"),
+        format!(
+            "rule spin \"自己调用自己\" {{\n  class timeliness  subtype case_overdue  scope case\n  yellow when (|g| g.call(g)).call(|g| g.call(g))\n}}\n\
+             rule churn \"近百万次循环\" {{\n  class timeliness  subtype case_overdue  scope case\n  yellow when {a}.all(|x| {a}.all(|y| {a}.all(|z| {a}.all(|w| x + y + z + w >= 0))))\n}}\n\
+             rule fresh \"新办件提示\" {{\n  class process  subtype suspended  scope case\n  notice when status == \"accepted\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.join("r.db").display());
+    let port = free_port();
+    let rules_arg = rules.display().to_string();
+    let _server = Server::start(&db, port, &["--rules", &rules_arg], &[]);
+    let t0 = std::time::Instant::now();
+    let (status, v) = post(port, "/api/cases", start_body());
+    assert_eq!(status, 201, "{v}");
+    let no = v["case_no"].as_str().unwrap().to_string();
+    let (s, v) = post(
+        port,
+        &format!("/api/cases/{no}/tasks/accept/complete"),
+        complete_body("window", Some("clerk")),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(t0.elapsed().as_secs() < 10, "the runaway rules held the server up");
+    let listed = get(port, "/api/rules");
+    let err = |id: &str| {
+        listed["items"]
+            .as_array()
+            .and_then(|r| r.iter().find(|x| x["id"] == id))
+            .map(|x| x["last_error"]["message"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert!(err("spin").contains("stopped by the sandbox: calls nested deeper than 32"), "{listed}");
+    assert!(err("churn").contains("stopped by the sandbox after 100000 operations"), "{listed}");
+    assert_eq!(err("fresh"), "", "{listed}");
+    // The healthy rule still raised its card; the runaway ones raised none.
+    let cards = get(port, &format!("/api/alarms?case={no}"));
+    let rules: Vec<&str> = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["rule"].as_str())
+        .collect();
+    assert_eq!(rules, ["fresh"], "{cards}");
+    assert_eq!(call(port, "GET", "/api/health", None, None).unwrap().0, 200);
+}

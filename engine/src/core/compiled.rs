@@ -188,9 +188,8 @@ impl CompiledFlow {
             .asts
             .get(key)
             .ok_or_else(|| format!("no compiled expression `{key}`"))?;
-        self.engine
-            .eval_ast_with_scope::<rhai::Dynamic>(scope, ast)
-            .map_err(|e| e.to_string())
+        govflow_dsl::rhai_sandbox::eval(&self.engine, scope, ast)
+            .map_err(|e| govflow_dsl::rhai_sandbox::explain(&e))
     }
 }
 
