@@ -183,8 +183,23 @@ impl Store {
         verdicts: &[Verdict],
         now: Time,
     ) -> Result<Vec<CardChange>, StoreError> {
+        let mut all = self.sync_many(&[(case_no, verdicts)], None, now).await?;
+        Ok(all.pop().map(|(_, c)| c).unwrap_or_default())
+    }
+
+    /// `sync_cards` for several cases in one transaction (the scan's writes).
+    /// With `only`, the verdicts cover just those rules: other cards are left alone.
+    pub async fn sync_many(
+        &self,
+        items: &[(&str, &[Verdict])],
+        only: Option<&std::collections::HashSet<String>>,
+        now: Time,
+    ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError> {
         with_pools!(self, |w, _r, lock| {
             let mut tx = w.begin().await?;
+            let mut all = Vec::with_capacity(items.len());
+            for (case_no, verdicts) in items {
+            let (case_no, verdicts) = (*case_no, *verdicts);
             // Several nodes may supervise the same case: take the case row first.
             sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
             let rows = sqlx::query(
@@ -284,13 +299,71 @@ impl Store {
             }
             // Cards whose subject is gone (a step that closed) resolve too.
             for ((rule, subject), (id, level, state)) in &known {
-                if state != "revoked" && !seen.contains(&(rule.clone(), subject.clone())) {
+                if state != "revoked"
+                    && !seen.contains(&(rule.clone(), subject.clone()))
+                    && only.is_none_or(|o| o.contains(rule))
+                {
                     close!(tx, *id, state, &stamp);
                     changes.push(CardChange::Resolved { rule: rule.clone(), subject: subject.clone(), level: *level });
                 }
             }
+            all.push((case_no.to_string(), changes));
+            }
             tx.commit().await?;
-            Ok(changes)
+            Ok(all)
+        })
+    }
+
+    /// A page of unfinished cases with their snapshots, after `after` in
+    /// case-number order (the supervision scan reads the store this way).
+    pub async fn open_snapshots(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(
+                "SELECT case_no, snapshot FROM cases WHERE case_no > $1 AND status NOT IN ('completed', 'terminated', 'withdrawn') ORDER BY case_no LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(r)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((row.try_get("case_no")?, row.try_get("snapshot")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The cards that follow the rules (open or revoked) of the cases in
+    /// [first, last], by case.
+    pub async fn known_cards(
+        &self,
+        first: &str,
+        last: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<Known>>, StoreError> {
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(
+                "SELECT case_no, rule, subject, level, state FROM alarms WHERE case_no >= $1 AND case_no <= $2 AND state IN ('pending', 'issued', 'ordered', 'revoked')",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(r)
+            .await?;
+            let mut out: std::collections::HashMap<String, Vec<Known>> = std::collections::HashMap::new();
+            for row in &rows {
+                let level: String = row.try_get("level")?;
+                let Some(level) = Level::parse(&level) else { continue };
+                out.entry(row.try_get("case_no")?).or_default().push(Known {
+                    rule: row.try_get("rule")?,
+                    subject: row.try_get("subject")?,
+                    level,
+                    revoked: row.try_get::<String, _>("state")? == "revoked",
+                });
+            }
+            Ok(out)
         })
     }
 
@@ -644,8 +717,9 @@ impl Store {
         })
     }
 
-    /// Per department: substantiated complaints (finished `complaint` cases
-    /// whose result is 投诉属实) and yellow/red cards, since `since`.
+    /// Per department, since `since`: substantiated complaints (finished
+    /// `complaint` cases whose result is 投诉属实) and confirmed anomalies
+    /// (yellow/red cards that got a supervision order or whose appeal was rejected).
     pub async fn staff_figures(
         &self,
         since: Time,
@@ -655,7 +729,11 @@ impl Store {
             std::collections::HashMap::new();
         with_pools!(self, |_w, r, _lock| {
             let rows = sqlx::query(
-                "SELECT department, COUNT(*) AS n FROM alarms WHERE level IN ('yellow', 'red') AND state <> 'revoked' AND issued_at >= $1 GROUP BY department",
+                // Confirmed anomalies: cards a supervision order was issued for, or
+                // whose appeal was rejected (raw automatic cards would make every
+                // busy department "repeatedly anomalous" and feed on themselves).
+                "SELECT department, COUNT(*) AS n FROM alarms WHERE level IN ('yellow', 'red') AND state <> 'revoked' AND issued_at >= $1
+                   AND (order_case IS NOT NULL OR appeal LIKE '%\"state\":\"rejected\"%') GROUP BY department",
             )
             .bind(&stamp)
             .fetch_all(r)
@@ -687,6 +765,53 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// A stored card as the scan sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    pub rule: String,
+    pub subject: String,
+    pub level: Level,
+    pub revoked: bool,
+}
+
+/// Whether `sync_cards` would change anything for these verdicts: the scan
+/// writes only for cases where it would (the write re-reads under the lock).
+pub fn needs_sync(
+    known: &[Known],
+    verdicts: &[Verdict],
+    only: Option<&std::collections::HashSet<String>>,
+) -> bool {
+    let find = |rule: &str, subject: &str, revoked: bool| {
+        known
+            .iter()
+            .find(|k| k.rule == rule && k.subject == subject && k.revoked == revoked)
+    };
+    for v in verdicts {
+        if v.error.is_some() {
+            continue;
+        }
+        match (find(&v.rule, &v.subject, false), v.level) {
+            (Some(k), Some(l)) if k.level != l => return true,
+            (Some(_), None) => return true,
+            (None, Some(l)) => {
+                let quiet = find(&v.rule, &v.subject, true).is_some_and(|r| l <= r.level);
+                if !quiet {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    // An open card whose subject is gone resolves.
+    known.iter().any(|k| {
+        !k.revoked
+            && only.is_none_or(|o| o.contains(&k.rule))
+            && !verdicts
+                .iter()
+                .any(|v| v.rule == k.rule && v.subject == k.subject)
+    })
 }
 
 /// A rating (服务评价): 5 非常满意 … 1 非常不满意; 1 and 2 need a reason.

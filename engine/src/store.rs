@@ -340,7 +340,9 @@ const MIGRATIONS_COMMON: &[&str] = &[
         deployed_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS alarms_case ON alarms (case_no, state)",
-    "CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state, class, level)",
+    // No index that leads with `state`: SQLite would pick it for a case's
+    // cards (`state IN (…)`) over `alarms_case` and read every open card.
+    "DROP INDEX IF EXISTS alarms_state",
     "CREATE INDEX IF NOT EXISTS alarms_department ON alarms (department, state)",
     // 服务评价: one rating per case and account.
     "CREATE TABLE IF NOT EXISTS ratings (

@@ -37,7 +37,8 @@ pub struct Context {
 pub struct StaffFacts {
     /// Substantiated complaints (投诉属实) in the last 365 days.
     pub complaints: i64,
-    /// Yellow and red cards issued in the last 365 days.
+    /// Confirmed anomalies in the last 365 days: yellow and red cards that got
+    /// a supervision order or whose appeal was rejected.
     pub anomalies: i64,
 }
 
@@ -59,7 +60,14 @@ pub struct RuleBook {
     fast: Vec<Option<Vec<crate::fastcond::Fast>>>,
     /// The words the conditions use: facts no rule names are not built.
     words: std::collections::HashSet<String>,
+    /// Per rule: whether its verdict can change with time alone (it names a
+    /// clock figure or `staff`): only these are evaluated by scans.
+    timed: Vec<bool>,
 }
+
+/// Words that make a condition depend on the instant (or on figures that
+/// change between events): clock figures and the cross-case `staff` facts.
+const TIMED_WORDS: &[&str] = &["promised_left", "statutory_left", "elapsed", "left", "staff", "suspended"];
 
 /// What one rule says about one subject of one case now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -119,11 +127,22 @@ impl RuleBook {
                     .collect::<Option<Vec<_>>>()
             })
             .collect();
+        let timed = rules
+            .iter()
+            .map(|(r, _)| {
+                r.levels.iter().any(|(_, e)| {
+                    e.source
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .any(|w| TIMED_WORDS.contains(&w))
+                })
+            })
+            .collect();
         Ok(RuleBook {
             engine,
             rules,
             fast,
             words,
+            timed,
         })
     }
 
@@ -227,6 +246,16 @@ impl RuleBook {
         self.evaluate_with(state, flow, cal, now, &Context::default())
     }
 
+    /// The ids of the rules whose verdicts can change with time alone.
+    pub fn timed_rules(&self) -> std::collections::HashSet<String> {
+        self.rules
+            .iter()
+            .zip(&self.timed)
+            .filter(|(_, t)| **t)
+            .map(|((r, _), _)| r.id.clone())
+            .collect()
+    }
+
     /// `evaluate` with figures from across cases (`staff.*`).
     pub fn evaluate_with(
         &self,
@@ -236,12 +265,39 @@ impl RuleBook {
         now: Time,
         ctx: &Context,
     ) -> Vec<Verdict> {
+        self.evaluate_some(state, flow, cal, now, ctx, false)
+    }
+
+    /// What a scan evaluates: only the rules whose verdicts can change with
+    /// time alone (the others change only on events, and are evaluated then).
+    pub fn evaluate_timed(
+        &self,
+        state: &CaseState,
+        flow: Option<&CompiledFlow>,
+        cal: &Calendar,
+        now: Time,
+        ctx: &Context,
+    ) -> Vec<Verdict> {
+        self.evaluate_some(state, flow, cal, now, ctx, true)
+    }
+
+    fn evaluate_some(
+        &self,
+        state: &CaseState,
+        flow: Option<&CompiledFlow>,
+        cal: &Calendar,
+        now: Time,
+        ctx: &Context,
+        timed_only: bool,
+    ) -> Vec<Verdict> {
         let mut base: Option<rhai::Scope<'static>> = None;
         let mut nums: Option<[i64; 8]> = None;
         let mut out = Vec::new();
-        let owner = responsible(state, flow);
+        // The responsible department: needed only by verdicts that hold.
+        let owner_cell = std::cell::OnceCell::new();
+        let owner = || -> String { owner_cell.get_or_init(|| responsible(state, flow)).clone() };
         for (ri, (rule, levels)) in self.rules.iter().enumerate() {
-            if !applies(&rule.scope, &state.flow_id) {
+            if !applies(&rule.scope, &state.flow_id) || (timed_only && !self.timed[ri]) {
                 continue;
             }
             // A finished case has no clocks: its timeliness cards resolve.
@@ -250,7 +306,7 @@ impl RuleBook {
                     "order" | "complaint" => rule.scope.clone(),
                     _ => "case".into(),
                 };
-                out.push(verdict(rule, subject, owner.clone(), None, None));
+                out.push(verdict(rule, subject, String::new(), None, None));
                 continue;
             }
             // The fast path: integer conditions over the case's figures.
@@ -266,7 +322,8 @@ impl RuleBook {
                     }
                 }
                 if decided {
-                    out.push(verdict(rule, "case".into(), owner.clone(), level, None));
+                    let dept = if level.is_some() { owner() } else { String::new() };
+                    out.push(verdict(rule, "case".into(), dept, level, None));
                     continue;
                 }
             }
@@ -331,11 +388,11 @@ impl RuleBook {
                             .tasks
                             .values()
                             .find(|t| t.step == s.step)
-                            .map_or_else(|| owner.clone(), |t| t.department.clone());
+                            .map_or_else(owner, |t| t.department.clone());
                         (format!("special:{}", s.id), dept, Some(("special", m)))
                     })
                     .collect(),
-                "case" => vec![("case".into(), owner.clone(), None)],
+                "case" => vec![("case".into(), owner(), None)],
                 scope @ ("order" | "complaint") => {
                     let (m, dept) = reply_facts(state, flow, cal, now);
                     let name = if scope == "order" { "order" } else { "complaint" };
