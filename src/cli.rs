@@ -215,6 +215,34 @@ fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+fn is_efficiency_file(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n == "efficiency.yaml")
+}
+
+/// `efficiency.yaml` files under the given paths (files as given, folders walked).
+fn efficiency_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if !name.starts_with('.') && name != "snapshots" && name != "target" {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        } else if is_efficiency_file(p) {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out
+}
+
 /// Flow files under the given paths: files as given, folders walked for
 /// `*.flow` and `*.flow.yaml` (sorted, so output is stable).
 pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -223,7 +251,7 @@ pub fn flow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         if p.is_dir() {
             walk(p, &mut out).map_err(|e| format!("cannot read folder {}: {e}", p.display()))?;
         } else if p.exists() {
-            if !govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
+            if !govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) && !is_efficiency_file(p) {
                 out.push(p.clone());
             }
         } else {
@@ -351,6 +379,33 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             }
         }
     }
+    // The efficiency scheme (`efficiency.yaml` beside the rules).
+    let schemes = efficiency_files(paths);
+    for f in &schemes {
+        let problem = match std::fs::read_to_string(f) {
+            Ok(text) => govflow_engine::efficiency::Scheme::parse(&f.display().to_string(), &text)
+                .err()
+                .map(|e| (e.to_string(), e.line, e.column, e.message)),
+            Err(e) => Some((format!("{}: {e}", f.display()), 1, 1, e.to_string())),
+        };
+        if let Some((human, line, column, message)) = problem {
+            errors += 1;
+            match format {
+                CheckFormat::Human => eprintln!("efficiency error: {human}"),
+                CheckFormat::Json => json.push(govflow_dsl::diag::JsonDiagnostic {
+                    file: f.display().to_string(),
+                    line,
+                    column,
+                    end_line: line,
+                    end_column: column,
+                    severity: govflow_dsl::Severity::Error,
+                    code: "efficiency::invalid",
+                    message,
+                    help: Some("see docs/rule-language.md, Efficiency".into()),
+                }),
+            }
+        }
+    }
     // Supervision rule files (`*.rules`, `*.rules.yaml`).
     let rules = rule_files(paths);
     for f in &rules {
@@ -380,8 +435,8 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         ),
         CheckFormat::Human => eprintln!(
             "checked {} file{}{}: {errors} error{}, {warnings} warning{}",
-            files.len() + rules.len(),
-            if files.len() + rules.len() == 1 {
+            files.len() + rules.len() + schemes.len(),
+            if files.len() + rules.len() + schemes.len() == 1 {
                 ""
             } else {
                 "s"

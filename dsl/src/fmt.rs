@@ -327,9 +327,15 @@ impl Printer {
             self.line(1, "departments {");
             for d in &f.departments {
                 self.comments_for(2, &format!("dept:{}", d.id));
-                let from = d.from.as_ref().map_or(String::new(), |f| format!(" from {f}"));
+                let from = d
+                    .from
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" from {f}"));
                 if d.roles.is_empty() {
-                    self.line(2, &format!("{} {}{from}", d.id, crate::text::quote(&d.name)));
+                    self.line(
+                        2,
+                        &format!("{} {}{from}", d.id, crate::text::quote(&d.name)),
+                    );
                 } else {
                     let roles: Vec<String> = d
                         .roles

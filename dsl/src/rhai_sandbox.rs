@@ -188,7 +188,6 @@ fn at(pos: rhai::Position) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod budget_tests {
     /// Nested closures count against one budget: rhai's own limit restarts
@@ -196,25 +195,41 @@ mod budget_tests {
     #[test]
     fn nested_closures_are_stopped() {
         let e = super::engine();
-        let a = format!("[{}]", (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let a = format!(
+            "[{}]",
+            (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        );
         let src = format!("{a}.all(|x| {a}.all(|y| {a}.all(|z| {a}.all(|w| x + y + z + w >= 0))))");
         let ast = e.compile_expression(&src).unwrap();
         let t0 = std::time::Instant::now();
         let err = super::eval(&e, &mut rhai::Scope::new(), &ast).unwrap_err();
-        assert!(super::explain(&err).contains("stopped by the sandbox after 100000 operations"), "{err}");
+        assert!(
+            super::explain(&err).contains("stopped by the sandbox after 100000 operations"),
+            "{err}"
+        );
         assert!(t0.elapsed().as_secs() < 5);
         // A small one runs to the end, with a fresh budget each time.
         let ok = e.compile_expression("[1, 2, 3].all(|x| x > 0)").unwrap();
         for _ in 0..3 {
-            assert!(super::eval(&e, &mut rhai::Scope::new(), &ok).unwrap().as_bool().unwrap());
+            assert!(
+                super::eval(&e, &mut rhai::Scope::new(), &ok)
+                    .unwrap()
+                    .as_bool()
+                    .unwrap()
+            );
         }
     }
 
     #[test]
     fn self_calls_are_stopped() {
         let e = super::engine();
-        let ast = e.compile_expression("(|g| g.call(g)).call(|g| g.call(g))").unwrap();
+        let ast = e
+            .compile_expression("(|g| g.call(g)).call(|g| g.call(g))")
+            .unwrap();
         let err = super::eval(&e, &mut rhai::Scope::new(), &ast).unwrap_err();
-        assert!(super::explain(&err).contains("calls nested deeper than 32"), "{err}");
+        assert!(
+            super::explain(&err).contains("calls nested deeper than 32"),
+            "{err}"
+        );
     }
 }

@@ -913,7 +913,12 @@ fn closure_params(src: &str) -> Vec<String> {
     let mut out = Vec::new();
     let parts: Vec<&str> = src.split('|').collect();
     // Between two bars: a parameter list when it is only identifiers and commas.
-    for p in parts.iter().skip(1).step_by(2).take(parts.len().saturating_sub(1) / 2) {
+    for p in parts
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .take(parts.len().saturating_sub(1) / 2)
+    {
         let names: Vec<&str> = p.split(',').map(str::trim).collect();
         if names
             .iter()

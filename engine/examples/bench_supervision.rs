@@ -112,12 +112,24 @@ async fn open(url: &str) -> Store {
         .await
         .unwrap_or_else(|e| die(url, e));
     store
-        .deploy("parallel_approval", FLOW, "parallel_approval.flow", "bench", day(2025, 9, 1, 8))
+        .deploy(
+            "parallel_approval",
+            FLOW,
+            "parallel_approval.flow",
+            "bench",
+            day(2025, 9, 1, 8),
+        )
         .await
         .unwrap_or_else(|e| die("deploy", e));
     // Red cards issue supervision orders: the built-in order flow.
     store
-        .deploy("supervision_order", ORDER_FLOW, "supervision/order.flow", "bench", day(2025, 9, 1, 8))
+        .deploy(
+            "supervision_order",
+            ORDER_FLOW,
+            "supervision/order.flow",
+            "bench",
+            day(2025, 9, 1, 8),
+        )
         .await
         .unwrap_or_else(|e| die("deploy", e));
     store
@@ -125,7 +137,9 @@ async fn open(url: &str) -> Store {
 
 /// 30 accepted cases, one per acceptance day, as templates.
 async fn templates(store: &Store, cal: &Calendar) -> Vec<CaseState> {
-    let (reg, _) = load_registry(store).await.unwrap_or_else(|e| die("registry", e));
+    let (reg, _) = load_registry(store)
+        .await
+        .unwrap_or_else(|e| die("registry", e));
     let mut out = Vec::new();
     for i in 0..30 {
         let t = day(2025, 12, 15, 10) - chrono::Duration::days(i);
@@ -195,8 +209,11 @@ async fn fill(path: &std::path::Path, templates: &[CaseState], n: usize) {
             .unwrap_or_else(|e| die("insert", e));
         tx.commit().await.unwrap_or_else(|e| die("commit", e));
         i += batch;
-        if i % 200_000 == 0 {
-            println!("  {i} cases stored after {:.0} s", t0.elapsed().as_secs_f64());
+        if i.is_multiple_of(200_000) {
+            println!(
+                "  {i} cases stored after {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
         }
     }
     pool.close().await;
@@ -227,7 +244,9 @@ async fn main_async(n: usize, dir: std::path::PathBuf) {
         store.close().await;
     }
     let store = open(&url).await;
-    let (reg, _) = load_registry(&store).await.unwrap_or_else(|e| die("registry", e));
+    let (reg, _) = load_registry(&store)
+        .await
+        .unwrap_or_else(|e| die("registry", e));
     let book = rules();
     println!("{} rules from rules/", book.len());
     let engine = Engine::new(store.clone(), Arc::new(reg), cal.clone(), Some(book));
@@ -301,7 +320,10 @@ async fn main_async(n: usize, dir: std::path::PathBuf) {
                 .unwrap_or_else(|x| die("accept", x));
         }
         let per = t0.elapsed().as_secs_f64() * 1000.0 / (rounds as f64 * 2.0);
-        println!("per event, {name}: {per:.3} ms (one client, {} commands)", rounds * 2);
+        println!(
+            "per event, {name}: {per:.3} ms (one client, {} commands)",
+            rounds * 2
+        );
     }
     store.close().await;
 }

@@ -161,14 +161,20 @@ macro_rules! close {
     ($tx:expr, $id:expr, $state:expr, $stamp:expr) => {{
         let pending = $state == "pending";
         let to = if pending { "cancelled" } else { "closed" };
-        let what = if pending { "cancelled: the condition ended" } else { "resolved" };
-        sqlx::query("UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4")
-            .bind(to)
-            .bind($stamp)
-            .bind(line($stamp, what))
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
+        let what = if pending {
+            "cancelled: the condition ended"
+        } else {
+            "resolved"
+        };
+        sqlx::query(
+            "UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4",
+        )
+        .bind(to)
+        .bind($stamp)
+        .bind(line($stamp, what))
+        .bind($id)
+        .execute(&mut *$tx)
+        .await?;
     }};
 }
 
@@ -199,56 +205,63 @@ impl Store {
             let mut tx = w.begin().await?;
             let mut all = Vec::with_capacity(items.len());
             for (case_no, verdicts) in items {
-            let (case_no, verdicts) = (*case_no, *verdicts);
-            // Several nodes may supervise the same case: take the case row first.
-            sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
-            let rows = sqlx::query(
+                let (case_no, verdicts) = (*case_no, *verdicts);
+                // Several nodes may supervise the same case: take the case row first.
+                sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
+                let rows = sqlx::query(
                 "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked') ORDER BY id",
             )
             .bind(case_no)
             .fetch_all(&mut *tx)
             .await?;
-            // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
-            let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
-                std::collections::HashMap::new();
-            for r in &rows {
-                let level: String = r.try_get("level")?;
-                let state: String = r.try_get("state")?;
-                let Some(l) = Level::parse(&level) else { continue };
-                let key = (r.try_get("rule")?, r.try_get("subject")?);
-                let keep_old = known
-                    .get(&key)
-                    .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
-                if !keep_old {
-                    known.insert(key, (r.try_get("id")?, l, state));
+                // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
+                let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
+                    std::collections::HashMap::new();
+                for r in &rows {
+                    let level: String = r.try_get("level")?;
+                    let state: String = r.try_get("state")?;
+                    let Some(l) = Level::parse(&level) else {
+                        continue;
+                    };
+                    let key = (r.try_get("rule")?, r.try_get("subject")?);
+                    let keep_old = known
+                        .get(&key)
+                        .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
+                    if !keep_old {
+                        known.insert(key, (r.try_get("id")?, l, state));
+                    }
                 }
-            }
-            let stamp = fmt_ts(now);
-            let mut changes = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for v in verdicts {
-                let key = (v.rule.clone(), v.subject.clone());
-                seen.insert(key.clone());
-                if v.error.is_some() {
-                    continue;
-                }
-                let current = known.get(&key);
-                match (current, v.level) {
-                    // Quiet after a successful appeal, unless the level rises above it.
-                    (Some((_, revoked, state)), Some(level)) if state == "revoked" && level <= *revoked => {}
-                    (None, Some(level)) | (Some(_), Some(level))
-                        if current.is_none_or(|(_, _, s)| s == "revoked") =>
-                    {
-                        let state = if level == Level::Notice { "pending" } else { "issued" };
-                        sqlx::query(
+                let stamp = fmt_ts(now);
+                let mut changes = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for v in verdicts {
+                    let key = (v.rule.to_string(), v.subject.to_string());
+                    seen.insert(key.clone());
+                    if v.error.is_some() {
+                        continue;
+                    }
+                    let current = known.get(&key);
+                    match (current, v.level) {
+                        // Quiet after a successful appeal, unless the level rises above it.
+                        (Some((_, revoked, state)), Some(level))
+                            if state == "revoked" && level <= *revoked => {}
+                        (None, Some(level)) | (Some(_), Some(level))
+                            if current.is_none_or(|(_, _, s)| s == "revoked") =>
+                        {
+                            let state = if level == Level::Notice {
+                                "pending"
+                            } else {
+                                "issued"
+                            };
+                            sqlx::query(
                             "INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                         )
-                        .bind(&v.rule)
-                        .bind(&v.name)
-                        .bind(&v.class)
-                        .bind(&v.subtype)
+                        .bind(&*v.rule)
+                        .bind(&*v.name)
+                        .bind(&*v.class)
+                        .bind(&*v.subtype)
                         .bind(case_no)
-                        .bind(&v.subject)
+                        .bind(&*v.subject)
                         .bind(&v.department)
                         .bind(level.as_str())
                         .bind(state)
@@ -257,26 +270,26 @@ impl Store {
                         .bind(line(&stamp, &format!("issued {}", level.as_str())))
                         .execute(&mut *tx)
                         .await?;
-                        changes.push(CardChange::Issued {
-                            card: Card {
-                                rule: v.rule.clone(),
-                                name: v.name.clone(),
-                                class: v.class.clone(),
-                                subject: v.subject.clone(),
-                                level,
-                                issued_at: now,
-                                history: vec![(now, format!("issued {}", level.as_str()))],
-                            },
-                        });
-                    }
-                    (Some((id, from, state)), Some(to)) if *from != to => {
-                        // A warning becomes a card once it reaches yellow; a card stays issued.
-                        let new_state = if state == "pending" && to > Level::Notice {
-                            "issued"
-                        } else {
-                            state.as_str()
-                        };
-                        sqlx::query("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
+                            changes.push(CardChange::Issued {
+                                card: Card {
+                                    rule: v.rule.to_string(),
+                                    name: v.name.to_string(),
+                                    class: v.class.to_string(),
+                                    subject: v.subject.to_string(),
+                                    level,
+                                    issued_at: now,
+                                    history: vec![(now, format!("issued {}", level.as_str()))],
+                                },
+                            });
+                        }
+                        (Some((id, from, state)), Some(to)) if *from != to => {
+                            // A warning becomes a card once it reaches yellow; a card stays issued.
+                            let new_state = if state == "pending" && to > Level::Notice {
+                                "issued"
+                            } else {
+                                state.as_str()
+                            };
+                            sqlx::query("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
                             .bind(to.as_str())
                             .bind(new_state)
                             .bind(&stamp)
@@ -284,30 +297,48 @@ impl Store {
                             .bind(*id)
                             .execute(&mut *tx)
                             .await?;
-                        changes.push(if to > *from {
-                            CardChange::Escalated { rule: v.rule.clone(), subject: v.subject.clone(), from: *from, to }
-                        } else {
-                            CardChange::Lowered { rule: v.rule.clone(), subject: v.subject.clone(), from: *from, to }
+                            changes.push(if to > *from {
+                                CardChange::Escalated {
+                                    rule: v.rule.to_string(),
+                                    subject: v.subject.to_string(),
+                                    from: *from,
+                                    to,
+                                }
+                            } else {
+                                CardChange::Lowered {
+                                    rule: v.rule.to_string(),
+                                    subject: v.subject.to_string(),
+                                    from: *from,
+                                    to,
+                                }
+                            });
+                        }
+                        (Some((id, level, state)), None) if state != "revoked" => {
+                            close!(tx, *id, state, &stamp);
+                            changes.push(CardChange::Resolved {
+                                rule: v.rule.to_string(),
+                                subject: v.subject.to_string(),
+                                level: *level,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                // Cards whose subject is gone (a step that closed) resolve too.
+                for ((rule, subject), (id, level, state)) in &known {
+                    if state != "revoked"
+                        && !seen.contains(&(rule.clone(), subject.clone()))
+                        && only.is_none_or(|o| o.contains(rule))
+                    {
+                        close!(tx, *id, state, &stamp);
+                        changes.push(CardChange::Resolved {
+                            rule: rule.clone(),
+                            subject: subject.clone(),
+                            level: *level,
                         });
                     }
-                    (Some((id, level, state)), None) if state != "revoked" => {
-                        close!(tx, *id, state, &stamp);
-                        changes.push(CardChange::Resolved { rule: v.rule.clone(), subject: v.subject.clone(), level: *level });
-                    }
-                    _ => {}
                 }
-            }
-            // Cards whose subject is gone (a step that closed) resolve too.
-            for ((rule, subject), (id, level, state)) in &known {
-                if state != "revoked"
-                    && !seen.contains(&(rule.clone(), subject.clone()))
-                    && only.is_none_or(|o| o.contains(rule))
-                {
-                    close!(tx, *id, state, &stamp);
-                    changes.push(CardChange::Resolved { rule: rule.clone(), subject: subject.clone(), level: *level });
-                }
-            }
-            all.push((case_no.to_string(), changes));
+                all.push((case_no.to_string(), changes));
             }
             tx.commit().await?;
             Ok(all)
@@ -352,10 +383,13 @@ impl Store {
             .bind(last)
             .fetch_all(r)
             .await?;
-            let mut out: std::collections::HashMap<String, Vec<Known>> = std::collections::HashMap::new();
+            let mut out: std::collections::HashMap<String, Vec<Known>> =
+                std::collections::HashMap::new();
             for row in &rows {
                 let level: String = row.try_get("level")?;
-                let Some(level) = Level::parse(&level) else { continue };
+                let Some(level) = Level::parse(&level) else {
+                    continue;
+                };
                 out.entry(row.try_get("case_no")?).or_default().push(Known {
                     rule: row.try_get("rule")?,
                     subject: row.try_get("subject")?,
@@ -405,7 +439,11 @@ impl Store {
         with_pools!(self, |w, _r, _lock| {
             // The write pool: a card read right after it changed must show the change.
             let sql = format!("SELECT {COLUMNS} FROM alarms WHERE id = $1");
-            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(w).await? {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(w)
+                .await?
+            {
                 Some(row) => Ok(Some(read_alarm!(&row))),
                 None => Ok(None),
             }
@@ -451,13 +489,15 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                .bind(&stamp)
-                .bind(actor)
-                .bind("alarm")
-                .bind(json!({"alarm": id, "note": t.note, "state": t.state}).to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&stamp)
+            .bind(actor)
+            .bind("alarm")
+            .bind(json!({"alarm": id, "note": t.note, "state": t.state}).to_string())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok::<(), AlarmError>(())
         })?;
@@ -499,13 +539,15 @@ impl Store {
             .rows_affected()
                 == 1;
             if done {
-                sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                    .bind(&stamp)
-                    .bind(&r.account)
-                    .bind("rate")
-                    .bind(json!({"case": r.case_no, "score": r.score}).to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&stamp)
+                .bind(&r.account)
+                .bind("rate")
+                .bind(json!({"case": r.case_no, "score": r.score}).to_string())
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(done)
@@ -513,7 +555,11 @@ impl Store {
     }
 
     /// Ratings, newest first (optionally of one case).
-    pub async fn ratings(&self, case_no: Option<&str>, limit: i64) -> Result<Vec<Rating>, StoreError> {
+    pub async fn ratings(
+        &self,
+        case_no: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Rating>, StoreError> {
         with_pools!(self, |_w, r, _lock| {
             let rows = sqlx::query(
                 "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE ($1 IS NULL OR case_no = $1) ORDER BY at DESC LIMIT $2",
@@ -561,8 +607,10 @@ impl Store {
             for row in &rows {
                 let snap: String = row.try_get("snapshot")?;
                 out.push(
-                    serde_json::from_str(&snap)
-                        .map_err(|e| StoreError::Corrupt { what: "case snapshot".into(), message: e.to_string() })?,
+                    serde_json::from_str(&snap).map_err(|e| StoreError::Corrupt {
+                        what: "case snapshot".into(),
+                        message: e.to_string(),
+                    })?,
                 );
             }
             Ok(out)
@@ -576,7 +624,10 @@ impl Store {
     ) -> Result<(Vec<Alarm>, Vec<Rating>), StoreError> {
         with_pools!(self, |_w, r, _lock| {
             let sql = format!("SELECT {COLUMNS} FROM alarms WHERE issued_at >= $1 ORDER BY id");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).fetch_all(r).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(from)
+                .fetch_all(r)
+                .await?;
             let mut cards = Vec::with_capacity(rows.len());
             for row in &rows {
                 cards.push(read_alarm!(row));
@@ -621,13 +672,18 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             let id: i64 = row.try_get("id")?;
-            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                .bind(&stamp)
-                .bind(&a.by)
-                .bind("efficiency.adjust")
-                .bind(json!({"id": id, "department": a.department, "period": a.period, "delta": a.delta}).to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&stamp)
+            .bind(&a.by)
+            .bind("efficiency.adjust")
+            .bind(
+                json!({"id": id, "department": a.department, "period": a.period, "delta": a.delta})
+                    .to_string(),
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -688,10 +744,11 @@ impl Store {
         let stamp = fmt_ts(now);
         with_pools!(self, |w, _r, _lock| {
             let mut tx = w.begin().await?;
-            let Some(row) = sqlx::query("SELECT department, state FROM efficiency_adjustments WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
+            let Some(row) =
+                sqlx::query("SELECT department, state FROM efficiency_adjustments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
             else {
                 return Ok(None);
             };
@@ -705,13 +762,15 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                .bind(&stamp)
-                .bind(note)
-                .bind("efficiency.adjustment")
-                .bind(json!({"id": id, "to": to}).to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&stamp)
+            .bind(note)
+            .bind("efficiency.adjustment")
+            .bind(json!({"id": id, "to": to}).to_string())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(Some(Ok(row.try_get("department")?)))
         })
@@ -758,7 +817,10 @@ impl Store {
                     .outcome
                     .as_ref()
                     .is_some_and(|o| o.result == "投诉属实");
-                if let (true, Some(d)) = (substantiated, state.data.get("addressee").and_then(|v| v.as_str())) {
+                if let (true, Some(d)) = (
+                    substantiated,
+                    state.data.get("addressee").and_then(|v| v.as_str()),
+                ) {
                     out.entry(d.to_string()).or_default().complaints += 1;
                 }
             }
@@ -810,7 +872,7 @@ pub fn needs_sync(
             && only.is_none_or(|o| o.contains(&k.rule))
             && !verdicts
                 .iter()
-                .any(|v| v.rule == k.rule && v.subject == k.subject)
+                .any(|v| *v.rule == *k.rule && *v.subject == *k.subject)
     })
 }
 

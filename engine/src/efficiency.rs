@@ -102,7 +102,10 @@ impl Scheme {
             Some(m) => {
                 for e in m {
                     let v = num(&e.value).ok_or_else(|| {
-                        err(e.value.span, format!("grade `{}` needs a number (the lowest score)", e.key))
+                        err(
+                            e.value.span,
+                            format!("grade `{}` needs a number (the lowest score)", e.key),
+                        )
                     })?;
                     grades.push((e.key.clone(), v));
                 }
@@ -127,7 +130,10 @@ impl Scheme {
                 .ok_or_else(|| err(n.span, format!("indicator `{id}` needs a `formula`")))?;
             let fnode = n.get("formula").map_or(n.span, |f| f.span);
             let ast = engine.compile_expression(&formula).map_err(|e| {
-                err(fnode, format!("indicator `{id}`: the formula does not parse: {e}"))
+                err(
+                    fnode,
+                    format!("indicator `{id}`: the formula does not parse: {e}"),
+                )
             })?;
             // Names the formula uses must be figures.
             let mut word = String::new();
@@ -136,11 +142,20 @@ impl Scheme {
                     word.push(c);
                 } else if !word.is_empty() {
                     let w = std::mem::take(&mut word);
-                    let starts_alpha = w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
-                    if starts_alpha && !FIGURES.contains(&w.as_str()) && !["if", "else", "true", "false"].contains(&w.as_str()) {
+                    let starts_alpha = w
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_alphabetic() || c == '_');
+                    if starts_alpha
+                        && !FIGURES.contains(&w.as_str())
+                        && !["if", "else", "true", "false"].contains(&w.as_str())
+                    {
                         return Err(err(
                             fnode,
-                            format!("indicator `{id}`: unknown figure `{w}`; figures: {}", FIGURES.join(", ")),
+                            format!(
+                                "indicator `{id}`: unknown figure `{w}`; figures: {}",
+                                FIGURES.join(", ")
+                            ),
                         ));
                     }
                 }
@@ -148,9 +163,19 @@ impl Scheme {
             let (min, max) = match n.get("range").and_then(Node::as_list) {
                 Some([a, b]) => match (num(a), num(b)) {
                     (Some(a), Some(b)) if a <= b => (a, b),
-                    _ => return Err(err(n.span, format!("indicator `{id}`: `range` is [low, high]"))),
+                    _ => {
+                        return Err(err(
+                            n.span,
+                            format!("indicator `{id}`: `range` is [low, high]"),
+                        ));
+                    }
                 },
-                _ => return Err(err(n.span, format!("indicator `{id}` needs `range: [low, high]`"))),
+                _ => {
+                    return Err(err(
+                        n.span,
+                        format!("indicator `{id}` needs `range: [low, high]`"),
+                    ));
+                }
             };
             indicators.push(Indicator {
                 name: field("name").unwrap_or_else(|| id.clone()),
@@ -211,16 +236,28 @@ impl Scheme {
                     (Ok(f), _) => f,
                     (_, Ok(i)) => i as f64,
                     _ => {
-                        errors.push(format!("{}: gave a {}, not a number", ind.id, d.type_name()));
+                        errors.push(format!(
+                            "{}: gave a {}, not a number",
+                            ind.id,
+                            d.type_name()
+                        ));
                         0.0
                     }
                 },
                 Err(e) => {
-                    errors.push(format!("{}: {}", ind.id, govflow_dsl::rhai_sandbox::explain(&e)));
+                    errors.push(format!(
+                        "{}: {}",
+                        ind.id,
+                        govflow_dsl::rhai_sandbox::explain(&e)
+                    ));
                     0.0
                 }
             };
-            let v = if v.is_finite() { v.clamp(ind.min, ind.max) } else { ind.min };
+            let v = if v.is_finite() {
+                v.clamp(ind.min, ind.max)
+            } else {
+                ind.min
+            };
             values.push((ind.id.clone(), (v * 100.0).round() / 100.0));
         }
         let score = values.iter().map(|(_, v)| v).sum::<f64>() + adjustments;
@@ -257,7 +294,10 @@ mod tests {
             .insert("red".into(), 5);
         let a = s.assess(&row, 0, 0.0);
         // 54 + clamp(40 - 50) = 54 + 0
-        assert_eq!(a.indicators, vec![("on_time".into(), 54.0), ("cards".into(), 0.0)]);
+        assert_eq!(
+            a.indicators,
+            vec![("on_time".into(), 54.0), ("cards".into(), 0.0)]
+        );
         assert_eq!(a.grade, "不合格");
         let a = s.assess(&row, 0, 10.0);
         assert_eq!((a.score, a.grade.as_str()), (64.0, "合格"));

@@ -208,7 +208,12 @@ impl Scenario {
         };
         let mut context = crate::supervision::Context::default();
         if let Some(n) = root.get("staff") {
-            let bad = |span| err(span, "`staff` maps departments to `{ complaints: N, anomalies: N }`".into());
+            let bad = |span| {
+                err(
+                    span,
+                    "`staff` maps departments to `{ complaints: N, anomalies: N }`".into(),
+                )
+            };
             for e in n.as_map().ok_or_else(|| bad(n.span))? {
                 let mut f = crate::supervision::StaffFacts::default();
                 for x in e.value.as_map().ok_or_else(|| bad(e.value.span))? {
@@ -734,7 +739,8 @@ impl Runner<'_> {
         let (Some(rules), Some(state)) = (self.rules, &self.state) else {
             return Vec::new();
         };
-        let verdicts = rules.evaluate_with(state, Some(self.flow), self.cal, self.now, self.context);
+        let verdicts =
+            rules.evaluate_with(state, Some(self.flow), self.cal, self.now, self.context);
         let colour = |l: govflow_dsl::rule::Level| match l {
             govflow_dsl::rule::Level::Notice => "预警 notice",
             govflow_dsl::rule::Level::Yellow => "黄牌 yellow",

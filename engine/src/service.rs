@@ -44,8 +44,11 @@ pub struct Engine {
     pub context: Arc<std::sync::RwLock<crate::supervision::Context>>,
     /// The last evaluation error of each rule (a wrong type, the sandbox
     /// stopping a condition): rule id → (instant, case, message).
-    pub rule_errors: Arc<std::sync::Mutex<std::collections::BTreeMap<String, (Time, String, String)>>>,
+    pub rule_errors: Arc<std::sync::Mutex<RuleErrors>>,
 }
+
+/// Rule id → (instant, case, message) of its last evaluation error.
+pub type RuleErrors = std::collections::BTreeMap<String, (Time, String, String)>;
 
 /// Cases a scan reads per page.
 const SCAN_PAGE: i64 = 2000;
@@ -71,7 +74,9 @@ pub fn supervision_body() -> crate::core::Person {
     let (name, code) = configured
         .as_deref()
         .and_then(|v| v.split_once('|'))
-        .map_or(("电子监察中心", "11330100MB0000001R"), |(n, c)| (n.trim(), c.trim()));
+        .map_or(("电子监察中心", "11330100MB0000001R"), |(n, c)| {
+            (n.trim(), c.trim())
+        });
     crate::core::Person {
         name: name.to_string(),
         id_kind: crate::ids::IdKind::CreditCode,
@@ -114,7 +119,11 @@ impl Engine {
 
     /// Re-reads the cross-case figures (`staff.*`): the last 365 days.
     pub async fn refresh_context(&self, now: Time) {
-        match self.store.staff_figures(now - chrono::Duration::days(365)).await {
+        match self
+            .store
+            .staff_figures(now - chrono::Duration::days(365))
+            .await
+        {
             Ok(staff) => {
                 if let Ok(mut c) = self.context.write() {
                     c.staff = staff;
@@ -196,10 +205,12 @@ impl Engine {
         let topped: Vec<(&str, &str)> = changes
             .iter()
             .filter_map(|c| match c {
-                CardChange::Issued { card } => Some((card.rule.as_str(), card.subject.as_str(), card.level)),
-                CardChange::Escalated { rule, subject, to, .. } => {
-                    Some((rule.as_str(), subject.as_str(), *to))
+                CardChange::Issued { card } => {
+                    Some((card.rule.as_str(), card.subject.as_str(), card.level))
                 }
+                CardChange::Escalated {
+                    rule, subject, to, ..
+                } => Some((rule.as_str(), subject.as_str(), *to)),
                 _ => None,
             })
             .filter(|(rule, _, level)| {
@@ -278,11 +289,11 @@ impl Engine {
             let msg = v.error.clone().unwrap_or_default();
             if let Ok(mut errs) = self.rule_errors.lock() {
                 // Logged once per rule and message; the card stays as it was.
-                let first = errs.get(&v.rule).is_none_or(|(_, _, m)| *m != msg);
+                let first = errs.get(&*v.rule).is_none_or(|(_, _, m)| *m != msg);
                 if first {
                     eprintln!("supervision: rule {} on case {case_no}: {msg}", v.rule);
                 }
-                errs.insert(v.rule.clone(), (now, case_no.to_string(), msg));
+                errs.insert(v.rule.to_string(), (now, case_no.to_string(), msg));
             }
         }
         // Most commands change no card: find out without the write lock.
@@ -455,8 +466,13 @@ impl Engine {
             let chunk = page.len().div_ceil(workers).max(1);
             let mut jobs = Vec::new();
             for w in 0..workers {
-                let (page, known, rules, ctx, timed) =
-                    (page.clone(), known.clone(), rules.clone(), ctx.clone(), timed.clone());
+                let (page, known, rules, ctx, timed) = (
+                    page.clone(),
+                    known.clone(),
+                    rules.clone(),
+                    ctx.clone(),
+                    timed.clone(),
+                );
                 let (flows, cal) = (self.flows.clone(), self.calendar.clone());
                 jobs.push(tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
@@ -469,7 +485,8 @@ impl Engine {
                             continue;
                         };
                         let flow = flows.get(&state.flow_id, state.flow_version);
-                        let verdicts = rules.evaluate_timed(&state, flow.as_deref(), &cal, now, &ctx);
+                        let verdicts =
+                            rules.evaluate_timed(&state, flow.as_deref(), &cal, now, &ctx);
                         evaluated += verdicts.len();
                         let k = known.get(no).map_or(&[][..], Vec::as_slice);
                         if crate::alarms::needs_sync(k, &verdicts, Some(&timed)) {

@@ -49,10 +49,13 @@ pub struct E2 {
     pub anomaly_rate: Option<f64>,
 }
 
+/// A case of the period with its events and whether it is an immediate (即办) item.
+pub type CaseRecord = (CaseState, Vec<Event>, bool);
+
 /// What the figures are computed from.
 pub struct Input<'a> {
     /// The cases of the period with their events, and whether each is an immediate (即办) item.
-    pub cases: &'a [(CaseState, Vec<Event>, bool)],
+    pub cases: &'a [CaseRecord],
     pub alarms: &'a [Alarm],
     pub ratings: &'a [Rating],
     /// Names of flows and departments.
@@ -93,7 +96,7 @@ fn add_cards_and_ratings(row: &mut Row, alarms: &[&Alarm], ratings: &[&Rating]) 
 /// One row per item (flow), sorted by flow id.
 pub fn by_item(i: &Input) -> Vec<Row> {
     let live: Vec<&Alarm> = i.alarms.iter().filter(|a| a.state != "revoked").collect();
-    let mut groups: BTreeMap<&str, Vec<&(CaseState, Vec<Event>, bool)>> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Vec<&CaseRecord>> = BTreeMap::new();
     for c in i.cases {
         groups.entry(c.0.flow_id.as_str()).or_default().push(c);
     }
@@ -143,8 +146,8 @@ pub fn by_item(i: &Input) -> Vec<Row> {
                 }
             }
         }
-        row.avg_working_days = (row.measured > 0)
-            .then(|| (days as f64 / row.measured as f64 * 100.0).round() / 100.0);
+        row.avg_working_days =
+            (row.measured > 0).then(|| (days as f64 / row.measured as f64 * 100.0).round() / 100.0);
         row.overdue_rate = ratio(row.overdue, row.cases);
         let cards: Vec<&Alarm> = live
             .iter()

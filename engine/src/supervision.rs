@@ -15,6 +15,10 @@ use govflow_dsl::rule::{Level, Rule, RuleSet};
 use rhai::{Dynamic, Map};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One thing a rule looks at: (subject, responsible department, the scope's object).
+type Subject = (String, String, Option<(&'static str, Map)>);
 
 /// "No such deadline": far enough that no threshold reaches it.
 pub const NO_DEADLINE: i64 = 9999;
@@ -63,21 +67,33 @@ pub struct RuleBook {
     /// Per rule: whether its verdict can change with time alone (it names a
     /// clock figure or `staff`): only these are evaluated by scans.
     timed: Vec<bool>,
+    /// Per rule: (id, name, class, sub-type), shared by its verdicts.
+    meta: Vec<[Arc<str>; 4]>,
+    /// The subject `case`, shared.
+    case_subject: Arc<str>,
 }
 
 /// Words that make a condition depend on the instant (or on figures that
 /// change between events): clock figures and the cross-case `staff` facts.
-const TIMED_WORDS: &[&str] = &["promised_left", "statutory_left", "elapsed", "left", "staff", "suspended"];
+const TIMED_WORDS: &[&str] = &[
+    "promised_left",
+    "statutory_left",
+    "elapsed",
+    "left",
+    "staff",
+    "suspended",
+];
 
 /// What one rule says about one subject of one case now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    pub rule: String,
-    pub name: String,
-    pub class: String,
-    pub subtype: String,
+    /// Shared with the rule book (a scan makes millions of verdicts).
+    pub rule: Arc<str>,
+    pub name: Arc<str>,
+    pub class: Arc<str>,
+    pub subtype: Arc<str>,
     /// `case`, `step:ID`, `special:N`, `order` or `complaint`.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// The department responsible for the subject (a supervision order goes there).
     pub department: String,
     /// The highest level whose condition holds; `None` when none does.
@@ -137,12 +153,25 @@ impl RuleBook {
                 })
             })
             .collect();
+        let meta = rules
+            .iter()
+            .map(|(r, _)| {
+                [
+                    Arc::from(r.id.as_str()),
+                    Arc::from(r.name.as_str()),
+                    Arc::from(r.class.as_str()),
+                    Arc::from(r.subtype.as_str()),
+                ]
+            })
+            .collect();
         Ok(RuleBook {
             engine,
             rules,
             fast,
             words,
             timed,
+            meta,
+            case_subject: Arc::from("case"),
         })
     }
 
@@ -303,10 +332,10 @@ impl RuleBook {
             // A finished case has no clocks: its timeliness cards resolve.
             if state.status.is_finished() && rule.class == "timeliness" {
                 let subject = match rule.scope.as_str() {
-                    "order" | "complaint" => rule.scope.clone(),
-                    _ => "case".into(),
+                    "order" | "complaint" => Arc::from(rule.scope.as_str()),
+                    _ => self.case_subject.clone(),
                 };
-                out.push(verdict(rule, subject, String::new(), None, None));
+                out.push(verdict(&self.meta[ri], subject, String::new(), None, None));
                 continue;
             }
             // The fast path: integer conditions over the case's figures.
@@ -322,13 +351,23 @@ impl RuleBook {
                     }
                 }
                 if decided {
-                    let dept = if level.is_some() { owner() } else { String::new() };
-                    out.push(verdict(rule, "case".into(), dept, level, None));
+                    let dept = if level.is_some() {
+                        owner()
+                    } else {
+                        String::new()
+                    };
+                    out.push(verdict(
+                        &self.meta[ri],
+                        self.case_subject.clone(),
+                        dept,
+                        level,
+                        None,
+                    ));
                     continue;
                 }
             }
             let base = base.get_or_insert_with(|| facts(state, flow, cal, now, &self.words));
-            let subjects: Vec<(String, String, Option<(&str, Map)>)> = match rule.scope.as_str() {
+            let subjects: Vec<Subject> = match rule.scope.as_str() {
                 "step" => state
                     .tasks
                     .values()
@@ -362,7 +401,11 @@ impl RuleBook {
                                 .map_or(NO_DEADLINE, |d| left(d, cal, frozen.unwrap_or(now)))
                                 .into(),
                         );
-                        (format!("step:{}", t.step), t.department.clone(), Some(("step", m)))
+                        (
+                            format!("step:{}", t.step),
+                            t.department.clone(),
+                            Some(("step", m)),
+                        )
                     })
                     .collect(),
                 "special" => state
@@ -395,7 +438,11 @@ impl RuleBook {
                 "case" => vec![("case".into(), owner(), None)],
                 scope @ ("order" | "complaint") => {
                     let (m, dept) = reply_facts(state, flow, cal, now);
-                    let name = if scope == "order" { "order" } else { "complaint" };
+                    let name = if scope == "order" {
+                        "order"
+                    } else {
+                        "complaint"
+                    };
                     vec![(scope.to_string(), dept, Some((name, m)))]
                 }
                 _ => Vec::new(),
@@ -432,7 +479,13 @@ impl RuleBook {
                         }
                     }
                 }
-                out.push(verdict(rule, subject, dept, level, error));
+                out.push(verdict(
+                    &self.meta[ri],
+                    Arc::from(subject),
+                    dept,
+                    level,
+                    error,
+                ));
             }
         }
         out
@@ -440,17 +493,17 @@ impl RuleBook {
 }
 
 fn verdict(
-    rule: &Rule,
-    subject: String,
+    meta: &[Arc<str>; 4],
+    subject: Arc<str>,
     department: String,
     level: Option<Level>,
     error: Option<String>,
 ) -> Verdict {
     Verdict {
-        rule: rule.id.clone(),
-        name: rule.name.clone(),
-        class: rule.class.clone(),
-        subtype: rule.subtype.clone(),
+        rule: meta[0].clone(),
+        name: meta[1].clone(),
+        class: meta[2].clone(),
+        subtype: meta[3].clone(),
         subject,
         department,
         level,
@@ -751,11 +804,15 @@ impl CardBoard {
     pub fn update(&mut self, case_no: &str, verdicts: &[Verdict], now: Time) -> Vec<CardChange> {
         let mut changes = Vec::new();
         for v in verdicts {
-            let key = (v.rule.clone(), case_no.to_string(), v.subject.clone());
+            let key = (
+                v.rule.to_string(),
+                case_no.to_string(),
+                v.subject.to_string(),
+            );
             if let Some(e) = &v.error {
                 changes.push(CardChange::Failed {
-                    rule: v.rule.clone(),
-                    subject: v.subject.clone(),
+                    rule: v.rule.to_string(),
+                    subject: v.subject.to_string(),
                     error: e.clone(),
                 });
                 continue;
@@ -763,10 +820,10 @@ impl CardBoard {
             match (self.cards.get_mut(&key), v.level) {
                 (None, Some(level)) => {
                     let card = Card {
-                        rule: v.rule.clone(),
-                        name: v.name.clone(),
-                        class: v.class.clone(),
-                        subject: v.subject.clone(),
+                        rule: v.rule.to_string(),
+                        name: v.name.to_string(),
+                        class: v.class.to_string(),
+                        subject: v.subject.to_string(),
                         level,
                         issued_at: now,
                         history: vec![(now, format!("issued {}", level.as_str()))],
@@ -781,15 +838,15 @@ impl CardBoard {
                         .push((now, format!("{} → {}", from.as_str(), level.as_str())));
                     changes.push(if level > from {
                         CardChange::Escalated {
-                            rule: v.rule.clone(),
-                            subject: v.subject.clone(),
+                            rule: v.rule.to_string(),
+                            subject: v.subject.to_string(),
                             from,
                             to: level,
                         }
                     } else {
                         CardChange::Lowered {
-                            rule: v.rule.clone(),
-                            subject: v.subject.clone(),
+                            rule: v.rule.to_string(),
+                            subject: v.subject.to_string(),
                             from,
                             to: level,
                         }
@@ -799,8 +856,8 @@ impl CardBoard {
                     if let Some(mut card) = self.cards.remove(&key) {
                         card.history.push((now, "resolved".into()));
                         changes.push(CardChange::Resolved {
-                            rule: v.rule.clone(),
-                            subject: v.subject.clone(),
+                            rule: v.rule.to_string(),
+                            subject: v.subject.to_string(),
                             level: card.level,
                         });
                         self.closed.push(card);
@@ -812,7 +869,7 @@ impl CardBoard {
         // Subjects that disappeared (a step that closed) resolve their cards.
         let seen: std::collections::BTreeSet<(String, String)> = verdicts
             .iter()
-            .map(|v| (v.rule.clone(), v.subject.clone()))
+            .map(|v| (v.rule.to_string(), v.subject.to_string()))
             .collect();
         let gone: Vec<_> = self
             .cards

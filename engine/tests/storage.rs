@@ -500,7 +500,11 @@ async fn two_nodes_share_timers_on_postgres() {
     assert_eq!(passed as i64, timers);
 }
 
-fn verdict(rule: &str, subject: &str, level: Option<govflow_dsl::rule::Level>) -> govflow_engine::supervision::Verdict {
+fn verdict(
+    rule: &str,
+    subject: &str,
+    level: Option<govflow_dsl::rule::Level>,
+) -> govflow_engine::supervision::Verdict {
     govflow_engine::supervision::Verdict {
         rule: rule.into(),
         name: "测试规则".into(),
@@ -527,42 +531,134 @@ async fn cards_live_through_their_states() {
         let at = t("2025-09-26 10:00");
         let no = drive(&b.store, &reg, &cal, at).await;
         let s = &b.store;
-        let ch = s.sync_cards(&no, &[verdict("r", "case", Some(Notice)), verdict("w", "case", Some(Notice))], at).await.unwrap();
+        let ch = s
+            .sync_cards(
+                &no,
+                &[
+                    verdict("r", "case", Some(Notice)),
+                    verdict("w", "case", Some(Notice)),
+                ],
+                at,
+            )
+            .await
+            .unwrap();
         assert_eq!(ch.len(), 2, "{}", b.name);
         let all = |state: &'static str| {
-            let f = AlarmFilter { case_no: Some(no.clone()), state: Some(state.into()), ..Default::default() };
+            let f = AlarmFilter {
+                case_no: Some(no.clone()),
+                state: Some(state.into()),
+                ..Default::default()
+            };
             async move { s.alarms(&f, 50, 0).await.unwrap() }
         };
         assert_eq!(all("pending").await.len(), 2, "{}", b.name);
         // Yellow: r becomes a card; w's warning ends and is cancelled.
-        s.sync_cards(&no, &[verdict("r", "case", Some(Yellow)), verdict("w", "case", None)], at).await.unwrap();
+        s.sync_cards(
+            &no,
+            &[
+                verdict("r", "case", Some(Yellow)),
+                verdict("w", "case", None),
+            ],
+            at,
+        )
+        .await
+        .unwrap();
         let issued = all("issued").await;
-        assert_eq!((issued.len(), issued[0].level.as_str()), (1, "yellow"), "{}", b.name);
+        assert_eq!(
+            (issued.len(), issued[0].level.as_str()),
+            (1, "yellow"),
+            "{}",
+            b.name
+        );
         assert_eq!(all("cancelled").await.len(), 1, "{}", b.name);
         let id = issued[0].id;
         // Appeal, then revoke; a wrong state is refused.
-        let appeal = Transition { from: &["issued"], state: None, level: None, appeal: Some(serde_json::json!({"state": "pending"})), order_case: None, note: "appealed".into() };
+        let appeal = Transition {
+            from: &["issued"],
+            state: None,
+            level: None,
+            appeal: Some(serde_json::json!({"state": "pending"})),
+            order_case: None,
+            note: "appealed".into(),
+        };
         s.transition_alarm(id, &appeal, "dev", at).await.unwrap();
-        let revoke = Transition { from: &["issued", "ordered"], state: Some("revoked"), level: None, appeal: Some(serde_json::json!({"state": "revoked"})), order_case: None, note: "revoked".into() };
-        let card = s.transition_alarm(id, &revoke, "supervisor", at).await.unwrap();
+        let revoke = Transition {
+            from: &["issued", "ordered"],
+            state: Some("revoked"),
+            level: None,
+            appeal: Some(serde_json::json!({"state": "revoked"})),
+            order_case: None,
+            note: "revoked".into(),
+        };
+        let card = s
+            .transition_alarm(id, &revoke, "supervisor", at)
+            .await
+            .unwrap();
         assert_eq!(card.state, "revoked", "{}", b.name);
-        assert!(s.transition_alarm(id, &revoke, "supervisor", at).await.is_err(), "{}", b.name);
+        assert!(
+            s.transition_alarm(id, &revoke, "supervisor", at)
+                .await
+                .is_err(),
+            "{}",
+            b.name
+        );
         // Still yellow: quiet. Red: a new card.
-        assert!(s.sync_cards(&no, &[verdict("r", "case", Some(Yellow))], at).await.unwrap().is_empty(), "{}", b.name);
-        s.sync_cards(&no, &[verdict("r", "case", Some(Red))], at).await.unwrap();
+        assert!(
+            s.sync_cards(&no, &[verdict("r", "case", Some(Yellow))], at)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        s.sync_cards(&no, &[verdict("r", "case", Some(Red))], at)
+            .await
+            .unwrap();
         let issued = all("issued").await;
-        assert_eq!((issued.len(), issued[0].level.as_str()), (1, "red"), "{}", b.name);
+        assert_eq!(
+            (issued.len(), issued[0].level.as_str()),
+            (1, "red"),
+            "{}",
+            b.name
+        );
         assert_ne!(issued[0].id, id);
         // The condition clears: closed, history kept.
-        s.sync_cards(&no, &[verdict("r", "case", None)], at).await.unwrap();
+        s.sync_cards(&no, &[verdict("r", "case", None)], at)
+            .await
+            .unwrap();
         let closed = all("closed").await;
         assert_eq!(closed.len(), 1, "{}", b.name);
-        assert_eq!(closed[0].history.last().map(|h| h.1.as_str()), Some("resolved"), "{}", b.name);
+        assert_eq!(
+            closed[0].history.last().map(|h| h.1.as_str()),
+            Some("resolved"),
+            "{}",
+            b.name
+        );
         assert_eq!(all("open").await.len(), 0, "{}", b.name);
         // Ratings.
-        let r = Rating { case_no: no.clone(), account: "u1".into(), score: 4, reason: None, department: "window".into(), flow_id: "parallel_approval".into(), at: None };
+        let r = Rating {
+            case_no: no.clone(),
+            account: "u1".into(),
+            score: 4,
+            reason: None,
+            department: "window".into(),
+            flow_id: "parallel_approval".into(),
+            at: None,
+        };
         assert!(s.rate(&r, at).await.unwrap(), "{}", b.name);
-        assert!(!s.rate(&Rating { score: 1, ..r.clone() }, at).await.unwrap(), "{}", b.name);
+        assert!(
+            !s.rate(
+                &Rating {
+                    score: 1,
+                    ..r.clone()
+                },
+                at
+            )
+            .await
+            .unwrap(),
+            "{}",
+            b.name
+        );
         let got = s.ratings(Some(&no), 10).await.unwrap();
         assert_eq!((got.len(), got[0].score), (1, 4), "{}", b.name);
     }

@@ -83,7 +83,10 @@ async fn rows(
     let engine = state.engine();
     let start = format!("{from}T00:00:00");
     let end = format!("{}T00:00:00", to.succ_opt().unwrap_or(to));
-    let cases = engine.store.cases_registered(&start, &end, MAX_CASES).await?;
+    let cases = engine
+        .store
+        .cases_registered(&start, &end, MAX_CASES)
+        .await?;
     let mut with_events = Vec::with_capacity(cases.len());
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for c in cases {
@@ -248,7 +251,10 @@ pub(crate) async fn adjust(
         by: b.by.name,
     };
     let id = state.engine().store.add_adjustment(&a, now_cst()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "adjustment": a}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "adjustment": a})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -274,10 +280,22 @@ pub(crate) async fn adjustment_action(
     let store = &state.engine().store;
     let (from, to, note) = match (action.as_str(), b.outcome.as_deref()) {
         ("appeal", _) => {
-            let reason = b.reason.clone().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "appeal.no_reason", "an appeal needs a reason")
-            })?;
-            ("applied", "appealed", format!("appealed by {}: {reason}", b.by.name))
+            let reason = b
+                .reason
+                .clone()
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "appeal.no_reason",
+                        "an appeal needs a reason",
+                    )
+                })?;
+            (
+                "applied",
+                "appealed",
+                format!("appealed by {}: {reason}", b.by.name),
+            )
         }
         ("decide", Some(o @ ("uphold" | "withdraw"))) => {
             if b.by.role.as_deref() != Some("supervisor") {
@@ -287,8 +305,20 @@ pub(crate) async fn adjustment_action(
                     "only a supervisor decides appeals",
                 ));
             }
-            let to = if o == "uphold" { "applied" } else { "withdrawn" };
-            ("appealed", to, format!("{o} by {}: {}", b.by.name, b.reason.clone().unwrap_or_default()))
+            let to = if o == "uphold" {
+                "applied"
+            } else {
+                "withdrawn"
+            };
+            (
+                "appealed",
+                to,
+                format!(
+                    "{o} by {}: {}",
+                    b.by.name,
+                    b.reason.clone().unwrap_or_default()
+                ),
+            )
         }
         ("decide", _) => {
             return Err(ApiError::new(

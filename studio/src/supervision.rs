@@ -46,9 +46,11 @@ pub fn routes() -> Router<AppState> {
 impl From<AlarmError> for ApiError {
     fn from(e: AlarmError) -> ApiError {
         match e {
-            AlarmError::NotFound(id) => {
-                ApiError::new(StatusCode::NOT_FOUND, "alarm.not_found", format!("no card {id}"))
-            }
+            AlarmError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "alarm.not_found",
+                format!("no card {id}"),
+            ),
             e @ AlarmError::WrongState { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "alarm.wrong_state", e.to_string())
             }
@@ -181,7 +183,10 @@ fn supervisor(by: &Actor) -> Result<(), ApiError> {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "alarm.not_supervisor",
-            format!("only a supervisor (role `supervisor`) may do this; {} is not one", who(by)),
+            format!(
+                "only a supervisor (role `supervisor`) may do this; {} is not one",
+                who(by)
+            ),
         ))
     }
 }
@@ -308,7 +313,11 @@ async fn decide(
                 Some(Level::Notice) => Level::Yellow,
                 _ => Level::Red,
             };
-            (Some("issued").filter(|_| c.state == "pending"), Some(up), "escalated")
+            (
+                Some("issued").filter(|_| c.state == "pending"),
+                Some(up),
+                "escalated",
+            )
         }
         other => {
             return Err(ApiError::new(
@@ -331,7 +340,10 @@ async fn decide(
         note: format!("appeal {appeal_state}: {opinion}"),
     };
     let engine = state.engine();
-    let mut out = engine.store.transition_alarm(id, &t, &who(&b.by), now).await?;
+    let mut out = engine
+        .store
+        .transition_alarm(id, &t, &who(&b.by), now)
+        .await?;
     if level == Some(Level::Red) && out.order_case.is_none() {
         let to = out.department.clone();
         out = engine.issue_order(&out, &to, None, &who(&b.by)).await?;
@@ -409,7 +421,9 @@ async fn list_flow_cases(
             "result": s.outcome.as_ref().map(|o| o.result.clone()),
         }));
     }
-    Ok(Json(json!({"items": items, "limit": limit, "offset": offset})))
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
 }
 
 /// Supervision orders (cases of the built-in order flow).
@@ -564,7 +578,10 @@ async fn rate(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "rating.case_open",
-            format!("case {no} is {}; rate it once it is finished", s.status.as_str()),
+            format!(
+                "case {no} is {}; rate it once it is finished",
+                s.status.as_str()
+            ),
         ));
     }
     // The department rated: the one that accepted the case (the window).
@@ -574,12 +591,15 @@ async fn rate(
         .get(&s.flow_id, s.flow_version)
         .and_then(|f| {
             let acc = f.acceptance_step()?.to_string();
-            f.flow.all_steps().into_iter().find_map(|st| match &st.kind {
-                govflow_dsl::ir::StepKind::Task { by, .. } if st.id == acc => {
-                    Some(by.department.clone())
-                }
-                _ => None,
-            })
+            f.flow
+                .all_steps()
+                .into_iter()
+                .find_map(|st| match &st.kind {
+                    govflow_dsl::ir::StepKind::Task { by, .. } if st.id == acc => {
+                        Some(by.department.clone())
+                    }
+                    _ => None,
+                })
         })
         .unwrap_or_default();
     let r = Rating {

@@ -139,8 +139,14 @@ fn red_card_orders_and_late_reply_alarms() {
     );
     assert_eq!(s, 200, "{v}");
     let case = get(port, &format!("/api/cases/{no}"));
-    assert_eq!(case["deadlines"]["statutory"]["due_date"], "2026-03-13", "{case}");
-    assert_eq!(case["deadlines"]["promised"]["due_date"], "2026-02-28", "{case}");
+    assert_eq!(
+        case["deadlines"]["statutory"]["due_date"], "2026-03-13",
+        "{case}"
+    );
+    assert_eq!(
+        case["deadlines"]["promised"]["due_date"], "2026-02-28",
+        "{case}"
+    );
     // An order needs its addressee: without one the start is refused, not stored.
     let (s, v) = post(
         port,
@@ -148,7 +154,11 @@ fn red_card_orders_and_late_reply_alarms() {
         serde_json::json!({"flow": "supervision_order",
             "applicant": {"name": "电子监察中心", "id_kind": "credit_code", "id_number": "11330100MB0000001R"}}),
     );
-    assert_eq!((s, v["code"].as_str()), (422, Some("task.no_assignee")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("task.no_assignee")),
+        "{v}"
+    );
     server.kill9();
 
     // 2026-03-16: past the statutory deadline. The start-up scan raises the red
@@ -163,12 +173,19 @@ fn red_card_orders_and_late_reply_alarms() {
             .filter(|c| c["state"] == "ordered")
     });
     assert_eq!(card["level"], "red", "{card}");
-    assert_eq!(card["department"], "dev", "the oldest open task is dev_review: {card}");
+    assert_eq!(
+        card["department"], "dev",
+        "the oldest open task is dev_review: {card}"
+    );
     let order_no = card["order_case"].as_str().unwrap().to_string();
     let orders = get(port, "/api/orders");
     let order = orders["items"]
         .as_array()
-        .and_then(|a| a.iter().find(|o| o["case_no"] == order_no.as_str()).cloned())
+        .and_then(|a| {
+            a.iter()
+                .find(|o| o["case_no"] == order_no.as_str())
+                .cloned()
+        })
         .unwrap_or_else(|| panic!("order {order_no} not listed: {orders}"));
     assert_eq!(order["addressee"], "dev", "{order}");
     assert_eq!(order["origin"]["case"], no.as_str(), "{order}");
@@ -182,16 +199,24 @@ fn red_card_orders_and_late_reply_alarms() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
 
     // Appeals: planning appeals its step card; a supervisor revokes it.
-    let step_card = get(port, &format!("/api/alarms?case={no}&rule=step_overdue&department=planning"))
-        ["items"][0]
+    let step_card = get(
+        port,
+        &format!("/api/alarms?case={no}&rule=step_overdue&department=planning"),
+    )["items"][0]
         .clone();
-    let id = step_card["id"].as_i64().unwrap_or_else(|| panic!("{step_card}"));
+    let id = step_card["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{step_card}"));
     let (s, v) = post(
         port,
         &format!("/api/alarms/{id}/appeal"),
         serde_json::json!({"by": {"name": "赵静", "department": "env"}, "reason": "不是我们"}),
     );
-    assert_eq!((s, v["code"].as_str()), (403, Some("alarm.wrong_department")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("alarm.wrong_department")),
+        "{v}"
+    );
     let (s, v) = post(
         port,
         &format!("/api/alarms/{id}/appeal"),
@@ -204,14 +229,22 @@ fn red_card_orders_and_late_reply_alarms() {
         &format!("/api/alarms/{id}/decide"),
         serde_json::json!({"by": {"name": "周监", "department": "center"}, "outcome": "revoke"}),
     );
-    assert_eq!((s, v["code"].as_str()), (403, Some("alarm.not_supervisor")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("alarm.not_supervisor")),
+        "{v}"
+    );
     let (s, v) = post(
         port,
         &format!("/api/alarms/{id}/decide"),
         serde_json::json!({"by": {"name": "周监", "department": "center", "role": "supervisor"}, "outcome": "revoke", "opinion": "情况属实"}),
     );
     assert_eq!(s, 200, "{v}");
-    assert_eq!((v["state"].as_str(), v["appeal"]["state"].as_str()), (Some("revoked"), Some("revoked")), "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["appeal"]["state"].as_str()),
+        (Some("revoked"), Some("revoked")),
+        "{v}"
+    );
     server.kill9();
 
     // 2026-03-25: the reply was due 03-23 and has not come. The order's own card.
@@ -227,8 +260,15 @@ fn red_card_orders_and_late_reply_alarms() {
     // The revoked step card stayed revoked through the scans.
     let again = get(port, &format!("/api/alarms/{id}"));
     assert_eq!(again["state"], "revoked", "{again}");
-    let reraised = get(port, &format!("/api/alarms?case={no}&rule=step_overdue&department=planning&state=open"));
-    assert_eq!(reraised["items"].as_array().map(Vec::len), Some(0), "{reraised}");
+    let reraised = get(
+        port,
+        &format!("/api/alarms?case={no}&rule=step_overdue&department=planning&state=open"),
+    );
+    assert_eq!(
+        reraised["items"].as_array().map(Vec::len),
+        Some(0),
+        "{reraised}"
+    );
 
     // Only the addressed department replies; the reply resolves the late card.
     let (s, _) = post(
@@ -269,11 +309,27 @@ fn red_card_orders_and_late_reply_alarms() {
 
     // Ratings: 1–5, a reason for 1–2, one per account.
     let path = format!("/api/cases/{no}/rating");
-    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 2}));
-    assert_eq!((s, v["code"].as_str()), (422, Some("rating.reason_required")), "{v}");
-    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 2, "reason": "超期一个多月"}));
+    let (s, v) = post(
+        port,
+        &path,
+        serde_json::json!({"account": "u1", "score": 2}),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("rating.reason_required")),
+        "{v}"
+    );
+    let (s, v) = post(
+        port,
+        &path,
+        serde_json::json!({"account": "u1", "score": 2, "reason": "超期一个多月"}),
+    );
     assert_eq!(s, 201, "{v}");
-    let (s, v) = post(port, &path, serde_json::json!({"account": "u1", "score": 5}));
+    let (s, v) = post(
+        port,
+        &path,
+        serde_json::json!({"account": "u1", "score": 5}),
+    );
     assert_eq!((s, v["code"].as_str()), (409, Some("rating.exists")), "{v}");
 
     // Statistics over February: the case, overdue, its cards and rating.
@@ -282,12 +338,19 @@ fn red_card_orders_and_late_reply_alarms() {
         .as_array()
         .and_then(|r| r.iter().find(|x| x["key"] == "parallel_approval").cloned())
         .unwrap_or_else(|| panic!("{st}"));
-    assert_eq!((row["cases"].as_i64(), row["overdue"].as_i64()), (Some(1), Some(1)), "{row}");
+    assert_eq!(
+        (row["cases"].as_i64(), row["overdue"].as_i64()),
+        (Some(1), Some(1)),
+        "{row}"
+    );
     // case_deadline, and step_overdue for dev and env (planning's was revoked).
     assert_eq!(row["cards"]["timeliness"]["red"].as_i64(), Some(3), "{row}");
     assert_eq!(row["satisfaction"].as_f64(), Some(2.0), "{row}");
     assert_eq!(row["e2"]["statutory_rate"].as_f64(), Some(0.0), "{row}");
-    let st = get(port, "/api/stats?by=department&from=2026-02-01&to=2026-02-28");
+    let st = get(
+        port,
+        "/api/stats?by=department&from=2026-02-01&to=2026-02-28",
+    );
     let dev = st["rows"]
         .as_array()
         .and_then(|r| r.iter().find(|x| x["key"] == "dev").cloned())
@@ -302,7 +365,12 @@ fn red_card_orders_and_late_reply_alarms() {
         .filter_map(|d| d["grade"].as_str())
         .collect();
     assert!(!grades.is_empty(), "{ef}");
-    assert!(grades.iter().all(|g| ["优秀", "良好", "合格", "不合格"].contains(g)), "{ef}");
+    assert!(
+        grades
+            .iter()
+            .all(|g| ["优秀", "良好", "合格", "不合格"].contains(g)),
+        "{ef}"
+    );
     drop(server);
 }
 
@@ -315,7 +383,10 @@ fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
     let dir = temp_dir("runaway");
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
-    let a = format!("[{}]", (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let a = format!(
+        "[{}]",
+        (0..30).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
     std::fs::write(
         rules.join("runaway.rules"),
         format!(
@@ -339,17 +410,31 @@ fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
         complete_body("window", Some("clerk")),
     );
     assert_eq!(s, 200, "{v}");
-    assert!(t0.elapsed().as_secs() < 10, "the runaway rules held the server up");
+    assert!(
+        t0.elapsed().as_secs() < 10,
+        "the runaway rules held the server up"
+    );
     let listed = get(port, "/api/rules");
     let err = |id: &str| {
         listed["items"]
             .as_array()
             .and_then(|r| r.iter().find(|x| x["id"] == id))
-            .map(|x| x["last_error"]["message"].as_str().unwrap_or("").to_string())
+            .map(|x| {
+                x["last_error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .unwrap_or_default()
     };
-    assert!(err("spin").contains("stopped by the sandbox: calls nested deeper than 32"), "{listed}");
-    assert!(err("churn").contains("stopped by the sandbox after 100000 operations"), "{listed}");
+    assert!(
+        err("spin").contains("stopped by the sandbox: calls nested deeper than 32"),
+        "{listed}"
+    );
+    assert!(
+        err("churn").contains("stopped by the sandbox after 100000 operations"),
+        "{listed}"
+    );
     assert_eq!(err("fresh"), "", "{listed}");
     // The healthy rule still raised its card; the runaway ones raised none.
     let cards = get(port, &format!("/api/alarms?case={no}"));

@@ -45,3 +45,28 @@ fn a_broken_rule_file_gets_every_diagnostic() {
     assert!(err.contains("did you mean `timeliness`?"), "{err}");
     assert!(err.contains("did you mean `step`?"), "{err}");
 }
+
+#[test]
+fn a_broken_efficiency_scheme_is_located() {
+    let dir = super::support::temp_dir("efficiency");
+    let f = dir.join("efficiency.yaml");
+    std::fs::write(
+        &f,
+        "grades: { 优秀: 90, 良好: 75, 合格: 60 }\nindicators:\n  - id: on_time\n    formula: 40.0 - overdue_ratio * 80.0\n    range: [0, 40]\n",
+    )
+    .unwrap();
+    let path = f.display().to_string();
+    let o = govflow(&["check", &path]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{path}:4:14")), "{err}");
+    assert!(err.contains("unknown figure `overdue_ratio`"), "{err}");
+    // The shipped scheme checks clean (it is part of `govflow check rules`).
+    let o = govflow(&["check", "rules/efficiency.yaml"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
