@@ -408,25 +408,46 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Alarm>, StoreError> {
+        // Only the filters given, so that SQLite uses `alarms_case` or
+        // `alarms_department` (an `$n IS NULL OR …` form reads every card).
+        let mut conds: Vec<String> = Vec::new();
+        let mut binds: Vec<&str> = Vec::new();
+        for (col, v) in [
+            ("class", &f.class),
+            ("level", &f.level),
+            ("department", &f.department),
+            ("case_no", &f.case_no),
+            ("rule", &f.rule),
+        ] {
+            if let Some(v) = v {
+                binds.push(v);
+                conds.push(format!("{col} = ${}", binds.len()));
+            }
+        }
+        match f.state.as_deref() {
+            Some("open") => conds.push("state IN ('pending', 'issued', 'ordered')".into()),
+            Some(st) => {
+                binds.push(st);
+                conds.push(format!("state = ${}", binds.len()));
+            }
+            None => {}
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alarms {filter} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
         with_pools!(self, |_w, r, _lock| {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM alarms
-                 WHERE ($1 IS NULL OR class = $1) AND ($2 IS NULL OR level = $2)
-                   AND ($3 IS NULL OR state = $3 OR ($3 = 'open' AND state IN ('pending', 'issued', 'ordered')))
-                   AND ($4 IS NULL OR department = $4) AND ($5 IS NULL OR case_no = $5) AND ($6 IS NULL OR rule = $6)
-                 ORDER BY id DESC LIMIT $7 OFFSET $8"
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(f.class.as_deref())
-                .bind(f.level.as_deref())
-                .bind(f.state.as_deref())
-                .bind(f.department.as_deref())
-                .bind(f.case_no.as_deref())
-                .bind(f.rule.as_deref())
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(r)
-                .await?;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = q.bind(*b);
+            }
+            let rows = q.bind(limit).bind(offset).fetch_all(r).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(read_alarm!(row));

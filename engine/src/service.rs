@@ -281,10 +281,11 @@ impl Engine {
             }
         };
         let flow = self.flows.get(&state.flow_id, state.flow_version);
-        let verdicts = match self.context.read() {
+        let mut verdicts = match self.context.read() {
             Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar, now, &ctx),
             Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar, now),
         };
+        crate::supervision::RuleBook::fill_departments(&mut verdicts, &state, flow.as_deref());
         for v in verdicts.iter().filter(|v| v.error.is_some()) {
             let msg = v.error.clone().unwrap_or_default();
             if let Ok(mut errs) = self.rule_errors.lock() {
@@ -485,11 +486,16 @@ impl Engine {
                             continue;
                         };
                         let flow = flows.get(&state.flow_id, state.flow_version);
-                        let verdicts =
+                        let mut verdicts =
                             rules.evaluate_timed(&state, flow.as_deref(), &cal, now, &ctx);
                         evaluated += verdicts.len();
                         let k = known.get(no).map_or(&[][..], Vec::as_slice);
                         if crate::alarms::needs_sync(k, &verdicts, Some(&timed)) {
+                            crate::supervision::RuleBook::fill_departments(
+                                &mut verdicts,
+                                &state,
+                                flow.as_deref(),
+                            );
                             out.push((no.clone(), verdicts));
                         }
                     }

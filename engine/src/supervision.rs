@@ -254,6 +254,25 @@ impl RuleBook {
         best
     }
 
+    /// Fills in the responsible department of the verdicts that hold and
+    /// have none yet (the case-scope ones): the department holding the case's
+    /// oldest open task, else the flow's first department. Call before storing.
+    pub fn fill_departments(
+        verdicts: &mut [Verdict],
+        state: &CaseState,
+        flow: Option<&CompiledFlow>,
+    ) {
+        let mut owner: Option<String> = None;
+        for v in verdicts
+            .iter_mut()
+            .filter(|v| v.level.is_some() && v.department.is_empty())
+        {
+            v.department = owner
+                .get_or_insert_with(|| responsible(state, flow))
+                .clone();
+        }
+    }
+
     /// Every rule, in file order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|(r, _)| r)
@@ -351,11 +370,9 @@ impl RuleBook {
                     }
                 }
                 if decided {
-                    let dept = if level.is_some() {
-                        owner()
-                    } else {
-                        String::new()
-                    };
+                    // The department is filled in only if the card is written
+                    // (`fill_departments`): most verdicts are never stored.
+                    let dept = String::new();
                     out.push(verdict(
                         &self.meta[ri],
                         self.case_subject.clone(),
@@ -435,7 +452,7 @@ impl RuleBook {
                         (format!("special:{}", s.id), dept, Some(("special", m)))
                     })
                     .collect(),
-                "case" => vec![("case".into(), owner(), None)],
+                "case" => vec![("case".into(), String::new(), None)],
                 scope @ ("order" | "complaint") => {
                     let (m, dept) = reply_facts(state, flow, cal, now);
                     let name = if scope == "order" {
