@@ -710,6 +710,72 @@ impl Store {
         })
     }
 
+    /// Records notifications (one row each), in one transaction.
+    pub async fn notify(&self, rows: &[Notification], now: Time) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            for n in rows {
+                sqlx::query(
+                    "INSERT INTO notifications (at, recipient, case_no, rule, level, change, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&stamp)
+                .bind(&n.recipient)
+                .bind(&n.case_no)
+                .bind(&n.rule)
+                .bind(&n.level)
+                .bind(&n.change)
+                .bind(&n.message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Notifications, newest first, optionally for one recipient.
+    pub async fn notifications(
+        &self,
+        recipient: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Value>, StoreError> {
+        let by = if recipient.is_some() {
+            "WHERE recipient = $3"
+        } else {
+            "WHERE $3 IS NULL"
+        };
+        let sql = format!(
+            "SELECT id, at, recipient, case_no, rule, level, change, message FROM notifications {by} ORDER BY id DESC LIMIT $1 OFFSET $2"
+        );
+        with_pools!(self, |_w, r, _lock| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(limit)
+                .bind(offset)
+                .bind(recipient)
+                .fetch_all(r)
+                .await?;
+            let mut out = Vec::new();
+            for row in &rows {
+                out.push(json!({
+                    "id": row.try_get::<i64, _>("id")?,
+                    "at": row.try_get::<String, _>("at")?,
+                    "recipient": row.try_get::<String, _>("recipient")?,
+                    "case_no": row.try_get::<String, _>("case_no")?,
+                    "rule": row.try_get::<String, _>("rule")?,
+                    "level": row.try_get::<String, _>("level")?,
+                    "change": row.try_get::<String, _>("change")?,
+                    "message": row.try_get::<String, _>("message")?,
+                }));
+            }
+            Ok(out)
+        })
+    }
+
     /// The department an adjustment concerns.
     pub async fn adjustments_of(&self, id: i64) -> Result<Option<String>, StoreError> {
         with_pools!(self, |w, _r, _lock| {
@@ -922,4 +988,17 @@ pub struct Adjustment {
     pub reason: String,
     #[serde(default)]
     pub by: String,
+}
+
+/// One message to one recipient about a card.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Notification {
+    /// A rule's `notify` entry (`supervisor`, `discipline` …) or a department id.
+    pub recipient: String,
+    pub case_no: String,
+    pub rule: String,
+    pub level: String,
+    /// `issued` or `escalated`.
+    pub change: String,
+    pub message: String,
 }

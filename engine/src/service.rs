@@ -197,6 +197,58 @@ impl Engine {
             .await?)
     }
 
+    /// Who is told: a card issued or escalated goes to its rule's `notify`
+    /// list, and a yellow or red one also to the department responsible.
+    fn notifications_for(
+        &self,
+        case_no: &str,
+        changes: &[crate::supervision::CardChange],
+        verdicts: &[crate::supervision::Verdict],
+    ) -> Vec<crate::alarms::Notification> {
+        use crate::supervision::CardChange;
+        use govflow_dsl::rule::Level;
+        let Some(rules) = &self.rules else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for c in changes {
+            let (rule, subject, level, change) = match c {
+                CardChange::Issued { card } => (&card.rule, &card.subject, card.level, "issued"),
+                CardChange::Escalated {
+                    rule, subject, to, ..
+                } => (rule, subject, *to, "escalated"),
+                _ => continue,
+            };
+            let Some(r) = rules.rule(rule) else { continue };
+            let mut to: Vec<String> = r.notify.clone();
+            if level >= Level::Yellow
+                && let Some(v) = verdicts
+                    .iter()
+                    .find(|v| &*v.rule == rule.as_str() && &*v.subject == subject.as_str())
+                && !v.department.is_empty()
+                && !to.contains(&v.department)
+            {
+                to.push(v.department.clone());
+            }
+            let colour = match level {
+                Level::Notice => "预警",
+                Level::Yellow => "黄牌",
+                Level::Red => "红牌",
+            };
+            for recipient in to {
+                out.push(crate::alarms::Notification {
+                    recipient,
+                    case_no: case_no.to_string(),
+                    rule: rule.clone(),
+                    level: level.as_str().to_string(),
+                    change: change.to_string(),
+                    message: format!("{case_no} {}（{subject}）：{colour}", r.name),
+                });
+            }
+        }
+        out
+    }
+
     /// After the cards of a case changed: a card that reached the top of its
     /// rule's ladder, where the rule says `order { … }`, gets its order.
     async fn orders_for(&self, case_no: &str, changes: &[crate::supervision::CardChange]) {
@@ -307,6 +359,10 @@ impl Engine {
 
         match self.store.sync_cards(case_no, &verdicts, now).await {
             Ok(c) => {
+                let notes = self.notifications_for(case_no, &c, &verdicts);
+                if let Err(e) = self.store.notify(&notes, now).await {
+                    eprintln!("supervision: cannot record notifications for {case_no}: {e}");
+                }
                 self.orders_for(case_no, &c).await;
                 c
             }
@@ -516,6 +572,13 @@ impl Engine {
                 .collect();
             match self.store.sync_many(&items, Some(&timed), now).await {
                 Ok(all) => {
+                    let mut notes = Vec::new();
+                    for ((no, c), (_, verdicts)) in all.iter().zip(&writes) {
+                        notes.extend(self.notifications_for(no, c, verdicts));
+                    }
+                    if let Err(e) = self.store.notify(&notes, now).await {
+                        eprintln!("supervision scan: cannot record notifications: {e}");
+                    }
                     for (no, c) in all {
                         st.changes += c.len();
                         st.cards += c

@@ -169,6 +169,19 @@ const MIGRATIONS_SQLITE: &[&str] = &[
         updated_at TEXT NOT NULL,
         history TEXT NOT NULL
     )",
+    // Who is told of a card (a rule's `notify`, and the card's department): an
+    // outbox for whatever delivers messages (delivery itself is out of scope).
+    "CREATE TABLE IF NOT EXISTS notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        case_no TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        level TEXT NOT NULL,
+        change TEXT NOT NULL,
+        message TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS notifications_recipient ON notifications (recipient, id)",
     "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         department TEXT NOT NULL,
@@ -221,6 +234,19 @@ const MIGRATIONS_PG: &[&str] = &[
         updated_at TEXT NOT NULL,
         history TEXT NOT NULL
     )",
+    // Who is told of a card (a rule's `notify`, and the card's department): an
+    // outbox for whatever delivers messages (delivery itself is out of scope).
+    "CREATE TABLE IF NOT EXISTS notifications (
+        id BIGSERIAL PRIMARY KEY,
+        at TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        case_no TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        level TEXT NOT NULL,
+        change TEXT NOT NULL,
+        message TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS notifications_recipient ON notifications (recipient, id)",
     "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
         id BIGSERIAL PRIMARY KEY,
         department TEXT NOT NULL,

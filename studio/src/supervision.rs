@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/rules", get(list_rules))
+        .route("/notifications", get(list_notifications))
         .route("/alarms", get(list_alarms))
         .route("/alarms/{id}", get(get_alarm))
         .route("/alarms/{id}/acknowledge", post(acknowledge))
@@ -98,6 +99,32 @@ async fn list_rules(State(state): State<AppState>) -> Json<Value> {
         })
         .unwrap_or_default();
     Json(json!({ "items": rules }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationQuery {
+    to: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// The notification outbox: who was told of which card, newest first.
+async fn list_notifications(
+    State(state): State<AppState>,
+    q: Result<Query<NotificationQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let items = state
+        .engine()
+        .store
+        .notifications(q.to.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -194,6 +194,28 @@ fn red_card_orders_and_late_reply_alarms() {
         order["open_steps"][0]["due_date"], "2026-03-23",
         "five working days from 03-16: {order}"
     );
+    // Notifications: the red card went to the rule's `notify` (supervisor) and to dev.
+    let notes = get(port, "/api/notifications?to=supervisor");
+    assert!(
+        notes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["case_no"] == no.as_str()
+                && n["rule"] == "case_deadline"
+                && n["level"] == "red"),
+        "{notes}"
+    );
+    let notes = get(port, "/api/notifications?to=dev");
+    assert!(
+        notes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["rule"] == "case_deadline"
+                && n["message"].as_str().unwrap_or("").contains("红牌")),
+        "{notes}"
+    );
     // The order case itself has no card yet (five days to reply).
     let v = get(port, &format!("/api/alarms?case={order_no}&state=open"));
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
