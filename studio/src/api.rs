@@ -160,13 +160,22 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::packs::routes())
         .merge(crate::supervision::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/", get(index))
         .nest("/api", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see docs/engine.md",
+    )
 }
 
 async fn require_token(

@@ -236,6 +236,13 @@ pub(crate) async fn adjust(
         ));
     }
     month(&b.period)?;
+    if !crate::supervision::known_department(&state, &b.department) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "efficiency.unknown_department",
+            format!("no deployed flow declares a department `{}`", b.department),
+        ));
+    }
     if !b.delta.is_finite() || b.delta.abs() > 20.0 || b.reason.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -272,10 +279,11 @@ pub(crate) struct AdjustmentAction {
 /// The department appeals an adjustment; a supervisor upholds or withdraws it.
 pub(crate) async fn adjustment_action(
     State(state): State<AppState>,
-    Path((id, action)): Path<(i64, String)>,
+    Path((id, action)): Path<(String, String)>,
     body: Result<Json<AdjustmentAction>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let id = crate::supervision::id_param(&id)?;
     let now = now_cst();
     let store = &state.engine().store;
     let (from, to, note) = match (action.as_str(), b.outcome.as_deref()) {

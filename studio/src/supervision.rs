@@ -115,8 +115,7 @@ async fn list_notifications(
     q: Result<Query<NotificationQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page(q.limit, q.offset)?;
     let items = state
         .engine()
         .store
@@ -146,8 +145,26 @@ async fn list_alarms(
     q: Result<Query<AlarmQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page(q.limit, q.offset)?;
+    one_of(
+        "class",
+        &q.class,
+        &["timeliness", "process", "content", "fee", "integrity"],
+    )?;
+    one_of("level", &q.level, &["notice", "yellow", "red"])?;
+    one_of(
+        "state",
+        &q.state,
+        &[
+            "open",
+            "pending",
+            "issued",
+            "ordered",
+            "closed",
+            "cancelled",
+            "revoked",
+        ],
+    )?;
     let filter = AlarmFilter {
         class: q.class,
         level: q.level,
@@ -162,6 +179,51 @@ async fn list_alarms(
     ))
 }
 
+/// A card id from the path: a JSON 400 for anything but a number.
+pub(crate) fn id_param(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{raw}` is not an id (a whole number)"),
+        )
+    })
+}
+
+fn one_of(name: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match v {
+        Some(x) if !allowed.contains(&x.as_str()) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{name}` is one of {}, not `{x}`", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`limit` is 1–500 and `offset` 0 or more (got {limit}, {offset})"),
+        ));
+    }
+    Ok((limit, offset))
+}
+
+/// Departments some deployed flow declares (per-case ones left out).
+pub(crate) fn known_department(state: &AppState, id: &str) -> bool {
+    state.flows().values().any(|f| {
+        f.flow
+            .departments
+            .iter()
+            .any(|d| d.id == id && d.from.is_none())
+    })
+}
+
 async fn card(state: &AppState, id: i64) -> Result<Alarm, ApiError> {
     state
         .engine()
@@ -173,8 +235,9 @@ async fn card(state: &AppState, id: i64) -> Result<Alarm, ApiError> {
 
 async fn get_alarm(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<Alarm>, ApiError> {
+    let id = id_param(&id)?;
     Ok(Json(card(&state, id).await?))
 }
 
@@ -229,10 +292,11 @@ struct ByBody {
 /// The card's department has seen it (签收).
 async fn acknowledge(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<ByBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let id = id_param(&id)?;
     let c = card(&state, id).await?;
     own_department(&c, &b.by)?;
     let t = Transition {
@@ -265,10 +329,11 @@ struct AppealBody {
 /// The card's department appeals (申诉); one appeal per card.
 async fn appeal(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<AppealBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let id = id_param(&id)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -317,10 +382,11 @@ struct DecideBody {
 /// escalate (the card goes up a level and, at red, gets an order).
 async fn decide(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<DecideBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let id = id_param(&id)?;
     supervisor(&b.by)?;
     let c = card(&state, id).await?;
     let Some(mut ap) = c.appeal.clone().filter(|a| a["state"] == "pending") else {
@@ -392,10 +458,11 @@ struct OrderBody {
 /// A supervisor issues a supervision order (督办单) for a card.
 async fn order(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<OrderBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Alarm>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let id = id_param(&id)?;
     supervisor(&b.by)?;
     let c = card(&state, id).await?;
     if !matches!(c.state.as_str(), "pending" | "issued" | "ordered") {
@@ -427,8 +494,21 @@ async fn list_flow_cases(
     flow: &str,
     q: ListQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page(q.limit, q.offset)?;
+    one_of(
+        "status",
+        &q.status,
+        &[
+            "applied",
+            "correcting",
+            "accepted",
+            "suspended",
+            "rectifying",
+            "completed",
+            "terminated",
+            "withdrawn",
+        ],
+    )?;
     let rows = state
         .engine()
         .store
@@ -441,7 +521,8 @@ async fn list_flow_cases(
             "case_no": s.case_no,
             "status": s.status.as_str(),
             "addressee": s.data.get("addressee"),
-            "origin": s.data.get("origin"),
+            // An order's origin; a complaint's case, when it names one.
+            "origin": s.data.get("origin").cloned().or_else(|| s.data.get("case").map(|c| json!({"case": c}))),
             "reason": s.data.get("reason").or_else(|| s.data.get("content")),
             "submitted_at": s.submitted_at,
             "open_steps": s.tasks.values().map(|t| json!({"step": t.step, "department": t.department, "due_date": t.deadline.as_ref().and_then(|d| d.due_date)})).collect::<Vec<_>>(),
@@ -537,6 +618,25 @@ async fn file_complaint(
             "complaint.empty",
             "a complaint needs `content` and the `addressee` department",
         ));
+    }
+    if !known_department(&state, &b.addressee) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "complaint.unknown_department",
+            format!(
+                "no deployed flow declares a department `{}`; name the department by its id in the flows",
+                b.addressee
+            ),
+        ));
+    }
+    if let Some(c) = &b.case {
+        load_case(&state, c).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "complaint.unknown_case",
+                format!("no case {c}"),
+            )
+        })?;
     }
     let mut data = Data::new();
     data.insert("addressee".into(), b.addressee.into());

@@ -468,4 +468,50 @@ fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
         .collect();
     assert_eq!(rules, ["fresh"], "{cards}");
     assert_eq!(call(port, "GET", "/api/health", None, None).unwrap().0, 200);
+
+    // Bad requests to the supervision routes: JSON errors, never 500.
+    for (method, path, body, status, code) in [
+        ("GET", "/api/alarms/abc", None, 400, "bad_request"),
+        ("GET", "/api/alarms?level=purple", None, 400, "bad_request"),
+        ("GET", "/api/alarms?limit=-1", None, 400, "bad_request"),
+        ("GET", "/api/orders?status=bogus", None, 400, "bad_request"),
+        ("DELETE", "/api/alarms", None, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/api/complaints",
+            Some(
+                serde_json::json!({"complainant": {"name": "张三", "id_kind": "id_card", "id_number": "11010519491231002X"},
+                "addressee": "nosuchdept", "content": "x"}),
+            ),
+            422,
+            "complaint.unknown_department",
+        ),
+        (
+            "POST",
+            "/api/complaints",
+            Some(
+                serde_json::json!({"complainant": {"name": "张三", "id_kind": "id_card", "id_number": "11010519491231002X"},
+                "addressee": "env", "case": "BOGUS", "content": "x"}),
+            ),
+            422,
+            "complaint.unknown_case",
+        ),
+    ] {
+        let (s, v) = call(port, method, path, None, body.as_ref()).unwrap();
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {v}"
+        );
+    }
+    // A complaint about a case shows the case as its origin.
+    let (s, v) = post(
+        port,
+        "/api/complaints",
+        serde_json::json!({"complainant": {"name": "张三", "id_kind": "id_card", "id_number": "11010519491231002X"},
+            "addressee": "env", "case": no, "content": "环评审查拖延"}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let list = get(port, "/api/complaints");
+    assert_eq!(list["items"][0]["origin"]["case"], no.as_str(), "{list}");
 }
