@@ -156,6 +156,7 @@ pub fn app(state: AppState) -> Router {
         .route("/flows/{id}/deployments", get(flow_deployments))
         .route("/validate", post(validate))
         .route("/audit", get(audit))
+        .route("/openapi.json", get(openapi))
         .merge(crate::cases::routes())
         .merge(crate::packs::routes())
         .merge(crate::supervision::routes())
@@ -168,6 +169,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -10,6 +10,7 @@
 
 mod api;
 mod cases;
+mod openapi;
 mod packs;
 mod stats;
 mod supervision;

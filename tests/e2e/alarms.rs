@@ -504,6 +504,17 @@ fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
             "{method} {path}: {v}"
         );
     }
+    // The OpenAPI document lists these routes.
+    let doc = get(port, "/api/openapi.json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    for p in [
+        "/api/alarms/{id}/appeal",
+        "/api/complaints",
+        "/api/efficiency",
+        "/api/notifications",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} missing: {doc}");
+    }
     // A complaint about a case shows the case as its origin.
     let (s, v) = post(
         port,

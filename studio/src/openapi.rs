@@ -1,0 +1,336 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of the HTTP API, built
+//! from one table of routes. A test reads the route definitions in this
+//! crate's sources and fails when the table and the router disagree.
+
+use serde_json::{Map, Value, json};
+
+/// (method, path under /api, tag, summary)
+pub const ROUTES: &[(&str, &str, &str, &str)] = &[
+    ("get", "/health", "server", "Liveness; needs no token"),
+    ("get", "/openapi.json", "server", "This document"),
+    (
+        "get",
+        "/flows",
+        "flows",
+        "Deployed flows (latest source, version as written, deployed version)",
+    ),
+    ("get", "/flows/{id}", "flows", "One flow's latest source"),
+    ("get", "/flows/{id}/ir", "flows", "The flow's IR"),
+    (
+        "get",
+        "/flows/{id}/graph.svg",
+        "flows",
+        "The flow's diagram (SVG)",
+    ),
+    (
+        "get",
+        "/flows/{id}/deployments",
+        "flows",
+        "Every deployed version of the flow",
+    ),
+    ("post", "/validate", "flows", "Diagnostics of a flow text"),
+    ("get", "/audit", "server", "The latest audit rows"),
+    ("get", "/packs", "packs", "Process packs"),
+    (
+        "post",
+        "/packs",
+        "packs",
+        "Deploy a pack: all its flows or none",
+    ),
+    ("post", "/cases", "cases", "Register a case"),
+    ("get", "/cases", "cases", "List cases, newest first"),
+    (
+        "get",
+        "/cases/{no}",
+        "cases",
+        "A case: status, open tasks, deadlines with working days left",
+    ),
+    ("get", "/cases/{no}/events", "cases", "The case's event log"),
+    (
+        "get",
+        "/cases/{no}/exchange",
+        "cases",
+        "The six exchange record types",
+    ),
+    (
+        "post",
+        "/cases/{no}/commands",
+        "cases",
+        "Any command, as {\"command\": …}",
+    ),
+    (
+        "post",
+        "/cases/{no}/tasks/{step}/complete",
+        "tasks",
+        "Complete the open task at a step",
+    ),
+    (
+        "post",
+        "/cases/{no}/special/start",
+        "cases",
+        "Start a special procedure",
+    ),
+    (
+        "post",
+        "/cases/{no}/special/end",
+        "cases",
+        "End a special procedure",
+    ),
+    (
+        "post",
+        "/cases/{no}/materials",
+        "cases",
+        "The applicant supplies materials",
+    ),
+    ("post", "/cases/{no}/terminate", "cases", "Terminate (中止)"),
+    ("post", "/cases/{no}/withdraw", "cases", "Withdraw (撤回)"),
+    (
+        "get",
+        "/tasks",
+        "tasks",
+        "The work list by department and role",
+    ),
+    (
+        "get",
+        "/calendar/add",
+        "calendar",
+        "Add working days or days to a date",
+    ),
+    (
+        "get",
+        "/calendar/diff",
+        "calendar",
+        "Working days between two dates",
+    ),
+    (
+        "get",
+        "/rules",
+        "supervision",
+        "Supervision rules with their last evaluation error",
+    ),
+    (
+        "get",
+        "/notifications",
+        "supervision",
+        "The notification outbox",
+    ),
+    (
+        "get",
+        "/alarms",
+        "supervision",
+        "Cards (预警/黄牌/红牌), filtered",
+    ),
+    ("get", "/alarms/{id}", "supervision", "One card"),
+    (
+        "post",
+        "/alarms/{id}/acknowledge",
+        "supervision",
+        "The card's department has seen it",
+    ),
+    (
+        "post",
+        "/alarms/{id}/appeal",
+        "supervision",
+        "The card's department appeals",
+    ),
+    (
+        "post",
+        "/alarms/{id}/decide",
+        "supervision",
+        "A supervisor decides the appeal",
+    ),
+    (
+        "post",
+        "/alarms/{id}/order",
+        "supervision",
+        "A supervisor issues a supervision order",
+    ),
+    ("get", "/orders", "supervision", "Supervision orders"),
+    (
+        "post",
+        "/orders/{no}/reply",
+        "supervision",
+        "The addressed department replies",
+    ),
+    ("post", "/complaints", "supervision", "File a complaint"),
+    ("get", "/complaints", "supervision", "Complaints"),
+    (
+        "post",
+        "/cases/{no}/rating",
+        "supervision",
+        "Rate a finished case (1–5)",
+    ),
+    (
+        "get",
+        "/cases/{no}/rating",
+        "supervision",
+        "A case's ratings",
+    ),
+    (
+        "get",
+        "/stats",
+        "statistics",
+        "Statistics per department or item and period",
+    ),
+    (
+        "get",
+        "/efficiency",
+        "statistics",
+        "Efficiency grades per department for a month",
+    ),
+    (
+        "post",
+        "/efficiency/adjustments",
+        "statistics",
+        "A supervisor's manual adjustment",
+    ),
+    (
+        "post",
+        "/efficiency/adjustments/{id}/{action}",
+        "statistics",
+        "Appeal or decide an adjustment",
+    ),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, tag, summary) in ROUTES {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "tags": [tag],
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "409": {"$ref": "#/components/responses/Error"},
+                "422": {"$ref": "#/components/responses/Error"},
+            },
+        });
+        if *method == "post" {
+            op["requestBody"] =
+                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        if *path == "/health" {
+            op["security"] = json!([]);
+        }
+        let entry = paths
+            .entry(format!("/api{path}"))
+            .or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "govflow",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Approval flows, cases, legal clocks and supervision. Errors are {code, message, details}; see docs/engine.md.",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {
+                "description": "An error",
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {},
+                    },
+                }}},
+            }},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every `.route("PATH", get(…).post(…))` in this crate's sources, as
+    /// (method, path) pairs.
+    fn routes_in_sources() -> BTreeSet<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut out = BTreeSet::new();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_name() == "openapi.rs" {
+                continue; // this file quotes `.route(` itself
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find(".route(") {
+                rest = &rest[i + ".route(".len()..];
+                let Some(q1) = rest.find('"') else { break };
+                let Some(q2) = rest[q1 + 1..].find('"') else {
+                    break;
+                };
+                let path = rest[q1 + 1..q1 + 1 + q2].to_string();
+                // The handlers, up to the call's closing parenthesis.
+                let body = &rest[q1 + 1 + q2..];
+                let mut depth = 1;
+                let mut end = body.len();
+                for (k, c) in body.char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = k;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let call = &body[..end];
+                for m in ["get", "post", "put", "delete", "patch"] {
+                    if call.contains(&format!("{m}(")) {
+                        out.insert((m.to_string(), path.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_matches_the_routes() {
+        let mut routed = routes_in_sources();
+        // `/` (the page) is not under /api.
+        routed.remove(&("get".to_string(), "/".to_string()));
+        let documented: BTreeSet<(String, String)> = super::ROUTES
+            .iter()
+            .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+            .collect();
+        let missing: Vec<_> = routed.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            missing.is_empty(),
+            "routes missing from the OpenAPI table: {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "documented routes that do not exist: {stale:?}"
+        );
+        let doc = super::document();
+        assert_eq!(
+            doc["paths"].as_object().unwrap().len(),
+            documented
+                .iter()
+                .map(|(_, p)| p)
+                .collect::<BTreeSet<_>>()
+                .len()
+        );
+    }
+}
