@@ -8,6 +8,7 @@
 //!    │                                                                  ▲
 //!    └──► cancelled (the condition ended before a card was issued)       │ condition ended
 //! issued / ordered ──► revoked (a successful appeal 申诉)
+//! pending / issued / ordered ──► verified (a supervisor checked and closed it: 核实关闭)
 //! ```
 //!
 //! A revoked card keeps its (rule, case, subject) quiet at its level and
@@ -209,7 +210,7 @@ impl Store {
                 // Several nodes may supervise the same case: take the case row first.
                 sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
                 let rows = sqlx::query(
-                "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked') ORDER BY id",
+                "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified') ORDER BY id",
             )
             .bind(case_no)
             .fetch_all(&mut *tx)
@@ -220,6 +221,13 @@ impl Store {
                 for r in &rows {
                     let level: String = r.try_get("level")?;
                     let state: String = r.try_get("state")?;
+                    // A card a supervisor closed after checking it keeps its
+                    // subject quiet like a revoked one.
+                    let state = if state == "verified" {
+                        "revoked".to_string()
+                    } else {
+                        state
+                    };
                     let Some(l) = Level::parse(&level) else {
                         continue;
                     };
@@ -377,7 +385,7 @@ impl Store {
     ) -> Result<std::collections::HashMap<String, Vec<Known>>, StoreError> {
         with_pools!(self, |_w, r, _lock| {
             let rows = sqlx::query(
-                "SELECT case_no, rule, subject, level, state FROM alarms WHERE case_no >= $1 AND case_no <= $2 AND state IN ('pending', 'issued', 'ordered', 'revoked')",
+                "SELECT case_no, rule, subject, level, state FROM alarms WHERE case_no >= $1 AND case_no <= $2 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified')",
             )
             .bind(first)
             .bind(last)
@@ -394,7 +402,10 @@ impl Store {
                     rule: row.try_get("rule")?,
                     subject: row.try_get("subject")?,
                     level,
-                    revoked: row.try_get::<String, _>("state")? == "revoked",
+                    revoked: matches!(
+                        row.try_get::<String, _>("state")?.as_str(),
+                        "revoked" | "verified"
+                    ),
                 });
             }
             Ok(out)

@@ -635,6 +635,36 @@ async fn cards_live_through_their_states() {
             b.name
         );
         assert_eq!(all("open").await.len(), 0, "{}", b.name);
+        // A supervisor closes a card after checking it: it stays quiet at its level.
+        s.sync_cards(&no, &[verdict("t", "case", Some(Yellow))], at)
+            .await
+            .unwrap();
+        let t_id = all("issued")
+            .await
+            .iter()
+            .find(|a| a.rule == "t")
+            .map(|a| a.id)
+            .unwrap();
+        let verify = Transition {
+            from: &["pending", "issued", "ordered"],
+            state: Some("verified"),
+            level: None,
+            appeal: None,
+            order_case: None,
+            note: "checked".into(),
+        };
+        s.transition_alarm(t_id, &verify, "supervisor", at)
+            .await
+            .unwrap();
+        assert!(
+            s.sync_cards(&no, &[verdict("t", "case", Some(Yellow))], at)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        assert_eq!(all("verified").await.len(), 1, "{}", b.name);
         // Ratings.
         let r = Rating {
             case_no: no.clone(),

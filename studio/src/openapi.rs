@@ -145,6 +145,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "supervision",
         "A supervisor issues a supervision order",
     ),
+    (
+        "post",
+        "/alarms/{id}/close",
+        "supervision",
+        "A supervisor closes a card after checking it",
+    ),
     ("get", "/orders", "supervision", "Supervision orders"),
     (
         "post",

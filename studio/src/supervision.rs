@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/alarms/{id}/appeal", post(appeal))
         .route("/alarms/{id}/decide", post(decide))
         .route("/alarms/{id}/order", post(order))
+        .route("/alarms/{id}/close", post(close))
         .route("/orders", get(list_orders))
         .route("/orders/{no}/reply", post(reply_order))
         .route("/complaints", post(file_complaint).get(list_complaints))
@@ -163,6 +164,7 @@ async fn list_alarms(
             "closed",
             "cancelled",
             "revoked",
+            "verified",
         ],
     )?;
     let filter = AlarmFilter {
@@ -442,6 +444,48 @@ async fn decide(
         out = engine.issue_order(&out, &to, None, &who(&b.by)).await?;
     }
     Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    by: Actor,
+    opinion: String,
+}
+
+/// A supervisor closes a card after checking it (核实关闭): for cards whose
+/// condition holds for good (a case terminated or denied). The subject stays
+/// quiet at this level; a higher level raises a new card.
+async fn close(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CloseBody>, JsonRejection>,
+) -> Result<Json<Alarm>, ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let id = id_param(&id)?;
+    supervisor(&b.by)?;
+    if b.opinion.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "alarm.no_opinion",
+            "closing a card needs the supervisor's opinion",
+        ));
+    }
+    let t = Transition {
+        from: &["pending", "issued", "ordered"],
+        state: Some("verified"),
+        level: None,
+        appeal: None,
+        order_case: None,
+        note: format!("verified and closed: {}", b.opinion),
+    };
+    Ok(Json(
+        state
+            .engine()
+            .store
+            .transition_alarm(id, &t, &who(&b.by), now_cst())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -267,6 +267,21 @@ fn red_card_orders_and_late_reply_alarms() {
         (Some("revoked"), Some("revoked")),
         "{v}"
     );
+    // A supervisor closes env's step card after checking it (核实关闭).
+    let env_card = get(
+        port,
+        &format!("/api/alarms?case={no}&rule=step_overdue&department=env"),
+    )["items"][0]
+        .clone();
+    let env_id = env_card["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{env_card}"));
+    let (s, v) = post(
+        port,
+        &format!("/api/alarms/{env_id}/close"),
+        serde_json::json!({"by": {"name": "周监", "department": "center", "role": "supervisor"}, "opinion": "专家评审延期，已核实"}),
+    );
+    assert_eq!((s, v["state"].as_str()), (200, Some("verified")), "{v}");
     server.kill9();
 
     // 2026-03-25: the reply was due 03-23 and has not come. The order's own card.
@@ -290,6 +305,15 @@ fn red_card_orders_and_late_reply_alarms() {
         reraised["items"].as_array().map(Vec::len),
         Some(0),
         "{reraised}"
+    );
+    let quiet = get(
+        port,
+        &format!("/api/alarms?case={no}&rule=step_overdue&department=env&state=open"),
+    );
+    assert_eq!(
+        quiet["items"].as_array().map(Vec::len),
+        Some(0),
+        "verified stays quiet: {quiet}"
     );
 
     // Only the addressed department replies; the reply resolves the late card.
@@ -365,7 +389,7 @@ fn red_card_orders_and_late_reply_alarms() {
         (Some(1), Some(1)),
         "{row}"
     );
-    // case_deadline, and step_overdue for dev and env (planning's was revoked).
+    // case_deadline, and step_overdue for dev and env (planning's was revoked; env's verified still counts).
     assert_eq!(row["cards"]["timeliness"]["red"].as_i64(), Some(3), "{row}");
     assert_eq!(row["satisfaction"].as_f64(), Some(2.0), "{row}");
     assert_eq!(row["e2"]["statutory_rate"].as_f64(), Some(0.0), "{row}");
