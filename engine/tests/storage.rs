@@ -665,6 +665,35 @@ async fn cards_live_through_their_states() {
             b.name
         );
         assert_eq!(all("verified").await.len(), 1, "{}", b.name);
+        // Confirmed anomalies: a yellow or red card that got an order counts for its
+        // department; the verified and revoked ones without an order do not.
+        s.sync_cards(&no, &[verdict("o", "case", Some(Red))], at)
+            .await
+            .unwrap();
+        let o_id = all("issued")
+            .await
+            .iter()
+            .find(|a| a.rule == "o")
+            .map(|a| a.id)
+            .unwrap();
+        let ordered = Transition {
+            from: &["issued"],
+            state: Some("ordered"),
+            level: None,
+            appeal: None,
+            order_case: Some("X"),
+            note: "order".into(),
+        };
+        s.transition_alarm(o_id, &ordered, "engine", at)
+            .await
+            .unwrap();
+        let figures = s.staff_figures(t("2025-01-01 00:00")).await.unwrap();
+        assert_eq!(
+            figures.get("dev").map(|f| f.anomalies),
+            Some(1),
+            "{}: {figures:?}",
+            b.name
+        );
         // Ratings.
         let r = Rating {
             case_no: no.clone(),
