@@ -114,6 +114,7 @@ macro_rules! with_pools {
         }
     };
 }
+pub(crate) use with_pools;
 
 fn history(text: &str) -> Vec<(String, String)> {
     text.split(";\n")

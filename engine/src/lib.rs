@@ -14,4 +14,5 @@ pub mod service;
 pub mod stats;
 pub mod store;
 pub mod supervision;
+pub mod users;
 pub mod yaml_out;

@@ -381,6 +381,20 @@ const MIGRATIONS_COMMON: &[&str] = &[
         at TEXT NOT NULL,
         PRIMARY KEY (case_no, account)
     )",
+    // People and systems (API tokens). Roles: [{role, department?, position?}].
+    "CREATE TABLE IF NOT EXISTS users (
+        login TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+    // API tokens: only their SHA-256 is stored.
+    "CREATE TABLE IF NOT EXISTS api_tokens (
+        hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS case_numbers (
         prefix TEXT PRIMARY KEY,
         next BIGINT NOT NULL

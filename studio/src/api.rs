@@ -4,9 +4,9 @@
 use crate::{LoadedFlow, MAX_BODY};
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use govflow_engine::service::Engine;
@@ -100,6 +100,10 @@ impl AppState {
         g.insert(m.id.clone(), m);
     }
 
+    pub(crate) fn admin_token(&self) -> &str {
+        &self.inner.admin_token
+    }
+
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -160,7 +164,15 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::cases::routes())
         .merge(crate::packs::routes())
         .merge(crate::supervision::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route(
+            "/users",
+            get(crate::auth::list_users).post(crate::auth::create_user),
+        )
+        .route("/users/{login}/tokens", post(crate::auth::create_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
         .route("/health", get(health))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -181,42 +193,6 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not take that method; see docs/engine.md",
     )
-}
-
-async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    req: Request,
-    next: Next,
-) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), state.inner.admin_token.as_bytes()) => {
-            next.run(req).await
-        }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is not valid",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authentication required: send `Authorization: Bearer <token>`",
-        )
-        .into_response(),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn health() -> Json<serde_json::Value> {

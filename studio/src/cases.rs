@@ -124,19 +124,54 @@ pub(crate) fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     }
 }
 
+/// A command's `by` must be someone the caller may act as (staff: their own
+/// departments); its name becomes the caller's.
+fn acting_as(principal: &crate::auth::Principal, command: Command) -> Result<Command, ApiError> {
+    if matches!(principal, crate::auth::Principal::Admin) {
+        return Ok(command);
+    }
+    let mut v = serde_json::to_value(&command).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid command: {e}"),
+        )
+    })?;
+    if let Some(by) = v.get_mut("by") {
+        let mut actor: Actor = serde_json::from_value(by.clone()).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid `by`: {e}"),
+            )
+        })?;
+        principal.check_actor(&mut actor)?;
+        *by = serde_json::to_value(&actor).unwrap_or(Value::Null);
+    }
+    serde_json::from_value(v).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid command: {e}"),
+        )
+    })
+}
+
 pub(crate) async fn run(
     state: &AppState,
+    principal: &crate::auth::Principal,
     headers: &HeaderMap,
     case_no: Option<String>,
     flow_id: Option<String>,
     command: Command,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let command = acting_as(principal, command)?;
     let req = Request {
         case_no,
         flow_id,
         command,
         idempotency_key: idem_key(headers)?,
-        actor: "admin".into(),
+        actor: principal.login().to_string(),
     };
     let created = matches!(req.command, Command::Start { .. });
     let out = state.engine().execute(&req).await?;
@@ -176,6 +211,7 @@ struct StartBody {
 async fn start_case(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
@@ -188,7 +224,7 @@ async fn start_case(
         data: b.data,
         materials: b.materials,
     };
-    run(&state, &headers, None, Some(b.flow), cmd).await
+    run(&state, &principal, &headers, None, Some(b.flow), cmd).await
 }
 
 /// The case view: the snapshot plus deadlines with working days left now.
@@ -349,14 +385,41 @@ async fn list_cases(
 
 async fn list_tasks(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let (limit, offset) = q.page();
+    // Staff see their own departments' tasks only.
+    let department = match principal.departments() {
+        None => q.department.clone(),
+        Some(mine) => match &q.department {
+            Some(d) if mine.contains(d) => Some(d.clone()),
+            Some(d) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "auth.wrong_department",
+                    format!(
+                        "{} works for {}; not for {d}",
+                        principal.login(),
+                        mine.join(", ")
+                    ),
+                ));
+            }
+            None if mine.len() == 1 => mine.first().cloned(),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("name the department: one of {}", mine.join(", ")),
+                ));
+            }
+        },
+    };
     let items = state
         .engine()
         .store
-        .tasks(q.department.as_deref(), q.role.as_deref(), limit, offset)
+        .tasks(department.as_deref(), q.role.as_deref(), limit, offset)
         .await?;
     Ok(Json(
         json!({"items": items, "limit": limit, "offset": offset}),
@@ -366,6 +429,7 @@ async fn list_tasks(
 async fn case_command(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
     body: Result<Json<Command>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -377,7 +441,7 @@ async fn case_command(
             "`start` is POST /api/cases; timers fire by themselves",
         ));
     }
-    run(&state, &headers, Some(no), None, cmd).await
+    run(&state, &principal, &headers, Some(no), None, cmd).await
 }
 
 #[derive(Deserialize)]
@@ -407,6 +471,7 @@ fn pass() -> String {
 async fn complete_task(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path((no, step)): Path<(String, String)>,
     body: Result<Json<CompleteBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -422,7 +487,7 @@ async fn complete_task(
         defer_within: b.defer_within,
         document_no: b.document_no,
     };
-    run(&state, &headers, Some(no), None, cmd).await
+    run(&state, &principal, &headers, Some(no), None, cmd).await
 }
 
 /// Commands whose body is the command's own fields.
@@ -431,6 +496,7 @@ macro_rules! command_route {
         async fn $name(
             State(state): State<AppState>,
             headers: HeaderMap,
+            axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
             Path(no): Path<String>,
             body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
         ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -443,7 +509,7 @@ macro_rules! command_route {
                     format!("invalid request body: {e}"),
                 )
             })?;
-            run(&state, &headers, Some(no), None, cmd).await
+            run(&state, &principal, &headers, Some(no), None, cmd).await
         }
     };
 }

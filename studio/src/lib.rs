@@ -9,6 +9,7 @@
 //! library types into its own JSON shapes (`dto`).
 
 mod api;
+mod auth;
 mod cases;
 mod openapi;
 mod packs;

@@ -4,204 +4,286 @@
 
 use serde_json::{Map, Value, json};
 
-/// (method, path under /api, tag, summary)
-pub const ROUTES: &[(&str, &str, &str, &str)] = &[
-    ("get", "/health", "server", "Liveness; needs no token"),
-    ("get", "/openapi.json", "server", "This document"),
+/// (method, path under /api, tag, summary, roles that may call it: `any`
+/// authenticated caller, `staff` (clerk or reviewer), or role names joined by
+/// `|`; `admin` may call everything)
+pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "get",
+        "/health",
+        "server",
+        "Liveness; needs no token",
+        "any",
+    ),
+    ("get", "/openapi.json", "server", "This document", "any"),
     (
         "get",
         "/flows",
         "flows",
         "Deployed flows (latest source, version as written, deployed version)",
+        "any",
     ),
-    ("get", "/flows/{id}", "flows", "One flow's latest source"),
-    ("get", "/flows/{id}/ir", "flows", "The flow's IR"),
+    (
+        "get",
+        "/flows/{id}",
+        "flows",
+        "One flow's latest source",
+        "any",
+    ),
+    ("get", "/flows/{id}/ir", "flows", "The flow's IR", "any"),
     (
         "get",
         "/flows/{id}/graph.svg",
         "flows",
         "The flow's diagram (SVG)",
+        "any",
     ),
     (
         "get",
         "/flows/{id}/deployments",
         "flows",
         "Every deployed version of the flow",
+        "any",
     ),
-    ("post", "/validate", "flows", "Diagnostics of a flow text"),
-    ("get", "/audit", "server", "The latest audit rows"),
-    ("get", "/packs", "packs", "Process packs"),
+    (
+        "post",
+        "/validate",
+        "flows",
+        "Diagnostics of a flow text",
+        "analyst|deployer",
+    ),
+    ("get", "/audit", "server", "The latest audit rows", "admin"),
+    ("get", "/packs", "packs", "Process packs", "any"),
     (
         "post",
         "/packs",
         "packs",
         "Deploy a pack: all its flows or none",
+        "deployer",
     ),
-    ("post", "/cases", "cases", "Register a case"),
-    ("get", "/cases", "cases", "List cases, newest first"),
+    ("post", "/cases", "cases", "Register a case", "staff"),
+    ("get", "/cases", "cases", "List cases, newest first", "any"),
     (
         "get",
         "/cases/{no}",
         "cases",
         "A case: status, open tasks, deadlines with working days left",
+        "any",
     ),
-    ("get", "/cases/{no}/events", "cases", "The case's event log"),
+    (
+        "get",
+        "/cases/{no}/events",
+        "cases",
+        "The case's event log",
+        "any",
+    ),
     (
         "get",
         "/cases/{no}/exchange",
         "cases",
         "The six exchange record types",
+        "any",
     ),
     (
         "post",
         "/cases/{no}/commands",
         "cases",
         "Any command, as {\"command\": …}",
+        "staff",
     ),
     (
         "post",
         "/cases/{no}/tasks/{step}/complete",
         "tasks",
         "Complete the open task at a step",
+        "staff",
     ),
     (
         "post",
         "/cases/{no}/special/start",
         "cases",
         "Start a special procedure",
+        "staff",
     ),
     (
         "post",
         "/cases/{no}/special/end",
         "cases",
         "End a special procedure",
+        "staff",
     ),
     (
         "post",
         "/cases/{no}/materials",
         "cases",
         "The applicant supplies materials",
+        "staff",
     ),
-    ("post", "/cases/{no}/terminate", "cases", "Terminate (中止)"),
-    ("post", "/cases/{no}/withdraw", "cases", "Withdraw (撤回)"),
+    (
+        "post",
+        "/cases/{no}/terminate",
+        "cases",
+        "Terminate (中止)",
+        "staff",
+    ),
+    (
+        "post",
+        "/cases/{no}/withdraw",
+        "cases",
+        "Withdraw (撤回)",
+        "staff",
+    ),
     (
         "get",
         "/tasks",
         "tasks",
         "The work list by department and role",
+        "staff|supervisor",
     ),
     (
         "get",
         "/calendar/add",
         "calendar",
         "Add working days or days to a date",
+        "any",
     ),
     (
         "get",
         "/calendar/diff",
         "calendar",
         "Working days between two dates",
+        "any",
     ),
     (
         "get",
         "/rules",
         "supervision",
         "Supervision rules with their last evaluation error",
+        "any",
     ),
     (
         "get",
         "/notifications",
         "supervision",
         "The notification outbox",
+        "any",
     ),
     (
         "get",
         "/alarms",
         "supervision",
         "Cards (预警/黄牌/红牌), filtered",
+        "any",
     ),
-    ("get", "/alarms/{id}", "supervision", "One card"),
+    ("get", "/alarms/{id}", "supervision", "One card", "any"),
     (
         "post",
         "/alarms/{id}/acknowledge",
         "supervision",
         "The card's department has seen it",
+        "staff",
     ),
     (
         "post",
         "/alarms/{id}/appeal",
         "supervision",
         "The card's department appeals",
+        "staff",
     ),
     (
         "post",
         "/alarms/{id}/decide",
         "supervision",
         "A supervisor decides the appeal",
+        "supervisor",
     ),
     (
         "post",
         "/alarms/{id}/order",
         "supervision",
         "A supervisor issues a supervision order",
+        "supervisor",
     ),
     (
         "post",
         "/alarms/{id}/close",
         "supervision",
         "A supervisor closes a card after checking it",
+        "supervisor",
     ),
-    ("get", "/orders", "supervision", "Supervision orders"),
+    ("get", "/orders", "supervision", "Supervision orders", "any"),
     (
         "post",
         "/orders/{no}/reply",
         "supervision",
         "The addressed department replies",
+        "staff",
     ),
-    ("post", "/complaints", "supervision", "File a complaint"),
-    ("get", "/complaints", "supervision", "Complaints"),
+    (
+        "post",
+        "/complaints",
+        "supervision",
+        "File a complaint",
+        "staff|supervisor",
+    ),
+    ("get", "/complaints", "supervision", "Complaints", "any"),
     (
         "post",
         "/cases/{no}/rating",
         "supervision",
         "Rate a finished case (1–5)",
+        "any",
     ),
     (
         "get",
         "/cases/{no}/rating",
         "supervision",
         "A case's ratings",
+        "any",
     ),
     (
         "get",
         "/stats",
         "statistics",
         "Statistics per department or item and period",
+        "any",
     ),
     (
         "get",
         "/efficiency",
         "statistics",
         "Efficiency grades per department for a month",
+        "any",
     ),
     (
         "post",
         "/efficiency/adjustments",
         "statistics",
         "A supervisor's manual adjustment",
+        "supervisor",
     ),
     (
         "post",
         "/efficiency/adjustments/{id}/{action}",
         "statistics",
         "Appeal or decide an adjustment",
+        "staff|supervisor",
+    ),
+    ("get", "/users", "users", "Users and their roles", "admin"),
+    ("post", "/users", "users", "Add a user", "admin"),
+    (
+        "post",
+        "/users/{login}/tokens",
+        "users",
+        "Make an API token for a user (shown once)",
+        "admin",
     ),
 ];
 
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, tag, summary) in ROUTES {
+    for (method, path, tag, summary, roles) in ROUTES {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -210,6 +292,7 @@ pub fn document() -> Value {
         let mut op = json!({
             "tags": [tag],
             "summary": summary,
+            "x-roles": roles.split('|').collect::<Vec<_>>(),
             "parameters": params,
             "responses": {
                 "200": {"description": "OK"},
@@ -317,7 +400,7 @@ mod tests {
         routed.remove(&("get".to_string(), "/".to_string()));
         let documented: BTreeSet<(String, String)> = super::ROUTES
             .iter()
-            .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+            .map(|(m, p, ..)| (m.to_string(), p.to_string()))
             .collect();
         let missing: Vec<_> = routed.difference(&documented).collect();
         let stale: Vec<_> = documented.difference(&routed).collect();

@@ -294,10 +294,12 @@ struct ByBody {
 /// The card's department has seen it (签收).
 async fn acknowledge(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     body: Result<Json<ByBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(b) = body.map_err(bad_body)?;
+    let Json(mut b) = body.map_err(bad_body)?;
+    principal.check_actor(&mut b.by)?;
     let id = id_param(&id)?;
     let c = card(&state, id).await?;
     own_department(&c, &b.by)?;
@@ -331,10 +333,12 @@ struct AppealBody {
 /// The card's department appeals (申诉); one appeal per card.
 async fn appeal(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     body: Result<Json<AppealBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(b) = body.map_err(bad_body)?;
+    let Json(mut b) = body.map_err(bad_body)?;
+    principal.check_actor(&mut b.by)?;
     let id = id_param(&id)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::new(
@@ -606,6 +610,7 @@ struct ReplyBody {
 async fn reply_order(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
     body: Result<Json<ReplyBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -629,7 +634,7 @@ async fn reply_order(
         defer_within: None,
         document_no: None,
     };
-    run(&state, &headers, Some(no), None, cmd).await
+    run(&state, &principal, &headers, Some(no), None, cmd).await
 }
 
 #[derive(Deserialize)]
@@ -653,6 +658,7 @@ struct ComplaintBody {
 async fn file_complaint(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     body: Result<Json<ComplaintBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
@@ -700,7 +706,15 @@ async fn file_complaint(
         data,
         materials: Vec::new(),
     };
-    run(&state, &headers, None, Some(COMPLAINT_FLOW.into()), cmd).await
+    run(
+        &state,
+        &principal,
+        &headers,
+        None,
+        Some(COMPLAINT_FLOW.into()),
+        cmd,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -90,11 +90,23 @@ pub fn call(
     key: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> Option<(u16, serde_json::Value)> {
+    call_as(TOKEN, port, method, path, key, body)
+}
+
+/// `call` with another bearer token.
+pub fn call_as(
+    token: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Option<(u16, serde_json::Value)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
     );
     if let Some(k) = key {
         req.push_str(&format!("Idempotency-Key: {k}\r\n"));

@@ -1,0 +1,163 @@
+//! Users, their roles and API tokens. A token is shown once when made; only
+//! its SHA-256 is stored.
+
+use crate::alarms::with_pools;
+use crate::core::Time;
+use crate::store::{Store, StoreError, fmt_ts};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+
+/// The roles: `admin`, `analyst` (flows), `deployer` (packs), `clerk` and
+/// `reviewer` (a department's staff; `position` narrows to one of the flow's
+/// roles, e.g. `clerk` of `window`), `supervisor`.
+pub const ROLES: &[&str] = &[
+    "admin",
+    "analyst",
+    "deployer",
+    "clerk",
+    "reviewer",
+    "supervisor",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub login: String,
+    pub name: String,
+    pub roles: Vec<Grant>,
+}
+
+impl User {
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|g| g.role == role)
+    }
+}
+
+pub fn token_hash(token: &str) -> String {
+    crate::store::source_hash(token)
+}
+
+impl Store {
+    /// Creates a user; false when the login is taken.
+    pub async fn create_user(&self, u: &User, actor: &str, now: Time) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let made = sqlx::query(
+                "INSERT INTO users (login, name, roles, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (login) DO NOTHING",
+            )
+            .bind(&u.login)
+            .bind(&u.name)
+            .bind(&roles)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if made {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&stamp)
+                .bind(actor)
+                .bind("user.create")
+                .bind(json!({"login": u.login, "roles": u.roles}).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(made)
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            let rows = sqlx::query("SELECT login, name, roles FROM users ORDER BY login")
+                .fetch_all(w)
+                .await?;
+            let mut out = Vec::new();
+            for r in &rows {
+                out.push(read_user(r)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records a token (its hash) for a user.
+    pub async fn add_token(
+        &self,
+        login: &str,
+        hash: &str,
+        label: &str,
+        actor: &str,
+        now: Time,
+    ) -> Result<(), StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            sqlx::query(
+                "INSERT INTO api_tokens (hash, login, label, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash)
+            .bind(login)
+            .bind(label)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&stamp)
+            .bind(actor)
+            .bind("token.create")
+            .bind(json!({"login": login, "label": label}).to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The user a token belongs to.
+    pub async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            let row = sqlx::query(
+                "SELECT u.login, u.name, u.roles FROM api_tokens t JOIN users u ON u.login = t.login WHERE t.hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(w)
+            .await?;
+            match row {
+                Some(r) => Ok(Some(read_user(&r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+fn read_user<R: Row>(r: &R) -> Result<User, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let roles: String = r.try_get("roles")?;
+    Ok(User {
+        login: r.try_get("login")?,
+        name: r.try_get("name")?,
+        roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt {
+            what: "user roles".into(),
+            message: e.to_string(),
+        })?,
+    })
+}

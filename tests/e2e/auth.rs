@@ -1,0 +1,172 @@
+//! Users, roles and API tokens against the real server: staff act only for
+//! their own departments, routes need their roles, the administrator's token
+//! bootstraps everything, and every write is audited.
+
+use super::server::{Server, call, call_as, complete_body, free_port, start_body};
+use super::support::temp_dir;
+use serde_json::json;
+
+#[test]
+fn staff_act_for_their_own_departments_only() {
+    let dir = temp_dir("auth");
+    let db = format!("sqlite://{}", dir.join("a.db").display());
+    let port = free_port();
+    let _server = Server::start(&db, port, &[], &[]);
+    let admin = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        call(port, method, path, None, body.as_ref()).unwrap()
+    };
+    let users = [
+        (
+            "wangfang",
+            "王芳",
+            json!([{"role": "clerk", "department": "window", "position": "clerk"}]),
+        ),
+        (
+            "sunqiang",
+            "孙强",
+            json!([{"role": "reviewer", "department": "env"}]),
+        ),
+        (
+            "zhoujian",
+            "周监",
+            json!([{"role": "supervisor", "department": "center"}]),
+        ),
+    ];
+    let mut tokens = std::collections::HashMap::new();
+    for (login, name, roles) in &users {
+        let (s, v) = admin(
+            "POST",
+            "/api/users",
+            Some(json!({"login": login, "name": name, "roles": roles})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = admin(
+            "POST",
+            &format!("/api/users/{login}/tokens"),
+            Some(json!({"label": "test"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let t = v["token"].as_str().unwrap().to_string();
+        assert_eq!(t.len(), 64, "{v}");
+        tokens.insert(*login, t);
+    }
+    let (s, v) = admin(
+        "POST",
+        "/api/users",
+        Some(json!({"login": "wangfang", "name": "x", "roles": []})),
+    );
+    assert_eq!((s, v["code"].as_str()), (409, Some("user.exists")), "{v}");
+    let (s, v) = admin(
+        "POST",
+        "/api/users",
+        Some(json!({"login": "x", "name": "x", "roles": [{"role": "boss"}]})),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("user.unknown_role")),
+        "{v}"
+    );
+    let as_ = |login: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        call_as(&tokens[login], port, method, path, None, body.as_ref()).unwrap()
+    };
+
+    // The clerk registers and accepts a case; the acting name is the user's.
+    let (s, v) = as_("wangfang", "POST", "/api/cases", Some(start_body()));
+    assert_eq!(s, 201, "{v}");
+    let no = v["case_no"].as_str().unwrap().to_string();
+    let mut body = complete_body("window", Some("clerk"));
+    body["by"]["name"] = "冒名".into();
+    let (s, v) = as_(
+        "wangfang",
+        "POST",
+        &format!("/api/cases/{no}/tasks/accept/complete"),
+        Some(body),
+    );
+    assert_eq!(s, 200, "{v}");
+    let events = admin("GET", &format!("/api/cases/{no}/events"), None)
+        .1
+        .to_string();
+    assert!(
+        events.contains("王芳") && !events.contains("冒名"),
+        "{events}"
+    );
+    // Nor can the clerk claim to be env.
+    let (s, v) = as_(
+        "wangfang",
+        "POST",
+        &format!("/api/cases/{no}/tasks/env_review/complete"),
+        Some(complete_body("env", None)),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.wrong_department")),
+        "{v}"
+    );
+    let (s, v) = as_(
+        "sunqiang",
+        "POST",
+        &format!("/api/cases/{no}/tasks/env_review/complete"),
+        Some(complete_body("env", None)),
+    );
+    assert_eq!(s, 200, "{v}");
+
+    // Work lists: own department only.
+    let (s, v) = as_("sunqiang", "GET", "/api/tasks", None);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["department"] == "env"),
+        "{v}"
+    );
+    let (s, v) = as_("sunqiang", "GET", "/api/tasks?department=dev", None);
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.wrong_department")),
+        "{v}"
+    );
+
+    // Roles per route.
+    let (s, v) = as_("wangfang", "GET", "/api/users", None);
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.forbidden")),
+        "{v}"
+    );
+    let (s, v) = as_(
+        "wangfang",
+        "POST",
+        "/api/alarms/1/decide",
+        Some(json!({"by": {"name": "x"}, "outcome": "revoke"})),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.forbidden")),
+        "{v}"
+    );
+    let (s, v) = as_("zhoujian", "POST", "/api/cases", Some(start_body()));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.forbidden")),
+        "a supervisor does not register cases: {v}"
+    );
+    let (s, _) = as_("zhoujian", "GET", "/api/alarms", None);
+    assert_eq!(s, 200);
+
+    // Tokens: a wrong one is 401; none is 401.
+    let (s, v) = call_as("not-a-token", port, "GET", "/api/flows", None, None).unwrap();
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
+
+    // Every user and token made is in the audit log, with who made it.
+    let audit = admin("GET", "/api/audit", None).1.to_string();
+    assert!(
+        audit.contains("user.create") && audit.contains("token.create"),
+        "{audit}"
+    );
+    // The users list shows roles, never tokens.
+    let list = admin("GET", "/api/users", None).1;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(3), "{list}");
+    assert!(!list.to_string().contains(&tokens["wangfang"]));
+}
