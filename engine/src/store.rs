@@ -386,7 +386,15 @@ const MIGRATIONS_COMMON: &[&str] = &[
         login TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         roles TEXT NOT NULL,
+        password_hash TEXT,
         created_at TEXT NOT NULL
+    )",
+    // Login sessions: the cookie's SHA-256, the CSRF token writes must echo.
+    "CREATE TABLE IF NOT EXISTS sessions (
+        hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at TEXT NOT NULL
     )",
     // API tokens: only their SHA-256 is stored.
     "CREATE TABLE IF NOT EXISTS api_tokens (

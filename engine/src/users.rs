@@ -49,17 +49,24 @@ pub fn token_hash(token: &str) -> String {
 
 impl Store {
     /// Creates a user; false when the login is taken.
-    pub async fn create_user(&self, u: &User, actor: &str, now: Time) -> Result<bool, StoreError> {
+    pub async fn create_user(
+        &self,
+        u: &User,
+        password_hash: Option<&str>,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
         let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
         with_pools!(self, |w, _r, _lock| {
             let mut tx = w.begin().await?;
             let made = sqlx::query(
-                "INSERT INTO users (login, name, roles, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (login) DO NOTHING",
+                "INSERT INTO users (login, name, roles, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING",
             )
             .bind(&u.login)
             .bind(&u.name)
             .bind(&roles)
+            .bind(password_hash)
             .bind(&stamp)
             .execute(&mut *tx)
             .await?
@@ -125,6 +132,79 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// A user and their password hash (for a login).
+    pub async fn user_with_password(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            let row =
+                sqlx::query("SELECT login, name, roles, password_hash FROM users WHERE login = $1")
+                    .bind(login)
+                    .fetch_optional(w)
+                    .await?;
+            match row {
+                Some(r) => Ok(Some((read_user(&r)?, r.try_get("password_hash")?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Starts a session (its cookie's hash), valid until `expires`.
+    pub async fn add_session(
+        &self,
+        hash: &str,
+        login: &str,
+        csrf: &str,
+        expires: Time,
+    ) -> Result<(), StoreError> {
+        let until = fmt_ts(expires);
+        with_pools!(self, |w, _r, _lock| {
+            sqlx::query(
+                "INSERT INTO sessions (hash, login, csrf, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash)
+            .bind(login)
+            .bind(csrf)
+            .bind(&until)
+            .execute(w)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The user of a live session, with its CSRF token.
+    pub async fn session(
+        &self,
+        hash: &str,
+        now: Time,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let row = sqlx::query(
+                "SELECT u.login, u.name, u.roles, s.csrf FROM sessions s JOIN users u ON u.login = s.login WHERE s.hash = $1 AND s.expires_at > $2",
+            )
+            .bind(hash)
+            .bind(&stamp)
+            .fetch_optional(w)
+            .await?;
+            match row {
+                Some(r) => Ok(Some((read_user(&r)?, r.try_get("csrf")?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn end_session(&self, hash: &str) -> Result<(), StoreError> {
+        with_pools!(self, |w, _r, _lock| {
+            sqlx::query("DELETE FROM sessions WHERE hash = $1")
+                .bind(hash)
+                .execute(w)
+                .await?;
             Ok(())
         })
     }

@@ -174,6 +174,8 @@ pub fn app(state: AppState) -> Router {
             crate::auth::authenticate,
         ))
         .route("/health", get(health))
+        .route("/login", post(crate::auth::login))
+        .route("/logout", post(crate::auth::logout))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/", get(index))

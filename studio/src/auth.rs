@@ -126,19 +126,54 @@ pub(crate) async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
-    let principal = match given {
-        None => {
+    let session = session_cookie(req.headers());
+    let principal = match (given, session) {
+        (None, Some(id)) => match state
+            .engine()
+            .store
+            .session(&token_hash(&id), now_cst())
+            .await
+        {
+            Ok(Some((u, csrf))) => {
+                // Writes from a browser session echo the session's CSRF token.
+                let safe = matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+                let echoed = req
+                    .headers()
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| constant_time_eq(t.as_bytes(), csrf.as_bytes()));
+                if !safe && !echoed {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "auth.csrf",
+                        "a write from a session needs the `X-CSRF-Token` header the login returned",
+                    )
+                    .into_response();
+                }
+                Principal::User(u)
+            }
+            Ok(None) => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the session has ended; log in again",
+                )
+                .into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        (None, None) => {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "authentication required: send `Authorization: Bearer <token>`",
+                "authentication required: send `Authorization: Bearer <token>` or log in",
             )
             .into_response();
         }
-        Some(t) if constant_time_eq(t.as_bytes(), state.admin_token().as_bytes()) => {
+        (Some(t), _) if constant_time_eq(t.as_bytes(), state.admin_token().as_bytes()) => {
             Principal::Admin
         }
-        Some(t) => match state.engine().store.user_for_token(&token_hash(&t)).await {
+        (Some(t), _) => match state.engine().store.user_for_token(&token_hash(&t)).await {
             Ok(Some(u)) => Principal::User(u),
             Ok(None) => {
                 return ApiError::new(
@@ -192,6 +227,9 @@ pub(crate) struct NewUser {
     login: String,
     name: String,
     roles: Vec<Grant>,
+    /// For logging in to the studio (at least 10 characters); stored as an argon2id hash.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// An administrator adds a user (201); 409 when the login is taken.
@@ -229,6 +267,17 @@ pub(crate) async fn create_user(
             ));
         }
     }
+    let hash = match &b.password {
+        Some(pw) if pw.chars().count() < 10 => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "user.weak_password",
+                "a password has at least 10 characters",
+            ));
+        }
+        Some(pw) => Some(hash_password(pw)?),
+        None => None,
+    };
     let u = User {
         login: b.login,
         name: b.name,
@@ -237,7 +286,7 @@ pub(crate) async fn create_user(
     if !state
         .engine()
         .store
-        .create_user(&u, p.login(), now_cst())
+        .create_user(&u, hash.as_deref(), p.login(), now_cst())
         .await?
     {
         return Err(ApiError::new(
@@ -285,6 +334,174 @@ pub(crate) async fn create_token(
         StatusCode::CREATED,
         Json(json!({"login": login, "label": label, "token": token})),
     ))
+}
+
+fn hash_password(pw: &str) -> Result<String, ApiError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| internal(&e))?;
+    argon2::Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| internal(&e))
+}
+
+fn verify_password(pw: &str, stored: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(pw.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+fn internal(e: &dyn std::fmt::Display) -> ApiError {
+    eprintln!("auth: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "see the server log",
+    )
+}
+
+const SESSION_COOKIE: &str = "govflow_session";
+/// Sessions last a working day.
+const SESSION_HOURS: i64 = 12;
+
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Failed logins per login: (failures in a row, locked until).
+static FAILURES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// After 5 failures in a row a login waits 2, 4, 8 … seconds (at most 5 minutes).
+fn throttled(login: &str) -> Option<u64> {
+    let now = std::time::Instant::now();
+    let f = FAILURES.lock().ok()?;
+    let (n, until) = f.get(login)?;
+    (*n >= 5 && *until > now).then(|| (*until - now).as_secs().max(1))
+}
+
+fn record_failure(login: &str) {
+    if let Ok(mut f) = FAILURES.lock() {
+        let e = f
+            .entry(login.to_string())
+            .or_insert((0, std::time::Instant::now()));
+        e.0 += 1;
+        if e.0 >= 5 {
+            let wait = 2u64.saturating_pow(e.0 - 4).min(300);
+            e.1 = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginBody {
+    login: String,
+    password: String,
+}
+
+/// Logs in: a session cookie (HttpOnly, Secure, SameSite=Strict) and the
+/// CSRF token writes must echo in `X-CSRF-Token`. Repeated failures wait.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(crate::cases::bad_body)?;
+    if let Some(wait) = throttled(&b.login) {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth.throttled",
+            format!(
+                "too many failed logins for `{}`; try again in {wait} s",
+                b.login
+            ),
+        )
+        .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return Ok(r);
+    }
+    let store = &state.engine().store;
+    let found = store.user_with_password(&b.login).await?;
+    let user = match found {
+        Some((u, Some(hash))) if verify_password(&b.password, &hash) => u,
+        _ => {
+            record_failure(&b.login);
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.login_failed",
+                "wrong login or password",
+            ));
+        }
+    };
+    if let Ok(mut f) = FAILURES.lock() {
+        f.remove(&b.login);
+    }
+    let id = random_token();
+    let csrf = random_token();
+    let expires = now_cst() + chrono::Duration::hours(SESSION_HOURS);
+    store
+        .add_session(&token_hash(&id), &user.login, &csrf, expires)
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_HOURS * 3600
+    );
+    let mut r =
+        Json(json!({"login": user.login, "name": user.name, "roles": user.roles, "csrf": csrf}))
+            .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(axum::http::header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// Ends the session of the cookie sent.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(id) = session_cookie(&headers) {
+        state.engine().store.end_session(&token_hash(&id)).await?;
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
+    )) {
+        r.headers_mut().insert(axum::http::header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_err()
+    {
+        let seed = token_hash(&format!(
+            "{:?}{}",
+            std::time::SystemTime::now(),
+            std::process::id()
+        ));
+        for (b, c) in buf.iter_mut().zip(seed.bytes().cycle()) {
+            *b = c;
+        }
+    }
+    buf
 }
 
 /// 32 random bytes as hex, from the operating system.

@@ -170,3 +170,146 @@ fn staff_act_for_their_own_departments_only() {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(3), "{list}");
     assert!(!list.to_string().contains(&tokens["wangfang"]));
 }
+
+/// A request with the given headers and no bearer token: (status, headers, body).
+fn raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> (u16, String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        status,
+        head.to_string(),
+        serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Passwords (argon2), sessions in cookies with CSRF protection, and
+/// repeated failed logins slowed down.
+#[test]
+fn login_sessions_need_csrf_and_failures_are_slowed() {
+    let dir = temp_dir("login");
+    let db = format!("sqlite://{}", dir.join("l.db").display());
+    let port = free_port();
+    let _server = Server::start(&db, port, &[], &[]);
+    let user = json!({"login": "wangfang", "name": "王芳", "password": "correct horse battery",
+        "roles": [{"role": "clerk", "department": "window", "position": "clerk"}]});
+    let (s, v) = call(port, "POST", "/api/users", None, Some(&user)).unwrap();
+    assert_eq!(s, 201, "{v}");
+    assert!(
+        !v.to_string().contains("correct horse"),
+        "the password is never shown: {v}"
+    );
+    let weak = json!({"login": "x", "name": "x", "password": "short", "roles": []});
+    let (s, v) = call(port, "POST", "/api/users", None, Some(&weak)).unwrap();
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("user.weak_password")),
+        "{v}"
+    );
+
+    let (s, head, v) = raw(
+        port,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"login": "wangfang", "password": "correct horse battery"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let cookie_line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie_line.contains(attr), "{cookie_line}");
+    }
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = v["csrf"].as_str().unwrap().to_string();
+    // Reads with the cookie work; writes need the CSRF token.
+    let (s, _, v) = raw(port, "GET", "/api/tasks", &[("Cookie", &cookie)], None);
+    assert_eq!(s, 200, "{v}");
+    let (s, _, v) = raw(
+        port,
+        "POST",
+        "/api/cases",
+        &[("Cookie", &cookie)],
+        Some(&start_body()),
+    );
+    assert_eq!((s, v["code"].as_str()), (403, Some("auth.csrf")), "{v}");
+    let (s, _, v) = raw(
+        port,
+        "POST",
+        "/api/cases",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        Some(&start_body()),
+    );
+    assert_eq!(s, 201, "{v}");
+    // Logging out ends the session.
+    let (s, _, _) = raw(port, "POST", "/api/logout", &[("Cookie", &cookie)], None);
+    assert_eq!(s, 204);
+    let (s, _, v) = raw(port, "GET", "/api/tasks", &[("Cookie", &cookie)], None);
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
+
+    // Five wrong passwords in a row: the sixth try waits, even with the right one.
+    for _ in 0..5 {
+        let (s, _, v) = raw(
+            port,
+            "POST",
+            "/api/login",
+            &[],
+            Some(&json!({"login": "wangfang", "password": "wrong password"})),
+        );
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (401, Some("auth.login_failed")),
+            "{v}"
+        );
+    }
+    let (s, head, v) = raw(
+        port,
+        "POST",
+        "/api/login",
+        &[],
+        Some(&json!({"login": "wangfang", "password": "correct horse battery"})),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (429, Some("auth.throttled")),
+        "{v}"
+    );
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+}
