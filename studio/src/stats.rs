@@ -225,16 +225,11 @@ pub(crate) struct AdjustBody {
 /// A supervisor adds a manual adjustment (加减分), at most ±20 points.
 pub(crate) async fn adjust(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     body: Result<Json<AdjustBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(bad_body)?;
-    if b.by.role.as_deref() != Some("supervisor") {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "efficiency.not_supervisor",
-            "only a supervisor (role `supervisor`) adjusts efficiency scores",
-        ));
-    }
+    let Json(mut b) = body.map_err(bad_body)?;
+    crate::supervision::supervisor(&principal, &mut b.by)?;
     month(&b.period)?;
     if !crate::supervision::known_department(&state, &b.department) {
         return Err(ApiError::new(
@@ -279,6 +274,7 @@ pub(crate) struct AdjustmentAction {
 /// The department appeals an adjustment; a supervisor upholds or withdraws it.
 pub(crate) async fn adjustment_action(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path((id, action)): Path<(String, String)>,
     body: Result<Json<AdjustmentAction>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -306,13 +302,8 @@ pub(crate) async fn adjustment_action(
             )
         }
         ("decide", Some(o @ ("uphold" | "withdraw"))) => {
-            if b.by.role.as_deref() != Some("supervisor") {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "efficiency.not_supervisor",
-                    "only a supervisor decides appeals",
-                ));
-            }
+            let mut by = b.by.clone();
+            crate::supervision::supervisor(&principal, &mut by)?;
             let to = if o == "uphold" {
                 "applied"
             } else {
@@ -344,6 +335,8 @@ pub(crate) async fn adjustment_action(
         }
     };
     if action == "appeal" {
+        let mut by = b.by.clone();
+        principal.check_actor(&mut by)?;
         // Only the department concerned appeals.
         let list = store.adjustments_of(id).await?;
         if let Some(dept) = list

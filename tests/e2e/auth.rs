@@ -155,6 +155,21 @@ fn staff_act_for_their_own_departments_only() {
     let (s, _) = as_("zhoujian", "GET", "/api/alarms", None);
     assert_eq!(s, 200);
 
+    // A supervisor acts as one by their role alone; the acting name is theirs.
+    let adj = json!({"by": {"name": "冒名"}, "department": "env", "period": "2026-11", "delta": -2.0, "reason": "督办回复超期"});
+    let (s, v) = as_(
+        "zhoujian",
+        "POST",
+        "/api/efficiency/adjustments",
+        Some(adj.clone()),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = as_("sunqiang", "POST", "/api/efficiency/adjustments", Some(adj));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("auth.forbidden")),
+        "{v}"
+    );
     // Tokens: a wrong one is 401; none is 401.
     let (s, v) = call_as("not-a-token", port, "GET", "/api/flows", None, None).unwrap();
     assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
