@@ -116,6 +116,35 @@ macro_rules! with_pools {
 }
 pub(crate) use with_pools;
 
+/// Writes one audit row inside the transaction `$tx`.
+macro_rules! audit {
+    ($tx:expr, $stamp:expr, $actor:expr, $action:expr, $detail:expr) => {
+        sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+            .bind($stamp)
+            .bind($actor)
+            .bind($action)
+            .bind($detail)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use audit;
+
+/// A `Rating` from a row of `ratings`.
+macro_rules! read_rating {
+    ($row:expr) => {
+        Rating {
+            case_no: $row.try_get("case_no")?,
+            account: $row.try_get("account")?,
+            score: $row.try_get("score")?,
+            reason: $row.try_get("reason")?,
+            department: $row.try_get("department")?,
+            flow_id: $row.try_get("flow_id")?,
+            at: Some($row.try_get("at")?),
+        }
+    };
+}
+
 fn history(text: &str) -> Vec<(String, String)> {
     text.split(";\n")
         .filter(|l| !l.is_empty())
@@ -522,15 +551,13 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&stamp)
-            .bind(actor)
-            .bind("alarm")
-            .bind(json!({"alarm": id, "note": t.note, "state": t.state}).to_string())
-            .execute(&mut *tx)
-            .await?;
+            audit!(
+                tx,
+                &stamp,
+                actor,
+                "alarm",
+                json!({"alarm": id, "note": t.note, "state": t.state}).to_string()
+            );
             tx.commit().await?;
             Ok::<(), AlarmError>(())
         })?;
@@ -572,15 +599,13 @@ impl Store {
             .rows_affected()
                 == 1;
             if done {
-                sqlx::query(
-                    "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&stamp)
-                .bind(&r.account)
-                .bind("rate")
-                .bind(json!({"case": r.case_no, "score": r.score}).to_string())
-                .execute(&mut *tx)
-                .await?;
+                audit!(
+                    tx,
+                    &stamp,
+                    &r.account,
+                    "rate",
+                    json!({"case": r.case_no, "score": r.score}).to_string()
+                );
             }
             tx.commit().await?;
             Ok(done)
@@ -603,15 +628,7 @@ impl Store {
             .await?;
             let mut out = Vec::new();
             for row in &rows {
-                out.push(Rating {
-                    case_no: row.try_get("case_no")?,
-                    account: row.try_get("account")?,
-                    score: row.try_get("score")?,
-                    reason: row.try_get("reason")?,
-                    department: row.try_get("department")?,
-                    flow_id: row.try_get("flow_id")?,
-                    at: Some(row.try_get("at")?),
-                });
+                out.push(read_rating!(row));
             }
             Ok(out)
         })
@@ -673,15 +690,7 @@ impl Store {
             .await?;
             let mut ratings = Vec::new();
             for row in &rows {
-                ratings.push(Rating {
-                    case_no: row.try_get("case_no")?,
-                    account: row.try_get("account")?,
-                    score: row.try_get("score")?,
-                    reason: row.try_get("reason")?,
-                    department: row.try_get("department")?,
-                    flow_id: row.try_get("flow_id")?,
-                    at: Some(row.try_get("at")?),
-                });
+                ratings.push(read_rating!(row));
             }
             Ok((cards, ratings))
         })
@@ -861,15 +870,13 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&stamp)
-            .bind(note)
-            .bind("efficiency.adjustment")
-            .bind(json!({"id": id, "to": to}).to_string())
-            .execute(&mut *tx)
-            .await?;
+            audit!(
+                tx,
+                &stamp,
+                note,
+                "efficiency.adjustment",
+                json!({"id": id, "to": to}).to_string()
+            );
             tx.commit().await?;
             Ok(Some(Ok(row.try_get("department")?)))
         })

@@ -1,7 +1,7 @@
 //! Users, their roles and API tokens. A token is shown once when made; only
 //! its SHA-256 is stored.
 
-use crate::alarms::with_pools;
+use crate::alarms::{audit, with_pools};
 use crate::core::Time;
 use crate::store::{Store, StoreError, fmt_ts};
 use serde::{Deserialize, Serialize};
@@ -73,15 +73,13 @@ impl Store {
             .rows_affected()
                 == 1;
             if made {
-                sqlx::query(
-                    "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&stamp)
-                .bind(actor)
-                .bind("user.create")
-                .bind(json!({"login": u.login, "roles": u.roles}).to_string())
-                .execute(&mut *tx)
-                .await?;
+                audit!(
+                    tx,
+                    &stamp,
+                    actor,
+                    "user.create",
+                    json!({"login": u.login, "roles": u.roles}).to_string()
+                );
             }
             tx.commit().await?;
             Ok(made)
@@ -122,15 +120,13 @@ impl Store {
             .bind(&stamp)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&stamp)
-            .bind(actor)
-            .bind("token.create")
-            .bind(json!({"login": login, "label": label}).to_string())
-            .execute(&mut *tx)
-            .await?;
+            audit!(
+                tx,
+                &stamp,
+                actor,
+                "token.create",
+                json!({"login": login, "label": label}).to_string()
+            );
             tx.commit().await?;
             Ok(())
         })
