@@ -215,6 +215,51 @@ fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// Files whose reader stops at the first problem (scenarios, the efficiency
+/// scheme): what they are called in messages and diagnostics.
+struct Plain {
+    label: &'static str,
+    code: &'static str,
+    help: &'static str,
+}
+
+/// Reads each file with `parse` (name, text → (human text, line, column,
+/// message) of its problem) and reports the problems like diagnostics.
+fn check_plain(
+    kind: &Plain,
+    files: &[PathBuf],
+    format: CheckFormat,
+    errors: &mut usize,
+    json: &mut Vec<govflow_dsl::diag::JsonDiagnostic>,
+    parse: impl Fn(&str, &str) -> Option<(String, usize, usize, String)>,
+) {
+    for f in files {
+        let name = f.display().to_string();
+        let problem = match std::fs::read_to_string(f) {
+            Ok(text) => parse(&name, &text),
+            Err(e) => Some((format!("{name}: {e}"), 1, 1, e.to_string())),
+        };
+        let Some((human, line, column, message)) = problem else {
+            continue;
+        };
+        *errors += 1;
+        match format {
+            CheckFormat::Human => eprintln!("{} error: {human}", kind.label),
+            CheckFormat::Json => json.push(govflow_dsl::diag::JsonDiagnostic {
+                file: name,
+                line,
+                column,
+                end_line: line,
+                end_column: column,
+                severity: govflow_dsl::Severity::Error,
+                code: kind.code,
+                message,
+                help: Some(kind.help.into()),
+            }),
+        }
+    }
+}
+
 fn is_efficiency_file(p: &Path) -> bool {
     p.file_name().is_some_and(|n| n == "efficiency.yaml")
 }
@@ -354,58 +399,42 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    for sc in &scenarios {
-        let problem = match std::fs::read_to_string(sc) {
-            Ok(text) => govflow_engine::scenario::Scenario::parse(&sc.display().to_string(), &text)
+    let scenario = Plain {
+        label: "scenario",
+        code: "scenario::invalid",
+        help: "see docs/scenarios.md",
+    };
+    check_plain(
+        &scenario,
+        &scenarios,
+        format,
+        &mut errors,
+        &mut json,
+        |name, text| {
+            govflow_engine::scenario::Scenario::parse(name, text)
                 .err()
-                .map(|e| (e.to_string(), e.line, e.column, e.message)),
-            Err(e) => Some((format!("{}: {e}", sc.display()), 1, 1, e.to_string())),
-        };
-        if let Some((human, line, column, message)) = problem {
-            errors += 1;
-            match format {
-                CheckFormat::Human => eprintln!("scenario error: {human}"),
-                CheckFormat::Json => json.push(govflow_dsl::diag::JsonDiagnostic {
-                    file: sc.display().to_string(),
-                    line,
-                    column,
-                    end_line: line,
-                    end_column: column,
-                    severity: govflow_dsl::Severity::Error,
-                    code: "scenario::invalid",
-                    message,
-                    help: Some("see docs/scenarios.md".into()),
-                }),
-            }
-        }
-    }
+                .map(|e| (e.to_string(), e.line, e.column, e.message))
+        },
+    );
     // The efficiency scheme (`efficiency.yaml` beside the rules).
     let schemes = efficiency_files(paths);
-    for f in &schemes {
-        let problem = match std::fs::read_to_string(f) {
-            Ok(text) => govflow_engine::efficiency::Scheme::parse(&f.display().to_string(), &text)
+    let efficiency = Plain {
+        label: "efficiency",
+        code: "efficiency::invalid",
+        help: "see docs/rule-language.md, Efficiency",
+    };
+    check_plain(
+        &efficiency,
+        &schemes,
+        format,
+        &mut errors,
+        &mut json,
+        |name, text| {
+            govflow_engine::efficiency::Scheme::parse(name, text)
                 .err()
-                .map(|e| (e.to_string(), e.line, e.column, e.message)),
-            Err(e) => Some((format!("{}: {e}", f.display()), 1, 1, e.to_string())),
-        };
-        if let Some((human, line, column, message)) = problem {
-            errors += 1;
-            match format {
-                CheckFormat::Human => eprintln!("efficiency error: {human}"),
-                CheckFormat::Json => json.push(govflow_dsl::diag::JsonDiagnostic {
-                    file: f.display().to_string(),
-                    line,
-                    column,
-                    end_line: line,
-                    end_column: column,
-                    severity: govflow_dsl::Severity::Error,
-                    code: "efficiency::invalid",
-                    message,
-                    help: Some("see docs/rule-language.md, Efficiency".into()),
-                }),
-            }
-        }
-    }
+                .map(|e| (e.to_string(), e.line, e.column, e.message))
+        },
+    );
     // Supervision rule files (`*.rules`, `*.rules.yaml`).
     let rules = rule_files(paths);
     for f in &rules {
