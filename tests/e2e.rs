@@ -5,6 +5,7 @@
 mod e2e {
     pub mod alarms;
     pub mod auth;
+    pub mod browser;
     pub mod cases_api;
     pub mod cli;
     pub mod crash;

@@ -20,6 +20,7 @@ pub mod rule;
 pub mod schema;
 pub mod span;
 pub mod text;
+pub mod timers;
 pub mod validate;
 pub mod yaml;
 

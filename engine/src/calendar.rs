@@ -37,7 +37,8 @@ pub enum CalendarError {
 }
 
 /// What a calendar file says about one date.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DayKind {
     Off,
     Work,

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use govflow_engine::service::Engine;
 use serde::Deserialize;
@@ -28,6 +28,8 @@ pub(crate) struct Inner {
     admin_token: String,
     /// The efficiency scheme (rules/efficiency.yaml), when there is one.
     efficiency: std::sync::RwLock<Option<Arc<govflow_engine::efficiency::Scheme>>>,
+    /// Where the rule files were read from, and the region calendar files.
+    places: std::sync::RwLock<(Option<std::path::PathBuf>, Vec<String>)>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
                 ),
                 admin_token,
                 efficiency: std::sync::RwLock::new(None),
+                places: std::sync::RwLock::new((None, Vec::new())),
             }),
         }
     }
@@ -59,6 +62,25 @@ impl AppState {
         if let Ok(mut g) = self.inner.efficiency.write() {
             *g = Some(Arc::new(scheme));
         }
+    }
+
+    /// Records where the rule files and the region calendars came from.
+    pub fn set_places(&self, rules_dir: Option<std::path::PathBuf>, calendars: Vec<String>) {
+        if let Ok(mut g) = self.inner.places.write() {
+            *g = (rules_dir, calendars);
+        }
+    }
+
+    pub(crate) fn rules_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.places.read().ok().and_then(|g| g.0.clone())
+    }
+
+    pub(crate) fn calendar_files(&self) -> Vec<String> {
+        self.inner
+            .places
+            .read()
+            .map(|g| g.1.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn efficiency(&self) -> Option<Arc<govflow_engine::efficiency::Scheme>> {
@@ -164,6 +186,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::cases::routes())
         .merge(crate::packs::routes())
         .merge(crate::supervision::routes())
+        .merge(crate::studio::routes())
         .route(
             "/users",
             get(crate::auth::list_users).post(crate::auth::create_user),
@@ -178,7 +201,7 @@ pub fn app(state: AppState) -> Router {
         .route("/logout", post(crate::auth::logout))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
-        .route("/", get(index))
+        .merge(crate::studio::pages())
         .nest("/api", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -304,6 +327,9 @@ struct ValidateBody {
     syntax: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// `flow` (default) or `rules`.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// Validates a flow text; returns its diagnostics (the `check --format json` shape).
@@ -317,17 +343,32 @@ async fn validate(
             format!("invalid request body: {}", e.body_text()),
         )
     })?;
-    let syntax = match body.syntax.as_deref() {
-        None | Some("dsl") => govflow_dsl::Syntax::Dsl,
-        Some("yaml") => govflow_dsl::Syntax::Yaml,
+    let syntax = crate::studio::syntax_of(body.syntax.as_deref())?;
+    match body.kind.as_deref() {
+        None | Some("flow") => {}
+        Some("rules") => {
+            let name = body.name.unwrap_or_else(|| {
+                if syntax == govflow_dsl::Syntax::Dsl {
+                    "input.rules".into()
+                } else {
+                    "input.rules.yaml".into()
+                }
+            });
+            let loaded = govflow_dsl::rule::load_rules(&name, &body.source, syntax);
+            return Ok(Json(serde_json::json!({
+                "ok": !loaded.has_errors(),
+                "diagnostics": loaded.report.to_json(),
+                "rules": loaded.rules.as_ref().map(|s| s.rules.iter().map(|r| r.id.clone()).collect::<Vec<_>>()),
+            })));
+        }
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
-                format!("unknown syntax `{other}`; use `dsl` or `yaml`"),
+                format!("unknown kind `{other}`; use `flow` or `rules`"),
             ));
         }
-    };
+    }
     let name = body.name.unwrap_or_else(|| {
         if syntax == govflow_dsl::Syntax::Dsl {
             "input.flow".into()
@@ -336,37 +377,19 @@ async fn validate(
         }
     });
     let loaded = govflow_dsl::load(&name, &body.source, syntax);
+    // The diagram and the deadlines of whatever could be read: the editor
+    // keeps showing them while the text has errors elsewhere.
+    let (svg, timers) = match &loaded.flow {
+        Some(f) => (
+            Some(govflow_dsl::graph::Diagram::build(f).to_svg()),
+            Some(govflow_dsl::timers::timers(f, &body.source)),
+        ),
+        None => (None, None),
+    };
     Ok(Json(serde_json::json!({
         "ok": !loaded.has_errors(),
         "diagnostics": loaded.report.to_json(),
+        "svg": svg,
+        "timers": timers,
     })))
-}
-
-/// A small read-only page: the deployed flows and their diagrams.
-async fn index(State(state): State<AppState>) -> Html<String> {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let mut body = String::new();
-    let flows = state.flows();
-    for f in flows.values() {
-        let svg = govflow_dsl::graph::Diagram::build(&f.flow).to_svg();
-        body.push_str(&format!(
-            "<section><h2>{} <small>{} · v{} · {}</small></h2><div class=\"diagram\">{}</div></section>",
-            esc(&f.flow.name),
-            esc(&f.flow.id),
-            f.flow.version,
-            f.flow.item.mode.as_str(),
-            svg
-        ));
-    }
-    Html(format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>govflow</title>\
-         <style>body{{font-family:'Noto Sans CJK SC',sans-serif;margin:2rem;color:#1a1a1a}}h2 small{{font-weight:normal;color:#666;font-size:.7em}}.diagram{{overflow-x:auto;border:1px solid #dde;border-radius:8px;padding:8px}}</style>\
-         </head><body><h1>govflow 政务服务流程引擎</h1><p>{} 个流程已部署。API: <code>/api</code>（需要 Bearer 令牌）。</p>{}</body></html>",
-        flows.len(),
-        body
-    ))
 }

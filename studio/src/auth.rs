@@ -367,6 +367,23 @@ const SESSION_COOKIE: &str = "govflow_session";
 /// Sessions last a working day.
 const SESSION_HOURS: i64 = 12;
 
+/// The CSRF token of the caller's session, when it is a browser session
+/// (the studio reads it again after a reload).
+pub(crate) async fn session_csrf(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let Some(id) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    Ok(state
+        .engine()
+        .store
+        .session(&token_hash(&id), now_cst())
+        .await?
+        .map(|(_, csrf)| csrf))
+}
+
 fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)

@@ -14,6 +14,7 @@ mod cases;
 mod openapi;
 mod packs;
 mod stats;
+mod studio;
 mod supervision;
 
 pub use api::{AppState, app};
@@ -219,19 +220,24 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     // after a restart: their latest source and their manifests are in the database.
     let mut flows = flows;
     let sources = engine.store.deployment_sources().await.map_err(db_err)?;
+    // A version deployed from the studio stays the running one after a
+    // restart, until the file in the folder changes to a new text.
     for f in engine.flows.all_latest() {
-        if flows.iter().any(|l| l.flow.id == f.flow.id) {
-            continue;
-        }
-        if let Some((d, source)) = sources
+        let Some((d, source)) = sources
             .iter()
             .find(|(d, _)| d.flow_id == f.flow.id && d.version == i64::from(f.revision()))
-        {
-            flows.push(LoadedFlow {
-                path: d.file.clone(),
-                source: source.clone(),
-                flow: (*f.flow).clone(),
-            });
+        else {
+            continue;
+        };
+        let latest = LoadedFlow {
+            path: d.file.clone(),
+            source: source.clone(),
+            flow: (*f.flow).clone(),
+        };
+        match flows.iter_mut().find(|l| l.flow.id == f.flow.id) {
+            Some(l) if l.source != *source => *l = latest,
+            Some(_) => {}
+            None => flows.push(latest),
         }
     }
     for (id, json) in engine.store.pack_manifests().await.map_err(db_err)? {
@@ -253,6 +259,13 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     });
     let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
+    state.set_places(
+        cfg.rules_dir.is_dir().then(|| cfg.rules_dir.clone()),
+        cfg.calendars
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    );
     // Efficiency indicators (效能考核) beside the rules.
     let scheme_path = cfg.rules_dir.join("efficiency.yaml");
     if scheme_path.is_file() {

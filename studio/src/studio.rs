@@ -1,0 +1,473 @@
+//! What the web studio needs beyond the case and supervision routes: the
+//! embedded page and its assets, who am I, the timers panel, deploying one
+//! flow version from the editor with a diff against the running one, old
+//! versions, rule files with a "try it" evaluation, and the calendar.
+
+use crate::LoadedFlow;
+use crate::api::{ApiError, AppState};
+use crate::auth::Principal;
+use crate::cases::bad_body;
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use govflow_dsl::Syntax;
+use govflow_engine::core::CompiledFlow;
+use govflow_engine::service::now_cst;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The studio page and its assets, compiled into the binary: no request
+/// leaves the machine and no front-end build runs.
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const APP_CSS: &str = include_str!("../assets/app.css");
+
+/// Routes outside `/api`.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Routes under `/api` (behind authentication).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/timers", post(timers))
+        .route("/flows/{id}/source", axum::routing::put(deploy_flow))
+        .route("/flows/{id}/diff", post(diff_flow))
+        .route("/flows/{id}/versions/{version}", get(flow_version))
+        .route("/rules/files", get(rule_files))
+        .route("/rules/try", post(try_rules))
+        .route("/calendar", get(calendar))
+}
+
+async fn me(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let csrf = crate::auth::session_csrf(&state, &headers).await?;
+    Ok(Json(match &p {
+        Principal::Admin => json!({
+            "login": "admin", "name": "管理员", "roles": [{"role": "admin"}], "csrf": csrf,
+        }),
+        Principal::User(u) => json!({
+            "login": u.login, "name": u.name, "roles": u.roles, "csrf": csrf,
+        }),
+    }))
+}
+
+pub(crate) fn syntax_of(s: Option<&str>) -> Result<Syntax, ApiError> {
+    match s {
+        None | Some("dsl") => Ok(Syntax::Dsl),
+        Some("yaml") => Ok(Syntax::Yaml),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("unknown syntax `{other}`; use `dsl` or `yaml`"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimersBody {
+    source: String,
+    #[serde(default)]
+    syntax: Option<String>,
+    /// Rewrite one deadline: its key, the new value and unit.
+    #[serde(default)]
+    set: Option<SetTimer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetTimer {
+    key: String,
+    value: u32,
+    unit: govflow_dsl::ir::Unit,
+}
+
+/// The deadlines of a flow text; with `set`, the text with one literal
+/// rewritten (every other byte kept) and the deadlines of the new text.
+async fn timers(body: Result<Json<TimersBody>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    let syntax = syntax_of(body.syntax.as_deref())?;
+    let read = |text: &str| -> Result<govflow_dsl::Flow, ApiError> {
+        govflow_dsl::load("input", text, syntax)
+            .flow
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "flow.unreadable",
+                    "the text cannot be read as a flow; fix the syntax errors first",
+                )
+            })
+    };
+    let flow = read(&body.source)?;
+    let source = match &body.set {
+        None => body.source,
+        Some(s) => {
+            govflow_dsl::timers::set(&flow, &body.source, &s.key, s.value, s.unit).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "timer.invalid",
+                    e.to_string(),
+                )
+            })?
+        }
+    };
+    let flow = read(&source)?;
+    let items = govflow_dsl::timers::timers(&flow, &source);
+    Ok(Json(json!({"source": source, "items": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceBody {
+    source: String,
+    #[serde(default)]
+    syntax: Option<String>,
+}
+
+/// Deploys a new version of one flow from the editor. The text must be
+/// valid and name the flow of the path; the same text deploys once.
+async fn deploy_flow(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Result<Json<SourceBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    let syntax = syntax_of(body.syntax.as_deref())?;
+    let file = match syntax {
+        Syntax::Dsl => format!("studio:{id}.flow"),
+        Syntax::Yaml => format!("studio:{id}.flow.yaml"),
+    };
+    let loaded = govflow_dsl::load(&file, &body.source, syntax);
+    let Some(flow) = loaded.valid_flow().cloned() else {
+        let diags = loaded.report.to_json();
+        let errors = loaded
+            .report
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "flow.invalid",
+            message: format!("the flow has {errors} error(s); nothing was deployed"),
+            details: json!({"diagnostics": diags}),
+        });
+    };
+    if flow.id != id {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "flow.id_mismatch",
+            format!("the text is flow `{}`, not `{id}`", flow.id),
+        ));
+    }
+    let compiled = CompiledFlow::new(flow.clone()).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "flow.invalid",
+            e.to_string(),
+        )
+    })?;
+    let (d, new) = state
+        .engine()
+        .store
+        .deploy(&id, &body.source, &file, p.login(), now_cst())
+        .await?;
+    if new {
+        state
+            .engine()
+            .flows
+            .insert(compiled.with_revision(d.version as u32));
+        state.set_flow(LoadedFlow {
+            path: file,
+            source: body.source,
+            flow,
+        });
+    }
+    Ok(Json(json!({
+        "flow": d.flow_id, "version": d.version, "hash": d.hash, "new": new,
+        "warnings": loaded.report.to_json(),
+    })))
+}
+
+/// The changes from the running version's text to `source`, line by line.
+async fn diff_flow(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<SourceBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    let running = state.flows().get(&id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "flow.not_found",
+            format!("no flow `{id}`"),
+        )
+    })?;
+    let version = state.engine().flows.latest(&id).map(|f| f.revision());
+    let lines = line_diff(&running.source, &body.source).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "diff.too_large",
+            "the texts are too long to compare line by line (more than 5,000 lines each)",
+        )
+    })?;
+    let added = lines.iter().filter(|(op, _)| *op == '+').count();
+    let removed = lines.iter().filter(|(op, _)| *op == '-').count();
+    let items: Vec<Value> = lines
+        .into_iter()
+        .map(|(op, text)| json!({"op": op.to_string(), "text": text}))
+        .collect();
+    Ok(Json(json!({
+        "flow": id, "running_version": version, "added": added, "removed": removed,
+        "lines": items,
+    })))
+}
+
+/// A line diff by longest common subsequence: (' ' | '+' | '-', line).
+/// `None` when either text has more than 5,000 lines.
+pub(crate) fn line_diff(old: &str, new: &str) -> Option<Vec<(char, String)>> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    if a.len() > 5000 || b.len() > 5000 {
+        return None;
+    }
+    // Common head and tail first: edits are usually local.
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (am, bm) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
+    let (n, m) = (am.len(), bm.len());
+    // lcs[i][j]: the longest common subsequence of am[i..] and bm[j..].
+    let mut lcs = vec![0u32; (n + 1) * (m + 1)];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i * (m + 1) + j] = if am[i] == bm[j] {
+                lcs[(i + 1) * (m + 1) + j + 1] + 1
+            } else {
+                lcs[(i + 1) * (m + 1) + j].max(lcs[i * (m + 1) + j + 1])
+            };
+        }
+    }
+    let mut out: Vec<(char, String)> = a[..head].iter().map(|l| (' ', l.to_string())).collect();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && am[i] == bm[j] {
+            out.push((' ', am[i].to_string()));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1]) {
+            out.push(('-', am[i].to_string()));
+            i += 1;
+        } else {
+            out.push(('+', bm[j].to_string()));
+            j += 1;
+        }
+    }
+    out.extend(a[a.len() - tail..].iter().map(|l| (' ', l.to_string())));
+    Some(out)
+}
+
+/// The text of one deployed version.
+async fn flow_version(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let v: i64 = version.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{version}` is not a version number"),
+        )
+    })?;
+    let sources = state.engine().store.deployment_sources().await?;
+    let (d, source) = sources
+        .into_iter()
+        .find(|(d, _)| d.flow_id == id && d.version == v)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "flow.not_found",
+                format!("flow `{id}` has no version {v}"),
+            )
+        })?;
+    Ok(Json(json!({
+        "flow": d.flow_id, "version": d.version, "hash": d.hash, "file": d.file,
+        "deployed_at": d.deployed_at, "deployed_by": d.deployed_by, "source": source,
+    })))
+}
+
+/// The rule files the server loaded (`--rules`), with their texts.
+async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    if let Some(dir) = state.rules_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("cannot read the rules folder: {e}"),
+                )
+            })?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| govflow_dsl::rule::is_rule_file(n) || n == "efficiency.yaml")
+            .collect();
+        names.sort();
+        for n in names {
+            let text = std::fs::read_to_string(dir.join(&n)).unwrap_or_default();
+            items.push(json!({
+                "file": n,
+                "syntax": if n.ends_with(".rules") { "dsl" } else { "yaml" },
+                "kind": if n == "efficiency.yaml" { "efficiency" } else { "rules" },
+                "source": text,
+            }));
+        }
+    }
+    Ok(Json(json!({"items": items, "total": items.len()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TryBody {
+    /// A rule file's text (the editor's); its rules are evaluated.
+    source: String,
+    #[serde(default)]
+    syntax: Option<String>,
+    /// The case to evaluate them on.
+    case: String,
+    /// The instant (`YYYY-MM-DDTHH:MM:SS`, China time); now by default.
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// "Try it": evaluates the rules of a text on a stored case, without storing
+/// any card. Shows what each rule says, and why one could not be evaluated.
+async fn try_rules(
+    State(state): State<AppState>,
+    body: Result<Json<TryBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    let syntax = syntax_of(body.syntax.as_deref())?;
+    let name = if syntax == Syntax::Dsl {
+        "try.rules"
+    } else {
+        "try.rules.yaml"
+    };
+    let loaded = govflow_dsl::rule::load_rules(name, &body.source, syntax);
+    let Some(set) = loaded.rules.clone() else {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "rules.invalid",
+            message: "the rule file has errors; fix them to try it".into(),
+            details: json!({"diagnostics": loaded.report.to_json()}),
+        });
+    };
+    let book = govflow_engine::supervision::RuleBook::new(std::slice::from_ref(&set))
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules.invalid", e))?;
+    let now = match body.at.as_deref() {
+        None | Some("") => now_cst(),
+        Some(t) => chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("`{t}` is not an instant like 2026-03-16T09:00:00"),
+                )
+            })?,
+    };
+    let engine = state.engine();
+    let case = engine.store.case(&body.case).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "case.not_found",
+            format!("no case `{}`", body.case),
+        )
+    })?;
+    let flow = engine.flows.get(&case.flow_id, case.flow_version);
+    let mut verdicts = book.evaluate(&case, flow.as_deref(), &engine.calendar, now);
+    govflow_engine::supervision::RuleBook::fill_departments(&mut verdicts, &case, flow.as_deref());
+    let items: Vec<Value> = verdicts
+        .iter()
+        .map(|v| {
+            json!({
+                "rule": &*v.rule, "name": &*v.name, "class": &*v.class, "subtype": &*v.subtype,
+                "subject": &*v.subject, "department": v.department,
+                "level": v.level.map(|l| l.as_str()), "error": v.error,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"case": body.case, "at": now, "rules": set.rules.len(), "items": items}),
+    ))
+}
+
+/// The working-day calendar: the years it covers, its holidays and make-up
+/// working days (调休), and the region files merged over it.
+async fn calendar(State(state): State<AppState>) -> Json<Value> {
+    let cal = &state.engine().calendar;
+    let days: Vec<Value> = cal
+        .listed_days()
+        .map(|(d, kind, name)| json!({"date": d, "kind": kind, "name": name}))
+        .collect();
+    Json(json!({
+        "first": cal.first(), "last": cal.last(),
+        "regions": state.calendar_files(),
+        "days": days,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_diff;
+
+    #[test]
+    fn diff_marks_changed_lines() {
+        let d = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n").unwrap_or_default();
+        let s: Vec<String> = d.iter().map(|(o, l)| format!("{o}{l}")).collect();
+        assert_eq!(s, [" a", "-b", "+B", " c", " d", "+e"]);
+        assert!(line_diff(&"x\n".repeat(5001), "").is_none());
+    }
+}

@@ -1,0 +1,607 @@
+//! The studio in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`). Logs in with the keyboard,
+//! types an error into a flow and sees the marker at its line, fixes it,
+//! changes a step limit in the timers panel (only that literal changes; every
+//! comment stays), deploys with a diff, starts a case, completes tasks as two
+//! departments and fails to act for a third, and sees a card on the board;
+//! then the worklist and the case page at phone width.
+//!
+//! Screenshots go to `target/screenshots/` (`GOVFLOW_SCREENSHOTS` to move
+//! them). Without chromedriver the test says it was skipped — unless `CI` is
+//! set, where it fails: `.ci/run` installs the browser.
+
+use super::server::{Server, call, free_port};
+use super::support::{root, temp_dir};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const BACKSPACE: &str = "\u{E003}";
+const CONTROL: &str = "\u{E009}";
+const RELEASE: &str = "\u{E000}";
+
+struct Driver {
+    child: Child,
+    port: u16,
+    session: String,
+    shots: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange with chromedriver (chunked bodies decoded).
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // chromedriver keeps connections open: read the head, then exactly the body.
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).map_err(|e| e.to_string())? == 0 || l == "\r\n" {
+            break;
+        }
+        head.push_str(&l.to_ascii_lowercase());
+    }
+    let mut payload = Vec::new();
+    if head.contains("transfer-encoding: chunked") {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).map_err(|e| e.to_string())?;
+            let n = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            payload.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let n: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("no content length")?;
+        payload = vec![0; n];
+        r.read_exact(&mut payload).map_err(|e| e.to_string())?;
+    }
+    let payload = String::from_utf8_lossy(&payload).to_string();
+    let v: Value = serde_json::from_str(&payload).map_err(|e| format!("{e}: {payload}"))?;
+    if let Some(err) = v["value"]["error"].as_str() {
+        return Err(format!("{err}: {}", v["value"]["message"]));
+    }
+    Ok(v["value"].clone())
+}
+
+fn b64decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+impl Driver {
+    fn start() -> Option<Driver> {
+        let exe = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let port = free_port();
+        let mut child = Command::new(exe)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let out = child.stdout.take()?;
+        let mut lines = BufReader::new(out).lines();
+        for l in lines.by_ref() {
+            if l.ok()?.contains("started successfully") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                         "--window-size=1440,1000", "--lang=zh-CN", "--force-device-scale-factor=1"]
+            }
+        }}});
+        let v = match http(port, "POST", "/session", Some(&caps)) {
+            Ok(v) => v,
+            Err(e) => panic!("chromedriver could not start chromium: {e}"),
+        };
+        let session = v["sessionId"].as_str()?.to_string();
+        let shots = std::env::var_os("GOVFLOW_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/screenshots"));
+        let _ = std::fs::create_dir_all(&shots);
+        Some(Driver {
+            child,
+            port,
+            session,
+            shots,
+        })
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let p = format!("/session/{}{path}", self.session);
+        http(self.port, method, &p, body.as_ref())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Waits until `script` returns something truthy; returns it.
+    fn wait(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.js(script, json!([]));
+            if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                self.shot("timeout");
+                let body = self.js("return document.body.innerText", json!([]));
+                panic!(
+                    "timed out waiting for {what}; the page says:\n{}",
+                    body.as_str().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn find(&self, css: &str) -> String {
+        self.wait(
+            css,
+            &format!("return document.querySelector({css:?}) !== null", css = css),
+        );
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT].as_str().unwrap_or_default().to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    /// Real key events into the element (focused first; its caret kept when it already has focus).
+    fn keys(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// Keys into whatever has focus.
+    fn keys_active(&self, text: &str) {
+        let v = self.cmd("GET", "/element/active", None);
+        let e = v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no active element: {v}"))
+            .to_string();
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        self.find(css);
+        self.js(
+            &format!("return document.querySelector({css:?}).innerText"),
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    fn shot(&self, name: &str) -> PathBuf {
+        let v = self.cmd("GET", "/screenshot", None);
+        let png = b64decode(v.as_str().unwrap_or_default());
+        let p = self.shots.join(format!("{name}.png"));
+        let _ = std::fs::write(&p, png);
+        p
+    }
+
+    fn size(&self, w: u32, h: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": w, "height": h})),
+        );
+    }
+
+    fn login(&self, base: &str, login: &str, password: &str) {
+        self.goto(&format!("{base}/#/login"));
+        // Log out first when a session is still there.
+        self.js("sessionStorage.clear(); document.cookie = ''", json!([]));
+        self.wait("the login form", "return document.querySelector('#login-name') && document.activeElement === document.querySelector('#login-name')");
+        // Keyboard only: the name, Tab to the password, Enter submits.
+        self.keys_active(&format!("{login}{TAB}"));
+        self.keys_active(&format!("{password}{ENTER}"));
+        self.wait("the studio after login", &format!(
+            "return document.querySelector('#user') && document.querySelector('#user').innerText.includes('({login})')"
+        ));
+    }
+}
+
+#[test]
+fn the_studio_in_a_browser() {
+    let Some(d) = Driver::start() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser test: install chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let dir = temp_dir("browser");
+    let db = format!("sqlite://{}", dir.join("b.db").display());
+    let port = free_port();
+    let _server = Server::start(&db, port, &[], &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    let pw = "correct horse battery";
+    for (login, name, roles) in [
+        (
+            "lihua",
+            "李华",
+            json!([{"role": "analyst"}, {"role": "deployer"}]),
+        ),
+        (
+            "wangfang",
+            "王芳",
+            json!([{"role": "clerk", "department": "window", "position": "clerk"}]),
+        ),
+        (
+            "zhaolei",
+            "赵磊",
+            json!([{"role": "reviewer", "department": "dev"}]),
+        ),
+        (
+            "sunqiang",
+            "孙强",
+            json!([{"role": "reviewer", "department": "planning"}]),
+        ),
+        ("zhoujian", "周监", json!([{"role": "supervisor"}])),
+        (
+            "qianmin",
+            "钱敏",
+            json!([{"role": "reviewer", "department": "env"}]),
+        ),
+    ] {
+        let (s, v) = call(
+            port,
+            "POST",
+            "/api/users",
+            None,
+            Some(&json!({"login": login, "name": name, "roles": roles, "password": pw})),
+        )
+        .unwrap();
+        assert_eq!(s, 201, "{v}");
+    }
+
+    // Not logged in: the studio asks for a login.
+    d.goto(&format!("{base}/"));
+    d.wait(
+        "the login page",
+        "return location.hash === '#/login' && document.querySelector('#login-name')",
+    );
+
+    // 1. The analyst opens a flow: no problems, a diagram, the deadlines.
+    d.login(&base, "lihua", pw);
+    d.goto(&format!("{base}/#/flows/parallel_approval"));
+    d.wait(
+        "a clean check",
+        "return document.querySelector('#diag-summary')?.innerText.includes('✓')",
+    );
+    d.wait(
+        "the diagram",
+        "return document.querySelectorAll('#diagram svg g.node').length",
+    );
+    let original =
+        std::fs::read_to_string(root().join("flows/reference/parallel_approval.flow")).unwrap();
+    let source = || {
+        d.js(
+            "return document.querySelector('textarea.source').value",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    assert_eq!(source(), original);
+    d.shot("01-flow-editor");
+
+    // 2. Type an error: `by dev` becomes `by devx` on the decide line.
+    let line_no = original
+        .lines()
+        .position(|l| l.contains("task decide"))
+        .unwrap()
+        + 1;
+    let decide_line = original.lines().nth(line_no - 1).unwrap();
+    let offset: usize = original
+        .lines()
+        .take(line_no - 1)
+        .map(|l| l.encode_utf16().count() + 1)
+        .sum::<usize>()
+        + decide_line[..decide_line.find("by dev").unwrap() + "by dev".len()]
+            .encode_utf16()
+            .count();
+    d.js("const t = document.querySelector('textarea.source'); t.focus(); t.selectionStart = t.selectionEnd = arguments[0];", json!([offset]));
+    d.keys("textarea.source", "x");
+    let marker = d.wait("an error marker", &format!(
+        "return document.querySelector('.gutter div.err[data-line=\"{line_no}\"]') && document.querySelector('.diags li.error[data-line=\"{line_no}\"]')?.innerText"
+    ));
+    let marker = marker.as_str().unwrap_or_default().to_string();
+    assert!(
+        marker.starts_with(&format!("{line_no}:")) && marker.contains("devx"),
+        "{marker}"
+    );
+    // Exactly one line is marked.
+    let marked = d.js(
+        "return [...document.querySelectorAll('.gutter div.err')].map(e => e.dataset.line)",
+        json!([]),
+    );
+    assert_eq!(marked, json!([line_no.to_string()]));
+    d.shot("02-error-marker");
+
+    // 3. Fix it.
+    d.keys("textarea.source", BACKSPACE);
+    d.wait("the fix", "return document.querySelector('#diag-summary')?.innerText.includes('✓') && !document.querySelector('.gutter div.err')");
+    assert_eq!(source(), original);
+
+    // 4. The decide step's limit, 2 → 3 working days, in the timers panel.
+    let sel = "#timers tr[data-key='step.decide.within'] input";
+    d.keys(sel, &format!("{CONTROL}a{RELEASE}3{TAB}"));
+    d.wait("the rewritten source", "return document.querySelector('textarea.source').value.includes('by dev within 3 workdays risk_point')");
+    let changed = source();
+    let diff: Vec<(&str, &str)> = original
+        .lines()
+        .zip(changed.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(original.lines().count(), changed.lines().count());
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(
+        diff[0].0.replace("within 2 workdays", "within 3 workdays"),
+        diff[0].1
+    );
+    let comments = |s: &str| {
+        s.lines()
+            .filter(|l| l.trim_start().starts_with("//"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(comments(&changed), comments(&original));
+    assert!(comments(&original).len() >= 3);
+    d.wait(
+        "a clean check",
+        "return document.querySelector('#diag-summary')?.innerText.includes('✓')",
+    );
+    d.shot("03-timers-panel");
+
+    // 5. Deploy, seeing the diff first.
+    d.click("#deploy");
+    let diff = d.text("#diff");
+    assert!(
+        diff.contains("- ")
+            && diff.contains("within 2 workdays")
+            && diff.contains("+ ")
+            && diff.contains("within 3 workdays"),
+        "{diff}"
+    );
+    d.shot("04-deploy-diff");
+    d.click("#confirm-deploy");
+    d.wait("version 2", "return [...document.querySelectorAll('#toast .msg')].some(m => m.innerText.includes('v2'))");
+    let (_, v) = call(port, "GET", "/api/flows/parallel_approval", None, None).unwrap();
+    assert_eq!(v["deployed_version"], 2, "{v}");
+    assert!(
+        v["source"]
+            .as_str()
+            .unwrap()
+            .contains("within 3 workdays risk_point")
+    );
+
+    // 6. A clerk registers a case and accepts it.
+    d.login(&base, "wangfang", pw);
+    d.goto(&format!("{base}/#/cases"));
+    d.find("#new-materials input");
+    d.js("document.querySelector('#new-flow').value = 'parallel_approval'; document.querySelector('#new-flow').dispatchEvent(new Event('change'))", json!([]));
+    d.wait(
+        "the materials",
+        "return document.querySelector('#new-materials input[value=land_doc]')",
+    );
+    d.keys("#new-name", "杭州甲科技有限公司");
+    d.keys("#new-id", "91330100MA2XXXXXX2");
+    d.click("#new-submit");
+    let case_no = d.wait("the case page", "return location.hash.startsWith('#/cases/33') && document.querySelector('#case-no')?.innerText").as_str().unwrap().to_string();
+    d.wait(
+        "the accept task",
+        "return document.querySelector('.task[data-step=accept] button[data-action=pass]')",
+    );
+    d.click(".task[data-step=accept] button[data-action=pass]");
+    d.wait(
+        "three parallel reviews",
+        "return document.querySelectorAll('.task').length === 3",
+    );
+    d.shot("05-case-accepted");
+
+    // 7. The development reviewer: the work list, the case, their task; not planning's.
+    d.login(&base, "zhaolei", pw);
+    d.goto(&format!("{base}/#/cases"));
+    let work = d.text(".worklist");
+    assert!(
+        work.contains(&case_no) && work.contains("发改审查") && !work.contains("规划审查"),
+        "{work}"
+    );
+    d.goto(&format!("{base}/#/cases/{case_no}"));
+    d.click(".task[data-step=planning_review] button[data-action=pass]");
+    let refused = d.wait(
+        "a refusal",
+        "return document.querySelector('.task[data-step=planning_review] [role=alert]')?.innerText",
+    );
+    assert!(refused.as_str().unwrap().contains("无权办理"), "{refused}");
+    d.shot("06-other-department-refused");
+    d.keys(".task[data-step=dev_review] textarea", "符合产业政策");
+    d.click(".task[data-step=dev_review] button[data-action=pass]");
+    d.wait("dev_review done", "return document.querySelectorAll('.task').length === 2 && document.querySelector('#case-diagram g.node.done[data-id=dev_review]')");
+
+    // 8. Planning completes its review.
+    d.login(&base, "sunqiang", pw);
+    d.goto(&format!("{base}/#/cases/{case_no}"));
+    d.click(".task[data-step=planning_review] button[data-action=pass]");
+    d.wait("planning_review done", "return document.querySelectorAll('.task').length === 1 && document.querySelector('.task[data-step=env_review]')");
+    let (_, ev) = call(
+        port,
+        "GET",
+        &format!("/api/cases/{case_no}/events"),
+        None,
+        None,
+    )
+    .unwrap();
+    let by: Vec<String> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "task_completed")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["step"].as_str().unwrap(),
+                e["by"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        ["accept:王芳", "dev_review:赵磊", "planning_review:孙强"]
+    );
+    d.shot("07-case-two-departments");
+
+    // 9. A second case refused at the window raises a process card (不予受理).
+    d.login(&base, "wangfang", pw);
+    d.goto(&format!("{base}/#/cases"));
+    d.find("#new-materials input");
+    d.js("document.querySelector('#new-flow').value = 'parallel_approval'; document.querySelector('#new-flow').dispatchEvent(new Event('change'))", json!([]));
+    d.wait(
+        "the materials",
+        "return document.querySelector('#new-materials input[value=land_doc]')",
+    );
+    d.keys("#new-name", "杭州乙贸易有限公司");
+    d.keys("#new-id", "91330100MA2XXXXXX2");
+    d.click("#new-submit");
+    d.wait("the second case", &format!("return location.hash.startsWith('#/cases/33') && !location.hash.includes('{case_no}') && document.querySelector('.task[data-step=accept]')"));
+    d.click(".task[data-step=accept] button[data-action=refuse]");
+    d.wait("the refusal", "return document.querySelectorAll('.task').length === 0 && document.body.innerText.includes('不予受理')");
+
+    // 10. The supervisor sees it on the board.
+    d.login(&base, "zhoujian", pw);
+    d.goto(&format!("{base}/#/board"));
+    d.wait(
+        "the card",
+        "return document.querySelector('#cards tr[data-rule=case_not_accepted]')",
+    );
+    let cell = d.text("#matrix td[data-class=process][data-level=notice]");
+    assert_eq!(cell.trim(), "1");
+    d.wait(
+        "the charts",
+        "return document.querySelectorAll('.chart svg rect').length >= 4",
+    );
+    d.shot("08-board");
+
+    // 11. English, then the calendar.
+    d.click("#lang");
+    d.wait(
+        "English",
+        "return document.querySelector('nav').innerText.includes('Board')",
+    );
+    d.goto(&format!("{base}/#/calendar"));
+    d.wait(
+        "the calendar",
+        "return document.querySelectorAll('.month td.off').length > 5",
+    );
+    d.shot("09-calendar-en");
+    d.click("#lang");
+
+    // 12. Phone width: the work list and the case page fit the screen.
+    d.login(&base, "qianmin", pw);
+    d.size(390, 844);
+    d.goto(&format!("{base}/#/cases"));
+    d.find(".worklist");
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth + 1";
+    assert_eq!(
+        d.js(fits, json!([])),
+        json!(true),
+        "the work list is wider than a phone"
+    );
+    d.shot("10-phone-worklist");
+    d.goto(&format!("{base}/#/cases/{case_no}"));
+    d.find("#case-diagram svg");
+    assert_eq!(
+        d.js(fits, json!([])),
+        json!(true),
+        "the case page is wider than a phone"
+    );
+    d.shot("11-phone-case");
+}
