@@ -4,6 +4,7 @@
 
 mod e2e {
     pub mod alarms;
+    pub mod api_sweep;
     pub mod auth;
     pub mod browser;
     pub mod cases_api;

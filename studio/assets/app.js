@@ -127,6 +127,9 @@ async function api(method, path, body) {
   return data;
 }
 const has = (role) => S.me && S.me.roles.some((g) => g.role === role || g.role === 'admin');
+const isStaff = () => has('clerk') || has('reviewer') || has('supervisor');
+// Where a user starts: staff at their work list, supervisors at the board, analysts at the flows.
+const home = () => (has('clerk') || has('reviewer') ? '#/cases' : has('supervisor') ? '#/board' : '#/flows');
 
 // ---------------------------------------------------------------- shell
 const NAV = [['cases', '#/cases'], ['flows', '#/flows'], ['rules', '#/rules'], ['board', '#/board'], ['calendar', '#/calendar'], ['users', '#/users']];
@@ -169,12 +172,15 @@ async function whoami() {
 let leaving = null; // a page's clean-up (timers)
 async function route() {
   if (leaving) { leaving(); leaving = null; }
-  const parts = (location.hash.replace(/^#\/?/, '') || 'cases').split('/').map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (!S.me && parts[0] !== 'login') await whoami();
   if (!S.me && parts[0] !== 'login') { location.hash = '#/login'; return; }
   shell();
-  const m = main();
-  m.replaceChildren(h('p', { class: 'muted' }, t('loading')));
+  // Each visit renders into its own container: a slower earlier visit that
+  // finishes late writes into a detached one and cannot overwrite this page.
+  const m = h('div');
+  main().replaceChildren(m);
+  m.append(h('p', { class: 'muted' }, t('loading')));
   try {
     switch (parts[0]) {
       case 'login': return pageLogin(m);
@@ -184,7 +190,7 @@ async function route() {
       case 'board': return await pageBoard(m);
       case 'calendar': return await pageCalendar(m);
       case 'users': return await pageUsers(m);
-      default: location.hash = '#/cases';
+      default: location.hash = home();
     }
   } catch (e) {
     if (e.status !== 401) m.replaceChildren(h('div', { class: 'card', role: 'alert' }, `${e.status || ''} ${e.code || ''}: ${e.message}`));
@@ -215,7 +221,7 @@ function pageLogin(m) {
         }
         await whoami();
         if (!S.me) throw new Error(t('loginFailed'));
-        location.hash = '#/cases';
+        location.hash = home();
       } catch (e) {
         S.token = null; sessionStorage.removeItem('govflow.token');
         err.textContent = `${t('loginFailed')}: ${e.message}`;
@@ -541,17 +547,17 @@ function leftPill(deadline) {
 }
 
 async function pageCases(m) {
-  const [tasks, cases, flows] = await Promise.all([api('GET', '/tasks?limit=100'), api('GET', '/cases?limit=30'), api('GET', '/flows')]);
+  const [tasks, cases, flows] = await Promise.all([isStaff() ? api('GET', '/tasks?limit=100') : { items: [] }, api('GET', '/cases?limit=30'), api('GET', '/flows')]);
   const names = Object.fromEntries(flows.items.map((f) => [f.id, f.name]));
   const work = tasks.items.length === 0 ? h('p', { class: 'muted' }, t('noTasks')) : table([t('caseNo'), t('item'), t('task'), t('department'), t('due'), ''], tasks.items.map((x) => h('tr', {},
     td(t('caseNo'), h('a', { href: '#/cases/' + x.case_no }, x.case_no)), td(t('item'), names[x.flow_id] || x.flow_id), td(t('task'), x.name),
-    td(t('department'), x.department + (x.role ? '.' + x.role : '')), td(t('due'), fmtTime(x.due)),
+    td(t('department'), x.department + (x.role ? '.' + x.role : '')), td(t('due'), x.due_date || '', ' ', leftPill(x)),
     td('', h('a', { class: 'btn', href: '#/cases/' + x.case_no }, t('open'))))), 'stack worklist');
   const recent = table([t('caseNo'), t('item'), t('status'), t('updated')], cases.items.map((c) => h('tr', {},
     td(t('caseNo'), h('a', { href: '#/cases/' + c.case_no }, c.case_no)), td(t('item'), names[c.flow_id] || c.flow_id),
     td(t('status'), pill(statusName(c.status), c.status === 'completed' ? 'ok' : '')), td(t('updated'), fmtTime(c.updated_at)))));
   m.replaceChildren(h('h1', {}, t('cases')),
-    h('section', { class: 'card', 'aria-labelledby': 'wl' }, h('h2', { id: 'wl' }, t('worklist'), ' ', pill(String(tasks.items.length))), work),
+    ...(isStaff() ? [h('section', { class: 'card', 'aria-labelledby': 'wl' }, h('h2', { id: 'wl' }, t('worklist'), ' ', pill(String(tasks.items.length))), work)] : []),
     ...(has('clerk') ? [await newCaseForm(flows)] : []),
     h('section', { class: 'card' }, h('h2', {}, t('allCases')), recent));
 }

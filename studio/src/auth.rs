@@ -37,6 +37,14 @@ impl Principal {
         }
     }
 
+    /// The user holds `role` (the administrator holds every role).
+    pub fn has_role(&self, role: &str) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::User(u) => u.has(role) || u.has("admin"),
+        }
+    }
+
     fn may(&self, roles: &str) -> bool {
         match self {
             Principal::Admin => true,

@@ -390,11 +390,12 @@ async fn list_tasks(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let (limit, offset) = q.page();
-    // Staff see their own departments' tasks only.
-    let department = match principal.departments() {
-        None => q.department.clone(),
+    // Staff see their own departments' tasks only; supervisors (no
+    // department of their own) see every department's.
+    let departments: Vec<Option<String>> = match principal.departments() {
+        None => vec![q.department.clone()],
         Some(mine) => match &q.department {
-            Some(d) if mine.contains(d) => Some(d.clone()),
+            Some(d) if mine.contains(d) => vec![Some(d.clone())],
             Some(d) => {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -406,21 +407,49 @@ async fn list_tasks(
                     ),
                 ));
             }
-            None if mine.len() == 1 => mine.first().cloned(),
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("name the department: one of {}", mine.join(", ")),
-                ));
-            }
+            None if mine.is_empty() && principal.has_role("supervisor") => vec![None],
+            None => mine.into_iter().map(Some).collect(),
         },
     };
-    let items = state
-        .engine()
-        .store
-        .tasks(department.as_deref(), q.role.as_deref(), limit, offset)
-        .await?;
+    let multi = departments.len() > 1;
+    let mut items = Vec::new();
+    for d in &departments {
+        items.extend(
+            state
+                .engine()
+                .store
+                .tasks(
+                    d.as_deref(),
+                    q.role.as_deref(),
+                    if multi { limit + offset } else { limit },
+                    if multi { 0 } else { offset },
+                )
+                .await?,
+        );
+    }
+    if multi {
+        items.sort_by(|a, b| a.due.cmp(&b.due).then(a.case_no.cmp(&b.case_no)));
+    }
+    // Working days left on each task's own limit, as on the case page.
+    let cal = &state.engine().calendar;
+    let today = now_cst().date();
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(if multi { offset as usize } else { 0 })
+        .take(limit as usize)
+        .map(|t| {
+            let due_date = t
+                .due
+                .as_deref()
+                .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%S").ok())
+                .map(|d| (d - chrono::Duration::seconds(1)).date());
+            let left = due_date.and_then(|d| cal.diff(today, d).ok());
+            let mut v = json!(t);
+            v["due_date"] = json!(due_date);
+            v["working_days_left"] = json!(left);
+            v
+        })
+        .collect();
     Ok(Json(
         json!({"items": items, "limit": limit, "offset": offset}),
     ))

@@ -368,7 +368,7 @@ pub fn document() -> Value {
                 "422": {"$ref": "#/components/responses/Error"},
             },
         });
-        if *method == "post" {
+        if matches!(*method, "post" | "put") {
             op["requestBody"] =
                 json!({"content": {"application/json": {"schema": {"type": "object"}}}});
         }

@@ -350,6 +350,8 @@ fn the_studio_in_a_browser() {
 
     // 1. The analyst opens a flow: no problems, a diagram, the deadlines.
     d.login(&base, "lihua", pw);
+    // An analyst starts at the flows.
+    d.wait("the flows", "return location.hash === '#/flows' && document.querySelector('main table') && !document.querySelector('main [role=alert]')");
     d.goto(&format!("{base}/#/flows/parallel_approval"));
     d.wait(
         "a clean check",
