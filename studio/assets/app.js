@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
   },
@@ -64,7 +64,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
   },
@@ -539,6 +539,12 @@ async function pageRules(m, file) {
 }
 
 // ---------------------------------------------------------------- cases
+// `20 workdays` / `1 workday` in the interface's language.
+function limitText(s) {
+  const m = /^(\d+) (workday|day|hour)s?$/.exec(s || '');
+  return m ? `${m[1]} ${t(m[2] + 's')}` : (s || '');
+}
+
 function leftPill(deadline) {
   if (!deadline) return '';
   const n = deadline.working_days_left;
@@ -589,6 +595,8 @@ async function newCaseForm(flows) {
   return h('section', { class: 'card' }, h('h2', {}, t('newCase')), form);
 }
 
+const deptName = (ir, id) => ir.departments.find((d) => d.id === id)?.name || id;
+
 function stepIndex(ir) {
   const out = {};
   const walk = (steps) => steps.forEach((s) => {
@@ -621,12 +629,14 @@ async function pageCase(m, no) {
     const id = g.getAttribute('data-id');
     if (active.has(id)) g.classList.add('active'); else if (done.has(id)) g.classList.add('done');
   });
-  const clocks = ['statutory', 'promised'].map((k) => c.deadlines[k] ? h('div', { class: 'fact' }, t(k), h('b', {}, leftPill(c.deadlines[k])), h('span', { class: 'small muted' }, `${c.deadlines[k].limit} · ${t('due')} ${c.deadlines[k].due_date || ''}${c.deadlines[k].suspended ? ' · ' + t('suspended') : ''}`)) : null);
+  const clocks = ['statutory', 'promised'].map((k) => c.deadlines[k] ? h('div', { class: 'fact' }, t(k), h('b', {}, leftPill(c.deadlines[k])), h('span', { class: 'small muted' }, `${limitText(c.deadlines[k].limit)} · ${t('due')} ${c.deadlines[k].due_date || ''}${c.deadlines[k].suspended ? ' · ' + t('suspended') : ''}`)) : null);
   const facts = h('div', { class: 'facts' }, clocks,
     h('div', { class: 'fact' }, t('visits'), h('b', {}, c.visits)), h('div', { class: 'fact' }, t('returns'), h('b', {}, c.returns)),
     h('div', { class: 'fact' }, t('corrections'), h('b', {}, c.corrections)),
     c.suspended ? h('div', { class: 'fact' }, h('b', {}, pill(t('suspended'), 'yellow'))) : null);
-  const tasks = c.tasks.map((task) => taskBox(c, task, steps[task.step], ir));
+  // The caller's own tasks first; others' are shown without actions.
+  const mine = (task) => !S.me.roles.some((g) => g.department) || S.me.roles.some((g) => g.role === 'admin' || (g.department === task.department && (!g.position || g.position === task.role)));
+  const tasks = [...c.tasks.filter(mine), ...c.tasks.filter((x) => !mine(x))].map((task) => taskBox(c, task, steps[task.step], ir, mine(task)));
   const evNames = EVENT_NAMES[S.lang];
   const timeline = h('ol', { class: 'timeline' }, events.items.map((e) => h('li', {}, h('time', {}, fmtTime(e.at)), h('strong', {}, evNames[e.type] || e.type.replace(/_/g, ' ')), ' ',
     e.task?.name || (e.step && steps[e.step]?.name) || '', e.by ? ` · ${e.by.name || ''} ${e.by.department || ''}` : '', e.action && e.action !== 'pass' ? ` · ${t(e.action)}` : '', e.opinion ? ` · “${e.opinion}”` : '')));
@@ -653,7 +663,7 @@ async function pageCase(m, no) {
         h('section', { class: 'card' }, h('h2', {}, t('timeline')), timeline))));
 }
 
-function taskBox(c, task, step, ir) {
+function taskBox(c, task, step, ir, mine) {
   const actions = step?.kind?.task?.actions || [];
   const opinion = h('textarea', { rows: 2, 'aria-label': `${task.name} ${t('opinion')}`, class: 'opinion' });
   const err = h('p', { class: 'status-bad', role: 'alert' });
@@ -675,10 +685,11 @@ function taskBox(c, task, step, ir) {
     }
   };
   return h('div', { class: 'task', 'data-step': task.step },
-    h('div', { class: 'row' }, h('strong', {}, task.name), ' ', h('span', { class: 'muted small' }, `${task.department}${task.role ? '.' + task.role : ''}`), ' ', leftPill(task.deadline), task.risk_point ? pill('风险点', 'red') : null),
-    opinion,
-    h('div', { class: 'actions' }, h('button', { type: 'button', 'data-action': 'pass', onclick: () => act('pass') }, t('pass')),
-      actions.map((a) => h('button', { type: 'button', class: 'secondary', 'data-action': a.kind, onclick: () => act(a.kind) }, t(a.kind)))),
+    h('div', { class: 'row' }, h('strong', {}, task.name), ' ', h('span', { class: 'muted small' }, `${deptName(ir, task.department)}${task.role ? '.' + task.role : ''}`), ' ', leftPill(task.deadline), task.risk_point ? pill(t('riskPoint'), 'red') : null),
+    mine ? [opinion,
+      h('div', { class: 'actions' }, h('button', { type: 'button', 'data-action': 'pass', onclick: () => act('pass') }, t('pass')),
+        actions.map((a) => h('button', { type: 'button', class: 'secondary', 'data-action': a.kind, onclick: () => act(a.kind) }, t(a.kind))))]
+      : h('p', { class: 'small muted' }, t('othersTask')),
     err);
 }
 

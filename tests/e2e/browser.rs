@@ -203,6 +203,17 @@ impl Driver {
         }
     }
 
+    /// Runs an asynchronous script (it calls `done(value)`); returns the value as text.
+    fn wait_async(&self, script: &str) -> String {
+        let body = format!("const done = arguments[arguments.length - 1]; {script}");
+        let v = self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": body, "args": []})),
+        );
+        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+    }
+
     fn find(&self, css: &str) -> String {
         self.wait(
             css,
@@ -498,13 +509,20 @@ fn the_studio_in_a_browser() {
         "{work}"
     );
     d.goto(&format!("{base}/#/cases/{case_no}"));
-    d.click(".task[data-step=planning_review] button[data-action=pass]");
-    let refused = d.wait(
-        "a refusal",
-        "return document.querySelector('.task[data-step=planning_review] [role=alert]')?.innerText",
+    // Planning's task is shown without actions; a request forged from this
+    // browser session (its cookie and CSRF token) is refused by the server.
+    d.wait(
+        "planning's task, read-only",
+        "return document.querySelector('.task[data-step=planning_review]') && !document.querySelector('.task[data-step=planning_review] button')",
     );
-    assert!(refused.as_str().unwrap().contains("无权办理"), "{refused}");
-    d.shot("06-other-department-refused");
+    let refused = d.wait_async(&format!(
+        "fetch('/api/cases/{case_no}/tasks/planning_review/complete', {{method: 'POST', credentials: 'same-origin', \
+           headers: {{'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('govflow.csrf')}}, \
+           body: JSON.stringify({{by: {{name: '赵磊', department: 'planning'}}}})}}) \
+         .then(r => r.json().then(j => done(r.status + ' ' + j.code)))"
+    ));
+    assert_eq!(refused, "403 auth.wrong_department");
+    d.shot("06-other-department-read-only");
     d.keys(".task[data-step=dev_review] textarea", "符合产业政策");
     d.click(".task[data-step=dev_review] button[data-action=pass]");
     d.wait("dev_review done", "return document.querySelectorAll('.task').length === 2 && document.querySelector('#case-diagram g.node.done[data-id=dev_review]')");
