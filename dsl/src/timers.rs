@@ -134,7 +134,7 @@ pub fn set(
         _ => (String::new(), String::new()),
     };
     // Keep the written unit's language: `工作日` stays Chinese.
-    let chinese = old.chars().any(|c| !c.is_ascii());
+    let chinese = !old.is_ascii();
     let unit_text = match (unit, chinese) {
         (Unit::Workdays, true) => "工作日",
         (Unit::Days, true) => "自然日",

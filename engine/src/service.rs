@@ -38,7 +38,8 @@ pub struct Engine {
     pub flows: Arc<Registry>,
     pub calendar: Arc<Calendar>,
     /// Supervision rules; cards follow every command and the scheduled scans.
-    pub rules: Option<Arc<crate::supervision::RuleBook>>,
+    /// Replaced whole when rule files are deployed (`set_rules`).
+    rules: Arc<std::sync::RwLock<Option<Arc<crate::supervision::RuleBook>>>>,
     /// Figures across cases the rules read (`staff.*`), refreshed at each scan
     /// and when a complaint finishes.
     pub context: Arc<std::sync::RwLock<crate::supervision::Context>>,
@@ -111,10 +112,27 @@ impl Engine {
             store,
             flows,
             calendar,
-            rules,
+            rules: Arc::new(std::sync::RwLock::new(rules)),
             context: Arc::default(),
             rule_errors: Arc::default(),
         }
+    }
+
+    /// The rule book in force.
+    pub fn rules(&self) -> Option<Arc<crate::supervision::RuleBook>> {
+        match self.rules.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new rule book in force: the next command and scan use it.
+    pub fn set_rules(&self, book: Option<Arc<crate::supervision::RuleBook>>) {
+        let mut g = match self.rules.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = book;
     }
 
     /// Re-reads the cross-case figures (`staff.*`): the last 365 days.
@@ -207,7 +225,7 @@ impl Engine {
     ) -> Vec<crate::alarms::Notification> {
         use crate::supervision::CardChange;
         use govflow_dsl::rule::Level;
-        let Some(rules) = &self.rules else {
+        let Some(rules) = self.rules() else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -253,7 +271,7 @@ impl Engine {
     /// rule's ladder, where the rule says `order { … }`, gets its order.
     async fn orders_for(&self, case_no: &str, changes: &[crate::supervision::CardChange]) {
         use crate::supervision::CardChange;
-        let Some(rules) = &self.rules else { return };
+        let Some(rules) = self.rules() else { return };
         let topped: Vec<(&str, &str)> = changes
             .iter()
             .filter_map(|c| match c {
@@ -321,7 +339,7 @@ impl Engine {
     /// Evaluates the rules on one case and brings its stored cards in line.
     /// A failure is logged; it never undoes the command that led here.
     pub async fn supervise(&self, case_no: &str, now: Time) -> Vec<crate::supervision::CardChange> {
-        let Some(rules) = &self.rules else {
+        let Some(rules) = self.rules() else {
             return Vec::new();
         };
         let state = match self.store.case(case_no).await {
@@ -488,7 +506,7 @@ impl Engine {
     /// `scan` with its figures (the benchmark reads them).
     pub async fn scan_stats(&self, now: Time) -> ScanStats {
         let mut st = ScanStats::default();
-        let Some(rules) = self.rules.clone() else {
+        let Some(rules) = self.rules() else {
             return st;
         };
         self.refresh_context(now).await;
@@ -770,8 +788,7 @@ impl Engine {
                         .and_then(|d| d.and_hms_opt(0, 0, 0))
                         .unwrap_or(now + chrono::Duration::days(1));
                     let scheduled = engine
-                        .rules
-                        .as_ref()
+                        .rules()
                         .and_then(|r| r.next_scan(now, &engine.calendar));
                     next_scan = Some(scheduled.map_or(midnight, |s| s.min(midnight)));
                 }

@@ -2158,6 +2158,9 @@ pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), Sto
     let reg = Registry::new();
     let mut problems = Vec::new();
     for (d, source) in store.deployment_sources().await? {
+        if d.flow_id.starts_with(crate::supervision::RULES_DEPLOYMENT) {
+            continue; // a rule file's version
+        }
         let syntax = govflow_dsl::Syntax::from_path(&d.file).unwrap_or(govflow_dsl::Syntax::Dsl);
         let loaded = govflow_dsl::load(&d.file, &source, syntax);
         match loaded.valid_flow().cloned().map(CompiledFlow::new) {

@@ -102,12 +102,50 @@ pub struct Verdict {
     pub error: Option<String>,
 }
 
+/// The rule files under `dir` (walked), as (path relative to `dir`, text), sorted.
+pub fn rule_files(dir: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push((rel, text));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Rule files are deployed like flows, under this prefix and their file name
+/// (`rules/timeliness.rules`): versions, history and the running text.
+pub const RULES_DEPLOYMENT: &str = "rules/";
+
 impl RuleBook {
     pub fn new(sets: &[RuleSet]) -> Result<RuleBook, String> {
         let engine = govflow_dsl::rhai_sandbox::engine();
         let mut rules = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for set in sets {
             for r in &set.rules {
+                // Cards are keyed by rule id: one id, one rule across all files.
+                if !seen.insert(r.id.as_str()) {
+                    return Err(format!(
+                        "rule `{}` is defined in more than one rule file; rule ids must be unique",
+                        r.id
+                    ));
+                }
                 let mut levels = Vec::new();
                 for (l, e) in &r.levels {
                     let ast = engine
@@ -177,23 +215,25 @@ impl RuleBook {
 
     /// Loads every rule file under `dir`; a file with errors is an error.
     pub fn load_dir(dir: &std::path::Path) -> Result<RuleBook, String> {
-        let mut files = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if govflow_dsl::rule::is_rule_file(&p.to_string_lossy()) {
-                    files.push(p);
-                }
-            }
-        }
-        files.sort();
+        // Diagnostics name the files as found on disk.
+        let files: Vec<(String, String)> = rule_files(dir)?
+            .into_iter()
+            .map(|(rel, text)| (dir.join(rel).display().to_string(), text))
+            .collect();
+        RuleBook::from_texts(&files)
+    }
+
+    /// Builds the book from rule files given as (name, text); a file with
+    /// errors is an error (its rendered diagnostics).
+    pub fn from_texts(files: &[(String, String)]) -> Result<RuleBook, String> {
         let mut sets = Vec::new();
-        for f in files {
-            let l = govflow_dsl::rule::load_rules_path(&f);
+        for (name, text) in files {
+            let syntax = if name.ends_with(".rules") {
+                govflow_dsl::Syntax::Dsl
+            } else {
+                govflow_dsl::Syntax::Yaml
+            };
+            let l = govflow_dsl::rule::load_rules(name, text, syntax);
             match l.rules {
                 Some(s) if !l.report.has_errors() => sets.push(s),
                 _ => return Err(l.report.render(false)),

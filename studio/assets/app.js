@@ -402,6 +402,8 @@ async function pageFlows(m, id) {
   await sourcePage(body, {
     kind: 'flow', title: f.name, id: f.id, syntax, source: f.source,
     sub: `${f.id} · v${f.deployed_version} · ${f.file}`,
+    canDeploy: has('deployer'),
+    urls: { diff: `/flows/${encodeURIComponent(f.id)}/diff`, deploy: `/flows/${encodeURIComponent(f.id)}/source`, history: `/flows/${encodeURIComponent(f.id)}/deployments`, version: `/flows/${encodeURIComponent(f.id)}/versions` },
   });
 }
 
@@ -414,7 +416,7 @@ async function sourcePage(body, o) {
   const editor = makeEditor({
     text: o.source, syntax: o.syntax, label: o.title,
     onChange: () => { clearTimeout(timer); timer = setTimeout(check, 300); },
-    onSave: () => o.kind === 'flow' && deployDialog(),
+    onSave: () => o.canDeploy && deployDialog(),
   });
   async function check() {
     const n = ++seq;
@@ -446,17 +448,17 @@ async function sourcePage(body, o) {
   }
   async function deployDialog() {
     try {
-      const d = await api('POST', `/flows/${encodeURIComponent(o.id)}/diff`, { source: editor.text });
+      const d = await api('POST', o.urls.diff, { source: editor.text });
       const dlg = h('dialog', { 'aria-labelledby': 'diff-title' });
       const close = () => { dlg.close(); dlg.remove(); };
       const go = h('button', {
         type: 'button', id: 'confirm-deploy', disabled: d.added + d.removed === 0,
         onclick: async () => {
           try {
-            const r = await api('PUT', `/flows/${encodeURIComponent(o.id)}/source`, { source: editor.text, syntax: o.syntax });
+            const r = await api('PUT', o.urls.deploy, { source: editor.text, syntax: o.syntax });
             close();
             toast(r.new ? `${t('deployedOk')} v${r.version}` : t('unchanged'));
-            location.hash = '#/flows/' + o.id; route();
+            route();
           } catch (e) {
             close();
             if (e.details?.diagnostics) editor.setDiagnostics(e.details.diagnostics);
@@ -464,7 +466,7 @@ async function sourcePage(body, o) {
           }
         },
       }, t('confirmDeploy'));
-      dlg.append(h('h2', { id: 'diff-title' }, `${t('diffTitle')} (v${d.running_version}) `, pill(`+${d.added} −${d.removed}`)),
+      dlg.append(h('h2', { id: 'diff-title' }, `${t('diffTitle')} (${d.running_version ? 'v' + d.running_version : t('none')}) `, pill(`+${d.added} −${d.removed}`)),
         d.added + d.removed === 0 ? h('p', {}, t('noChanges')) : h('div', { class: 'diff', id: 'diff' }, d.lines.filter((l, i, a) => l.op !== ' ' || a.slice(Math.max(0, i - 3), i + 4).some((x) => x.op !== ' ')).map((l) => h('div', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'ctx' }, `${l.op} ${l.text}`))),
         h('div', { class: 'actions' }, go, h('button', { type: 'button', class: 'secondary', onclick: close }, t('cancel'))));
       document.body.append(dlg);
@@ -474,27 +476,25 @@ async function sourcePage(body, o) {
   }
   const buttons = h('div', { class: 'actions' },
     h('button', { type: 'button', class: 'secondary', onclick: check }, t('check')),
-    o.kind === 'flow' && has('deployer') ? h('button', { type: 'button', id: 'deploy', onclick: deployDialog }, t('deploy')) : null);
+    o.canDeploy ? h('button', { type: 'button', id: 'deploy', onclick: deployDialog }, t('deploy')) : null);
   body.replaceChildren(
     h('h2', {}, o.title, ' ', h('span', { class: 'small muted' }, o.sub || '')),
     h('div', { class: 'grid2' },
       h('div', {}, editor.el, h('p', { class: 'small muted' }, t('editorHelp')), buttons, diagBox),
       side));
-  if (o.kind === 'flow') {
-    side.append(h('h3', {}, t('diagram')), svgBox, h('h3', {}, t('timers')), timersBox, h('h3', {}, t('history')), await historyBox(o, editor));
-  } else if (o.side) {
-    side.append(o.side(editor));
-  }
+  if (o.kind === 'flow') side.append(h('h3', {}, t('diagram')), svgBox, h('h3', {}, t('timers')), timersBox);
+  if (o.side) side.append(o.side(editor));
+  if (o.urls) side.append(h('h3', {}, t('history')), await historyBox(o, editor));
   await check();
 }
 
 async function historyBox(o, editor) {
-  const d = await api('GET', `/flows/${encodeURIComponent(o.id)}/deployments`);
+  const d = await api('GET', o.urls.history);
   return table([t('version'), t('deployed'), t('by'), ''], d.items.slice().reverse().map((x) => h('tr', {},
     td(t('version'), 'v' + x.version), td(t('deployed'), fmtTime(x.deployed_at)), td(t('by'), x.deployed_by),
     td('', h('button', {
       type: 'button', class: 'ghost', onclick: async () => {
-        const v = await api('GET', `/flows/${encodeURIComponent(o.id)}/versions/${x.version}`);
+        const v = await api('GET', `${o.urls.version}/${x.version}`);
         editor.setText(v.source); editor.textarea.dispatchEvent(new Event('input'));
       },
     }, t('load'))))));
@@ -519,6 +519,9 @@ async function pageRules(m, file) {
   const recent = await api('GET', '/cases?limit=30');
   await sourcePage(body, {
     kind: 'rules', title: f.file, id: f.file, file: f.file, syntax: f.syntax, source: f.source,
+    sub: `v${f.version} · ${fmtTime(f.deployed_at)} · ${f.deployed_by}`,
+    canDeploy: has('supervisor'),
+    urls: { diff: `/rules/files/${encodeURIComponent(f.file)}/diff`, deploy: `/rules/files/${encodeURIComponent(f.file)}`, history: `/rules/files/${encodeURIComponent(f.file)}/versions`, version: `/rules/files/${encodeURIComponent(f.file)}/versions` },
     side: (editor) => {
       const caseIn = h('input', { id: 'try-case', list: 'recent-cases', value: recent.items[0]?.case_no || '', size: 24 });
       const at = h('input', { id: 'try-at', type: 'datetime-local', step: 1 });
@@ -618,7 +621,7 @@ async function pageCase(m, no) {
   const c = await api('GET', '/cases/' + encodeURIComponent(no));
   const [events, ir, svg, cards] = await Promise.all([
     api('GET', `/cases/${encodeURIComponent(no)}/events`), api('GET', `/flows/${c.flow}/ir`),
-    fetch(`/api/flows/${c.flow}/graph.svg`, { headers: S.token ? { Authorization: 'Bearer ' + S.token } : {} }).then((r) => r.text()),
+    fetch(`/api/flows/${c.flow}/graph.svg?version=${c.flow_version}`, { headers: S.token ? { Authorization: 'Bearer ' + S.token } : {} }).then((r) => r.text()),
     api('GET', `/alarms?case=${encodeURIComponent(no)}&limit=100`)]);
   const steps = stepIndex(ir);
   const done = new Set(events.items.filter((e) => e.type === 'task_completed').map((e) => e.step));

@@ -297,12 +297,33 @@ async fn flow_ir(
         .into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphQuery {
+    /// A deployed version (a case's); the latest by default.
+    #[serde(default)]
+    version: Option<u32>,
+}
+
 async fn flow_graph(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    q: Result<axum::extract::Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let f = find(&state, &id)?;
-    let svg = govflow_dsl::graph::Diagram::build(&f.flow).to_svg();
+    let axum::extract::Query(q) = q.map_err(crate::cases::bad_query)?;
+    let svg = match q.version {
+        None => govflow_dsl::graph::Diagram::build(&find(&state, &id)?.flow).to_svg(),
+        Some(v) => {
+            let f = state.engine().flows.get(&id, v).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "flow.not_found",
+                    format!("flow `{id}` has no deployed version {v}"),
+                )
+            })?;
+            govflow_dsl::graph::Diagram::build(&f.flow).to_svg()
+        }
+    };
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 

@@ -177,18 +177,45 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     for p in &problems {
         eprintln!("warning: deployment not loaded: {p}");
     }
-    // Supervision rules under --rules (a folder without rule files means none).
-    let rules = if cfg.rules_dir.is_dir() {
-        let book =
-            govflow_engine::supervision::RuleBook::load_dir(&cfg.rules_dir).map_err(|report| {
-                eprint!("{report}");
-                ServeError::InvalidRules {
-                    dir: cfg.rules_dir.display().to_string(),
-                }
-            })?;
-        (!book.is_empty()).then(|| std::sync::Arc::new(book))
-    } else {
+    // Supervision rules under --rules (a folder without rule files means
+    // none): checked, then deployed like flows (a new text is a new version).
+    // The rule book in force is the latest version of every rule file, so a
+    // version deployed from the studio stays in force after a restart until
+    // the file on disk changes.
+    let invalid_rules = || ServeError::InvalidRules {
+        dir: cfg.rules_dir.display().to_string(),
+    };
+    if cfg.rules_dir.is_dir() {
+        govflow_engine::supervision::RuleBook::load_dir(&cfg.rules_dir).map_err(|report| {
+            eprint!("{report}");
+            invalid_rules()
+        })?;
+        let files = govflow_engine::supervision::rule_files(&cfg.rules_dir).map_err(|e| {
+            eprintln!("{e}");
+            invalid_rules()
+        })?;
+        for (rel, text) in files {
+            let id = format!("{}{rel}", govflow_engine::supervision::RULES_DEPLOYMENT);
+            let path = cfg.rules_dir.join(&rel).display().to_string();
+            store
+                .deploy(&id, &text, &path, "system", now)
+                .await
+                .map_err(db_err)?;
+        }
+    }
+    let latest_rules = studio::latest_rule_files(&store).await.map_err(db_err)?;
+    let rules = if latest_rules.is_empty() {
         None
+    } else {
+        let texts: Vec<(String, String)> = latest_rules
+            .into_iter()
+            .map(|(name, _, text)| (name, text))
+            .collect();
+        let book = govflow_engine::supervision::RuleBook::from_texts(&texts).map_err(|report| {
+            eprint!("{report}");
+            invalid_rules()
+        })?;
+        (!book.is_empty()).then(|| std::sync::Arc::new(book))
     };
     let rule_count = rules.as_ref().map_or(0, |r| r.len());
     let engine = govflow_engine::service::Engine::new(

@@ -68,6 +68,13 @@ pub fn routes() -> Router<AppState> {
         .route("/flows/{id}/diff", post(diff_flow))
         .route("/flows/{id}/versions/{version}", get(flow_version))
         .route("/rules/files", get(rule_files))
+        .route("/rules/files/{file}", axum::routing::put(deploy_rule_file))
+        .route("/rules/files/{file}/diff", post(diff_rule_file))
+        .route("/rules/files/{file}/versions", get(rule_file_versions))
+        .route(
+            "/rules/files/{file}/versions/{version}",
+            get(rule_file_version),
+        )
         .route("/rules/try", post(try_rules))
         .route("/calendar", get(calendar))
 }
@@ -241,12 +248,25 @@ async fn diff_flow(
             format!("no flow `{id}`"),
         )
     })?;
-    let version = state.engine().flows.latest(&id).map(|f| f.revision());
-    let lines = line_diff(&running.source, &body.source).ok_or_else(|| {
+    let version = state
+        .engine()
+        .flows
+        .latest(&id)
+        .map(|f| i64::from(f.revision()));
+    diff_json(&id, version, &running.source, &body.source)
+}
+
+fn diff_json(
+    id: &str,
+    version: Option<i64>,
+    old: &str,
+    new: &str,
+) -> Result<Json<Value>, ApiError> {
+    let lines = line_diff(old, new).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "diff.too_large",
-            "the texts are too long to compare line by line (more than 5,000 lines each)",
+            "the texts are too long to compare line by line (more than 20,000 lines)",
         )
     })?;
     let added = lines.iter().filter(|(op, _)| *op == '+').count();
@@ -256,63 +276,45 @@ async fn diff_flow(
         .map(|(op, text)| json!({"op": op.to_string(), "text": text}))
         .collect();
     Ok(Json(json!({
-        "flow": id, "running_version": version, "added": added, "removed": removed,
+        "id": id, "running_version": version, "added": added, "removed": removed,
         "lines": items,
     })))
 }
 
-/// A line diff by longest common subsequence: (' ' | '+' | '-', line).
-/// `None` when either text has more than 5,000 lines.
+/// A line diff (Myers, through `similar`): (' ' | '+' | '-', line).
+/// `None` when either text has more than 20,000 lines.
 pub(crate) fn line_diff(old: &str, new: &str) -> Option<Vec<(char, String)>> {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    if a.len() > 5000 || b.len() > 5000 {
+    if old.lines().count() > 20_000 || new.lines().count() > 20_000 {
         return None;
     }
-    // Common head and tail first: edits are usually local.
-    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..]
-        .iter()
-        .rev()
-        .zip(b[head..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let (am, bm) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
-    let (n, m) = (am.len(), bm.len());
-    // lcs[i][j]: the longest common subsequence of am[i..] and bm[j..].
-    let mut lcs = vec![0u32; (n + 1) * (m + 1)];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i * (m + 1) + j] = if am[i] == bm[j] {
-                lcs[(i + 1) * (m + 1) + j + 1] + 1
-            } else {
-                lcs[(i + 1) * (m + 1) + j].max(lcs[i * (m + 1) + j + 1])
-            };
-        }
-    }
-    let mut out: Vec<(char, String)> = a[..head].iter().map(|l| (' ', l.to_string())).collect();
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && am[i] == bm[j] {
-            out.push((' ', am[i].to_string()));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1]) {
-            out.push(('-', am[i].to_string()));
-            i += 1;
-        } else {
-            out.push(('+', bm[j].to_string()));
-            j += 1;
-        }
-    }
-    out.extend(a[a.len() - tail..].iter().map(|l| (' ', l.to_string())));
-    Some(out)
+    let diff = similar::TextDiff::from_lines(old, new);
+    Some(
+        diff.iter_all_changes()
+            .map(|c| {
+                let op = match c.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Insert => '+',
+                    similar::ChangeTag::Delete => '-',
+                };
+                (op, c.value().trim_end_matches(['\n', '\r']).to_string())
+            })
+            .collect(),
+    )
 }
 
 /// The text of one deployed version.
 async fn flow_version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    version_json(&state, &id, &id, &version).await
+}
+
+async fn version_json(
+    state: &AppState,
+    deployment: &str,
+    shown: &str,
+    version: &str,
 ) -> Result<Json<Value>, ApiError> {
     let v: i64 = version.parse().map_err(|_| {
         ApiError::new(
@@ -324,44 +326,171 @@ async fn flow_version(
     let sources = state.engine().store.deployment_sources().await?;
     let (d, source) = sources
         .into_iter()
-        .find(|(d, _)| d.flow_id == id && d.version == v)
+        .find(|(d, _)| d.flow_id == deployment && d.version == v)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "flow.not_found",
-                format!("flow `{id}` has no version {v}"),
+                "version.not_found",
+                format!("`{shown}` has no version {v}"),
             )
         })?;
     Ok(Json(json!({
-        "flow": d.flow_id, "version": d.version, "hash": d.hash, "file": d.file,
+        "id": shown, "version": d.version, "hash": d.hash, "file": d.file,
         "deployed_at": d.deployed_at, "deployed_by": d.deployed_by, "source": source,
     })))
 }
 
-/// The rule files the server loaded (`--rules`), with their texts.
+/// The latest version of every deployed rule file: (file name, deployment, text).
+pub(crate) async fn latest_rule_files(
+    store: &govflow_engine::store::Store,
+) -> Result<Vec<(String, crate::Deployment, String)>, crate::StoreError> {
+    let mut latest: std::collections::BTreeMap<String, (crate::Deployment, String)> =
+        std::collections::BTreeMap::new();
+    for (d, source) in store.deployment_sources().await? {
+        if let Some(name) = d.flow_id.strip_prefix(RULES) {
+            // Oldest first: later versions replace earlier ones.
+            latest.insert(name.to_string(), (d, source));
+        }
+    }
+    Ok(latest.into_iter().map(|(n, (d, s))| (n, d, s)).collect())
+}
+
+const RULES: &str = govflow_engine::supervision::RULES_DEPLOYMENT;
+
+fn rule_syntax(file: &str) -> Syntax {
+    if file.ends_with(".rules") {
+        Syntax::Dsl
+    } else {
+        Syntax::Yaml
+    }
+}
+
+fn known_rule_file(file: &str) -> Result<(), ApiError> {
+    if govflow_dsl::rule::is_rule_file(file) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "rules.not_found",
+            format!("`{file}` is not a rule file name (*.rules, *.rules.yaml)"),
+        ))
+    }
+}
+
+/// Deploys a new version of one rule file (a new file too): the text must be
+/// valid and the whole rule book with it must build (unique rule ids); it is
+/// in force for the next command and scan.
+async fn deploy_rule_file(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(file): Path<String>,
+    body: Result<Json<SourceBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    known_rule_file(&file)?;
+    let loaded = govflow_dsl::rule::load_rules(&file, &body.source, rule_syntax(&file));
+    if loaded.has_errors() {
+        let errors = loaded
+            .report
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "rules.invalid",
+            message: format!("the rule file has {errors} error(s); nothing was deployed"),
+            details: json!({"diagnostics": loaded.report.to_json()}),
+        });
+    }
+    let store = &state.engine().store;
+    let mut texts: Vec<(String, String)> = latest_rule_files(store)
+        .await?
+        .into_iter()
+        .filter(|(n, _, _)| *n != file)
+        .map(|(n, _, s)| (n, s))
+        .collect();
+    texts.push((file.clone(), body.source.clone()));
+    let book = govflow_engine::supervision::RuleBook::from_texts(&texts)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules.invalid", e))?;
+    let (d, new) = store
+        .deploy(
+            &format!("{RULES}{file}"),
+            &body.source,
+            &format!("studio:{file}"),
+            p.login(),
+            now_cst(),
+        )
+        .await?;
+    if new {
+        state.engine().set_rules(Some(std::sync::Arc::new(book)));
+    }
+    Ok(Json(json!({
+        "file": file, "version": d.version, "hash": d.hash, "new": new,
+        "rules": state.engine().rules().map_or(0, |b| b.len()),
+    })))
+}
+
+async fn diff_rule_file(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    body: Result<Json<SourceBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(bad_body)?;
+    known_rule_file(&file)?;
+    let running = latest_rule_files(&state.engine().store)
+        .await?
+        .into_iter()
+        .find(|(n, _, _)| *n == file);
+    let (version, old) = running.map_or((None, String::new()), |(_, d, s)| (Some(d.version), s));
+    diff_json(&file, version, &old, &body.source)
+}
+
+async fn rule_file_versions(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_rule_file(&file)?;
+    let items = state
+        .engine()
+        .store
+        .deployments(&format!("{RULES}{file}"))
+        .await?;
+    Ok(Json(json!({"items": items})))
+}
+
+async fn rule_file_version(
+    State(state): State<AppState>,
+    Path((file, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    known_rule_file(&file)?;
+    version_json(&state, &format!("{RULES}{file}"), &file, &version).await
+}
+
+/// The rule files in force (their latest versions), with their texts, and
+/// the efficiency scheme beside them (read-only).
 async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut items = Vec::new();
-    if let Some(dir) = state.rules_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("cannot read the rules folder: {e}"),
-                )
-            })?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| govflow_dsl::rule::is_rule_file(n) || n == "efficiency.yaml")
-            .collect();
-        names.sort();
-        for n in names {
-            let text = std::fs::read_to_string(dir.join(&n)).unwrap_or_default();
-            items.push(json!({
-                "file": n,
-                "syntax": if n.ends_with(".rules") { "dsl" } else { "yaml" },
-                "kind": if n == "efficiency.yaml" { "efficiency" } else { "rules" },
+    let mut items: Vec<Value> = latest_rule_files(&state.engine().store)
+        .await?
+        .into_iter()
+        .map(|(name, d, text)| {
+            json!({
+                "file": name,
+                "syntax": if rule_syntax(&name) == Syntax::Dsl { "dsl" } else { "yaml" },
+                "kind": "rules",
+                "version": d.version,
+                "deployed_at": d.deployed_at,
+                "deployed_by": d.deployed_by,
                 "source": text,
+            })
+        })
+        .collect();
+    if let Some(dir) = state.rules_dir() {
+        let path = dir.join("efficiency.yaml");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            items.push(json!({
+                "file": "efficiency.yaml", "syntax": "yaml", "kind": "efficiency",
+                "version": null, "source": text,
             }));
         }
     }
@@ -468,6 +597,6 @@ mod tests {
         let d = line_diff("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n").unwrap_or_default();
         let s: Vec<String> = d.iter().map(|(o, l)| format!("{o}{l}")).collect();
         assert_eq!(s, [" a", "-b", "+B", " c", " d", "+e"]);
-        assert!(line_diff(&"x\n".repeat(5001), "").is_none());
+        assert!(line_diff(&"x\n".repeat(20_001), "").is_none());
     }
 }

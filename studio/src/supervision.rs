@@ -82,8 +82,7 @@ async fn list_rules(State(state): State<AppState>) -> Json<Value> {
         .map(|e| e.clone())
         .unwrap_or_default();
     let rules: Vec<Value> = engine
-        .rules
-        .as_ref()
+        .rules()
         .map(|b| {
             b.rules()
                 .map(|r| {
