@@ -3,6 +3,7 @@
 
 pub mod alarms;
 pub mod calendar;
+pub mod claims;
 pub mod core;
 pub mod efficiency;
 pub mod export;

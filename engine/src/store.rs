@@ -407,6 +407,15 @@ const MIGRATIONS_COMMON: &[&str] = &[
         prefix TEXT PRIMARY KEY,
         next BIGINT NOT NULL
     )",
+    // Who took an open task (认领): one person per task until they release it.
+    "CREATE TABLE IF NOT EXISTS task_claims (
+        case_no TEXT NOT NULL,
+        task_id BIGINT NOT NULL,
+        login TEXT NOT NULL,
+        name TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (case_no, task_id)
+    )",
 ];
 
 /// The storage interface the server, the timer service and the tests use.

@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
   },
@@ -64,7 +64,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
   },
@@ -560,7 +560,7 @@ async function pageCases(m) {
   const names = Object.fromEntries(flows.items.map((f) => [f.id, f.name]));
   const work = tasks.items.length === 0 ? h('p', { class: 'muted' }, t('noTasks')) : table([t('caseNo'), t('item'), t('task'), t('department'), t('due'), ''], tasks.items.map((x) => h('tr', {},
     td(t('caseNo'), h('a', { href: '#/cases/' + x.case_no }, x.case_no)), td(t('item'), names[x.flow_id] || x.flow_id), td(t('task'), x.name),
-    td(t('department'), x.department + (x.role ? '.' + x.role : '')), td(t('due'), x.due_date || '', ' ', leftPill(x)),
+    td(t('department'), x.department + (x.role ? '.' + x.role : ''), x.claimed_by ? [' ', pill(x.claimed_by.login === S.me.login ? t('claimedByMe') : `${t('claimedBy')} ${x.claimed_by.name}`, x.claimed_by.login === S.me.login ? 'ok' : 'yellow')] : null), td(t('due'), x.due_date || '', ' ', leftPill(x)),
     td('', h('a', { class: 'btn', href: '#/cases/' + x.case_no }, t('open'))))), 'stack worklist');
   const recent = table([t('caseNo'), t('item'), t('status'), t('updated')], cases.items.map((c) => h('tr', {},
     td(t('caseNo'), h('a', { href: '#/cases/' + c.case_no }, c.case_no)), td(t('item'), names[c.flow_id] || c.flow_id),
@@ -687,8 +687,20 @@ function taskBox(c, task, step, ir, mine) {
       err.textContent = `${e.status === 403 ? t('forbidden') + ' — ' : ''}${e.message}`;
     }
   };
+  const claimed = task.claimed_by;
+  const claimAct = async (what) => {
+    err.textContent = '';
+    try {
+      await api('POST', `/cases/${encodeURIComponent(c.case_no)}/tasks/${encodeURIComponent(task.step)}/${what}`, {});
+      route();
+    } catch (e) { err.textContent = e.message; }
+  };
+  const claimBox = !mine ? null
+    : !claimed ? h('button', { type: 'button', class: 'ghost', 'data-action': 'claim', onclick: () => claimAct('claim') }, t('claim'))
+    : claimed.login === S.me.login ? [pill(t('claimedByMe'), 'ok'), ' ', h('button', { type: 'button', class: 'ghost', 'data-action': 'release', onclick: () => claimAct('release') }, t('release'))]
+    : pill(`${t('claimedBy')} ${claimed.name}`, 'yellow');
   return h('div', { class: 'task', 'data-step': task.step },
-    h('div', { class: 'row' }, h('strong', {}, task.name), ' ', h('span', { class: 'muted small' }, `${deptName(ir, task.department)}${task.role ? '.' + task.role : ''}`), ' ', leftPill(task.deadline), task.risk_point ? pill(t('riskPoint'), 'red') : null),
+    h('div', { class: 'row' }, claimBox, h('strong', {}, task.name), ' ', h('span', { class: 'muted small' }, `${deptName(ir, task.department)}${task.role ? '.' + task.role : ''}`), ' ', leftPill(task.deadline), task.risk_point ? pill(t('riskPoint'), 'red') : null),
     mine ? [opinion,
       h('div', { class: 'actions' }, h('button', { type: 'button', 'data-action': 'pass', onclick: () => act('pass') }, t('pass')),
         actions.map((a) => h('button', { type: 'button', class: 'secondary', 'data-action': a.kind, onclick: () => act(a.kind) }, t(a.kind))))]

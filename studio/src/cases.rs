@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{no}/exchange", get(case_exchange))
         .route("/cases/{no}/commands", post(case_command))
         .route("/cases/{no}/tasks/{step}/complete", post(complete_task))
+        .route("/cases/{no}/tasks/{step}/claim", post(claim_task))
+        .route("/cases/{no}/tasks/{step}/release", post(release_task))
         .route("/cases/{no}/special/start", post(start_special))
         .route("/cases/{no}/special/end", post(end_special))
         .route("/cases/{no}/materials", post(submit_materials))
@@ -166,6 +168,9 @@ pub(crate) async fn run(
     command: Command,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let command = acting_as(principal, command)?;
+    if let (Command::Complete { step, .. }, Some(no)) = (&command, &case_no) {
+        check_claim(state, principal, no, step).await?;
+    }
     let req = Request {
         case_no,
         flow_id,
@@ -316,7 +321,23 @@ async fn get_case(
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = load_case(&state, &no).await?;
-    Ok(Json(case_view(&state, &s)))
+    let mut v = case_view(&state, &s);
+    let claims = state
+        .engine()
+        .store
+        .claims(std::slice::from_ref(&no))
+        .await?;
+    if let Some(tasks) = v["tasks"].as_array_mut() {
+        for t in tasks {
+            t["claimed_by"] = json!(
+                claims
+                    .iter()
+                    .find(|c| Some(c.task_id) == t["id"].as_i64())
+                    .map(|c| json!({"login": c.login, "name": c.name, "at": c.claimed_at}))
+            );
+        }
+    }
+    Ok(Json(v))
 }
 
 async fn case_events(
@@ -433,10 +454,17 @@ async fn list_tasks(
     // Working days left on each task's own limit, as on the case page.
     let cal = &state.engine().calendar;
     let today = now_cst().date();
-    let items: Vec<Value> = items
+    let items: Vec<_> = items
         .into_iter()
         .skip(if multi { offset as usize } else { 0 })
         .take(limit as usize)
+        .collect();
+    let mut nos: Vec<String> = items.iter().map(|t| t.case_no.clone()).collect();
+    nos.sort();
+    nos.dedup();
+    let claims = state.engine().store.claims(&nos).await?;
+    let items: Vec<Value> = items
+        .into_iter()
         .map(|t| {
             let due_date = t
                 .due
@@ -447,6 +475,12 @@ async fn list_tasks(
             let mut v = json!(t);
             v["due_date"] = json!(due_date);
             v["working_days_left"] = json!(left);
+            v["claimed_by"] = json!(
+                claims
+                    .iter()
+                    .find(|c| c.case_no == t.case_no && c.task_id == t.task_id)
+                    .map(|c| json!({"login": c.login, "name": c.name, "at": c.claimed_at}))
+            );
             v
         })
         .collect();
@@ -616,4 +650,151 @@ async fn calendar_diff(
     let to = date_param("to", &q.to)?;
     let n = state.engine().calendar.diff(from, to).map_err(cal_err)?;
     Ok(Json(json!({"from": from, "to": to, "working_days": n})))
+}
+
+/// A task someone else has claimed is theirs to complete (409 `task.claimed`);
+/// administrators may still act.
+async fn check_claim(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    no: &str,
+    step: &str,
+) -> Result<(), ApiError> {
+    if principal.has_role("admin") {
+        return Ok(());
+    }
+    let claims = state.engine().store.claims(&[no.to_string()]).await?;
+    let Some(s) = state.engine().store.case(no).await? else {
+        return Ok(()); // the engine answers for an unknown case
+    };
+    for t in s.tasks.values().filter(|t| t.step == step) {
+        if let Some(c) = claims
+            .iter()
+            .find(|c| c.task_id == i64::from(t.id) && c.login != principal.login())
+        {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                code: "task.claimed",
+                message: format!(
+                    "{} ({}) has claimed this task since {}",
+                    c.name, c.login, c.claimed_at
+                ),
+                details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The open task at `step` of the case, checked against the caller's
+/// departments (as `by` is for a command).
+async fn open_task(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    no: &str,
+    step: &str,
+) -> Result<(govflow_engine::core::Task, Actor), ApiError> {
+    let s = load_case(state, no).await?;
+    let task = s
+        .tasks
+        .values()
+        .find(|t| t.step == step)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "task.not_open",
+                format!("case {no} has no open task at `{step}`"),
+            )
+        })?;
+    let mut actor = Actor {
+        name: principal.login().to_string(),
+        department: Some(task.department.clone()),
+        role: task.role.clone(),
+    };
+    principal.check_actor(&mut actor)?;
+    Ok((task, actor))
+}
+
+/// 认领: takes the open task at `step` for the caller (a member of its
+/// department). 409 `task.claimed` when someone else holds it.
+async fn claim_task(
+    State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    Path((no, step)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (task, actor) = open_task(&state, &principal, &no, &step).await?;
+    let c = state
+        .engine()
+        .store
+        .claim_task(
+            &no,
+            i64::from(task.id),
+            principal.login(),
+            &actor.name,
+            now_cst(),
+        )
+        .await?;
+    if c.login != principal.login() {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "task.claimed",
+            message: format!(
+                "{} ({}) has claimed this task since {}",
+                c.name, c.login, c.claimed_at
+            ),
+            details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
+        });
+    }
+    Ok(Json(json!(c)))
+}
+
+/// Releases the claim on the open task at `step`: its holder, or a
+/// supervisor or administrator.
+async fn release_task(
+    State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    Path((no, step)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let s = load_case(&state, &no).await?;
+    let task = s
+        .tasks
+        .values()
+        .find(|t| t.step == step)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "task.not_open",
+                format!("case {no} has no open task at `{step}`"),
+            )
+        })?;
+    let claims = state
+        .engine()
+        .store
+        .claims(std::slice::from_ref(&no))
+        .await?;
+    let Some(c) = claims.into_iter().find(|c| c.task_id == i64::from(task.id)) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "task.not_claimed",
+            format!("nobody has claimed the task at `{step}`"),
+        ));
+    };
+    if c.login != principal.login() && !principal.has_role("supervisor") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden",
+            format!(
+                "{} holds this task; only they or a supervisor may release it",
+                c.login
+            ),
+        ));
+    }
+    state
+        .engine()
+        .store
+        .release_task(&no, c.task_id, principal.login(), now_cst())
+        .await?;
+    Ok(Json(json!({"released": c})))
 }

@@ -192,6 +192,20 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/cases/{no}/tasks/{step}/claim",
+        "cases",
+        "Claim (认领) the open task at a step: a member of its department; 409 when someone else holds it",
+        "staff",
+    ),
+    (
+        "post",
+        "/cases/{no}/tasks/{step}/release",
+        "cases",
+        "Release a claim: its holder or a supervisor",
+        "staff|supervisor",
+    ),
+    (
+        "post",
         "/cases/{no}/special/start",
         "cases",
         "Start a special procedure",
@@ -372,6 +386,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Writes that take no request body (whatever is sent is ignored).
+const NO_BODY: &[&str] = &[
+    "/logout",
+    "/cases/{no}/tasks/{step}/claim",
+    "/cases/{no}/tasks/{step}/release",
+];
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -396,7 +417,7 @@ pub fn document() -> Value {
                 "422": {"$ref": "#/components/responses/Error"},
             },
         });
-        if matches!(*method, "post" | "put") {
+        if matches!(*method, "post" | "put") && !NO_BODY.contains(path) {
             op["requestBody"] =
                 json!({"content": {"application/json": {"schema": {"type": "object"}}}});
         }

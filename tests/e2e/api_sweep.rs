@@ -124,7 +124,7 @@ fn every_route_answers_401_403_400_and_never_500() {
                 checked.1 += 1;
             }
             // The administrator with malformed bodies: not JSON, the wrong shape.
-            if writes && path != "/api/logout" {
+            if writes && op["requestBody"].is_object() {
                 for bad in ["{\"oops\": ", "[1, 2, 3]"] {
                     let (s, v) = send(port, method, &url, Some("test-token"), Some(bad));
                     assert_eq!(s, 400, "{method} {path} with {bad:?}: {v}");

@@ -328,3 +328,129 @@ fn login_sessions_need_csrf_and_failures_are_slowed() {
     );
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
 }
+
+/// Claims (认领): a claimed task is its holder's to complete; others of the
+/// department get 409 until the holder (or a supervisor) releases it; other
+/// departments cannot claim. On SQLite, and on PostgreSQL when it is set.
+#[test]
+fn claimed_tasks_belong_to_their_holder() {
+    let dir = temp_dir("claims");
+    let mut dbs = vec![(format!("sqlite://{}", dir.join("c.db").display()), vec![])];
+    match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
+        Ok(pg) => {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let schema = format!("gf_claims_{}_{millis}", std::process::id());
+            dbs.push((pg, vec!["--db-schema".to_string(), schema]));
+        }
+        Err(_) => eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: claims on PostgreSQL skipped"),
+    }
+    for (db, extra) in dbs {
+        let port = free_port();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let _server = Server::start(&db, port, &extra, &[]);
+        let mut tokens = std::collections::HashMap::new();
+        for (login, dept) in [("env1", "env"), ("env2", "env"), ("dev1", "dev")] {
+            let (s, v) = call(port, "POST", "/api/users", None, Some(&json!({"login": login, "name": login.to_uppercase(), "roles": [{"role": "reviewer", "department": dept}]}))).unwrap();
+            assert_eq!(s, 201, "{v}");
+            let (_, v) = call(
+                port,
+                "POST",
+                &format!("/api/users/{login}/tokens"),
+                None,
+                Some(&json!({"label": "t"})),
+            )
+            .unwrap();
+            tokens.insert(login, v["token"].as_str().unwrap().to_string());
+        }
+        let as_ = |who: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+            call_as(&tokens[who], port, method, path, None, body.as_ref()).unwrap()
+        };
+        let (_, v) = call(port, "POST", "/api/cases", None, Some(&start_body())).unwrap();
+        let no = v["case_no"].as_str().unwrap().to_string();
+        let (s, v) = call(
+            port,
+            "POST",
+            &format!("/api/cases/{no}/tasks/accept/complete"),
+            None,
+            Some(&complete_body("window", Some("clerk"))),
+        )
+        .unwrap();
+        assert_eq!(s, 200, "{v}");
+        let claim = format!("/api/cases/{no}/tasks/env_review/claim");
+        let release = format!("/api/cases/{no}/tasks/env_review/release");
+        let complete = format!("/api/cases/{no}/tasks/env_review/complete");
+
+        let (s, v) = as_("dev1", "POST", &claim, None);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (403, Some("auth.wrong_department")),
+            "{db}: {v}"
+        );
+        let (s, v) = as_("env1", "POST", &claim, None);
+        assert_eq!((s, v["login"].as_str()), (200, Some("env1")), "{db}: {v}");
+        let (s, v) = as_("env1", "POST", &claim, None);
+        assert_eq!(s, 200, "claiming again is idempotent: {v}");
+        let (s, v) = as_("env2", "POST", &claim, None);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (409, Some("task.claimed")),
+            "{db}: {v}"
+        );
+        let (s, v) = as_("env2", "POST", &complete, Some(complete_body("env", None)));
+        assert_eq!(
+            (s, v["code"].as_str(), v["details"]["claimed_by"].as_str()),
+            (409, Some("task.claimed"), Some("env1")),
+            "{db}: {v}"
+        );
+        let (s, v) = as_("env2", "POST", &release, None);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (403, Some("auth.forbidden")),
+            "{db}: {v}"
+        );
+        // The work list shows who holds it.
+        let (_, v) = as_("env2", "GET", "/api/tasks", None);
+        let t = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["case_no"] == no.as_str())
+            .cloned()
+            .unwrap();
+        assert_eq!(t["claimed_by"]["login"], "env1", "{db}: {t}");
+        let (_, v) = call(port, "GET", &format!("/api/cases/{no}"), None, None).unwrap();
+        let t = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["step"] == "env_review")
+            .cloned()
+            .unwrap();
+        assert_eq!(t["claimed_by"]["name"], "ENV1", "{db}: {t}");
+        // Released, the other reviewer claims and completes it.
+        let (s, v) = as_("env1", "POST", &release, None);
+        assert_eq!(s, 200, "{db}: {v}");
+        let (s, v) = as_("env2", "POST", &claim, None);
+        assert_eq!(s, 200, "{db}: {v}");
+        let (s, v) = as_("env2", "POST", &complete, Some(complete_body("env", None)));
+        assert_eq!(s, 200, "{db}: {v}");
+        let (s, v) = as_("env2", "POST", &claim, None);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (409, Some("task.not_open")),
+            "{db}: {v}"
+        );
+        let (_, v) = call(port, "GET", "/api/audit", None, None).unwrap();
+        let actions: Vec<&str> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["action"].as_str())
+            .filter(|a| a.starts_with("task."))
+            .collect();
+        assert_eq!(actions.len(), 3, "claim, release, claim: {actions:?}");
+    }
+}

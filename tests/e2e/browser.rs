@@ -523,6 +523,12 @@ fn the_studio_in_a_browser() {
     ));
     assert_eq!(refused, "403 auth.wrong_department");
     d.shot("06-other-department-read-only");
+    // Claim the task (认领) first: the box says it is mine.
+    d.click(".task[data-step=dev_review] button[data-action=claim]");
+    d.wait(
+        "the claim",
+        "return document.querySelector('.task[data-step=dev_review] button[data-action=release]')",
+    );
     d.keys(".task[data-step=dev_review] textarea", "符合产业政策");
     d.click(".task[data-step=dev_review] button[data-action=pass]");
     d.wait("dev_review done", "return document.querySelectorAll('.task').length === 2 && document.querySelector('#case-diagram g.node.done[data-id=dev_review]')");

@@ -1,0 +1,139 @@
+//! Task claims (认领): a member of the task's department takes an open task,
+//! so the work list shows who is on it and nobody else completes it by
+//! mistake. One claim per task (the task id, unique within its case; a step
+//! opened again is a new task), until its holder releases it.
+
+use crate::alarms::{audit, with_pools};
+use crate::core::Time;
+use crate::store::{Store, StoreError, fmt_ts};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    pub case_no: String,
+    pub task_id: i64,
+    pub login: String,
+    pub name: String,
+    pub claimed_at: String,
+}
+
+/// A `Claim` from a row of `task_claims`.
+macro_rules! read_claim {
+    ($row:expr) => {
+        Claim {
+            case_no: $row.try_get("case_no")?,
+            task_id: $row.try_get("task_id")?,
+            login: $row.try_get("login")?,
+            name: $row.try_get("name")?,
+            claimed_at: $row.try_get("claimed_at")?,
+        }
+    };
+}
+
+impl Store {
+    /// Claims a task for `login`; returns the claim that holds afterwards
+    /// (the caller's, or the one someone else already had).
+    pub async fn claim_task(
+        &self,
+        case_no: &str,
+        task_id: i64,
+        login: &str,
+        name: &str,
+        now: Time,
+    ) -> Result<Claim, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let made = sqlx::query(
+                "INSERT INTO task_claims (case_no, task_id, login, name, claimed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_no, task_id) DO NOTHING",
+            )
+            .bind(case_no)
+            .bind(task_id)
+            .bind(login)
+            .bind(name)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if made {
+                audit!(
+                    tx,
+                    &stamp,
+                    login,
+                    "task.claim",
+                    json!({"case": case_no, "task": task_id}).to_string()
+                );
+            }
+            let row = sqlx::query(
+                "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND task_id = $2",
+            )
+            .bind(case_no)
+            .bind(task_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let claim = read_claim!(row);
+            tx.commit().await?;
+            Ok(claim)
+        })
+    }
+
+    /// Releases a claim; false when there was none to release.
+    pub async fn release_task(
+        &self,
+        case_no: &str,
+        task_id: i64,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
+            let gone = sqlx::query("DELETE FROM task_claims WHERE case_no = $1 AND task_id = $2")
+                .bind(case_no)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if gone {
+                audit!(
+                    tx,
+                    &stamp,
+                    actor,
+                    "task.release",
+                    json!({"case": case_no, "task": task_id}).to_string()
+                );
+            }
+            tx.commit().await?;
+            Ok(gone)
+        })
+    }
+
+    /// The claims on the tasks of these cases.
+    pub async fn claims(&self, case_nos: &[String]) -> Result<Vec<Claim>, StoreError> {
+        if case_nos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=case_nos.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no IN ({}) ORDER BY case_no, task_id",
+            marks.join(", ")
+        );
+        with_pools!(self, |_w, r, _lock| {
+            // Only numbered placeholders are formatted in; the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for c in case_nos {
+                q = q.bind(c);
+            }
+            let rows = q.fetch_all(r).await?;
+            let mut out = Vec::new();
+            for row in &rows {
+                out.push(read_claim!(row));
+            }
+            Ok(out)
+        })
+    }
+}
