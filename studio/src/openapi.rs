@@ -386,6 +386,156 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Request bodies (JSON Schema, as text) by (method, path). Routes that take
+/// a body and are not listed here are documented as a plain object.
+const BODIES: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/login",
+        r#"{"type":"object","required":["login","password"],"properties":{"login":{"type":"string"},"password":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/users",
+        r#"{"type":"object","required":["login","name","roles"],"properties":{"login":{"type":"string","pattern":"^[A-Za-z0-9_.-]{1,64}$"},"name":{"type":"string"},"password":{"type":"string","minLength":10},"roles":{"type":"array","items":{"type":"object","required":["role"],"properties":{"role":{"enum":["admin","analyst","deployer","clerk","reviewer","supervisor"]},"department":{"type":"string"},"position":{"type":"string"}}}}}}"#,
+    ),
+    (
+        "post",
+        "/users/{login}/tokens",
+        r#"{"type":"object","properties":{"label":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/validate",
+        r#"{"type":"object","required":["source"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"kind":{"enum":["flow","rules"]},"name":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/timers",
+        r#"{"type":"object","required":["source"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"set":{"type":"object","required":["key","value","unit"],"properties":{"key":{"type":"string"},"value":{"type":"integer","minimum":1,"maximum":3650},"unit":{"enum":["workdays","days","hours"]}}}}}"#,
+    ),
+    (
+        "put",
+        "/flows/{id}/source",
+        r##"{"$ref":"#/components/schemas/Source"}"##,
+    ),
+    (
+        "post",
+        "/flows/{id}/diff",
+        r##"{"$ref":"#/components/schemas/Source"}"##,
+    ),
+    (
+        "put",
+        "/rules/files/{file}",
+        r##"{"$ref":"#/components/schemas/Source"}"##,
+    ),
+    (
+        "post",
+        "/rules/files/{file}/diff",
+        r##"{"$ref":"#/components/schemas/Source"}"##,
+    ),
+    (
+        "post",
+        "/rules/try",
+        r#"{"type":"object","required":["source","case"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"case":{"type":"string"},"at":{"type":"string","description":"YYYY-MM-DDTHH:MM:SS, China time"}}}"#,
+    ),
+    (
+        "post",
+        "/packs",
+        r#"{"type":"object","required":["manifest","files"],"properties":{"manifest":{"type":"string"},"files":{"type":"object","additionalProperties":{"type":"string"}}}}"#,
+    ),
+    (
+        "post",
+        "/cases",
+        r##"{"type":"object","required":["flow","applicant"],"properties":{"flow":{"type":"string"},"applicant":{"$ref":"#/components/schemas/Person"},"agent":{"$ref":"#/components/schemas/Person"},"source":{"type":"string"},"project_code":{"type":"string"},"data":{"type":"object"},"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"},"how":{"type":"string"},"count":{"type":"integer"}}}}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/commands",
+        r#"{"type":"object","required":["command"],"properties":{"command":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/cases/{no}/tasks/{step}/complete",
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/special/start",
+        r##"{"type":"object","required":["step","kind","reason","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"reason":{"type":"string"},"days":{"type":"integer"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/special/end",
+        r##"{"type":"object","required":["step","kind","result","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"result":{"type":"string"},"opinion":{"type":"string"},"approved":{"type":"boolean"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/materials",
+        r#"{"type":"object","required":["materials"],"properties":{"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}},"data":{"type":"object"}}}"#,
+    ),
+    (
+        "post",
+        "/cases/{no}/terminate",
+        r##"{"type":"object","required":["reason","by"],"properties":{"reason":{"type":"string"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/withdraw",
+        r#"{"type":"object","required":["reason"],"properties":{"reason":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/alarms/{id}/acknowledge",
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"note":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/alarms/{id}/appeal",
+        r##"{"type":"object","required":["by","reason"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reason":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/alarms/{id}/decide",
+        r##"{"type":"object","required":["by","outcome"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"outcome":{"enum":["revoke","reject","escalate"]},"opinion":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/alarms/{id}/close",
+        r##"{"type":"object","required":["by","opinion"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"opinion":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/alarms/{id}/order",
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"to":{"type":"string"},"reason":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/orders/{no}/reply",
+        r##"{"type":"object","required":["by","reply"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reply":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/complaints",
+        r##"{"type":"object","required":["complainant","addressee","content"],"properties":{"complainant":{"$ref":"#/components/schemas/Person"},"addressee":{"type":"string"},"case":{"type":"string"},"staff":{"type":"string"},"content":{"type":"string"},"source":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/cases/{no}/rating",
+        r#"{"type":"object","required":["account","score"],"properties":{"account":{"type":"string"},"score":{"type":"integer","minimum":1,"maximum":5},"reason":{"type":"string"}}}"#,
+    ),
+    (
+        "post",
+        "/efficiency/adjustments",
+        r##"{"type":"object","required":["by","department","period","delta","reason"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"department":{"type":"string"},"period":{"type":"string","pattern":"^[0-9]{4}-[0-9]{2}$"},"delta":{"type":"number"},"reason":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/efficiency/adjustments/{id}/{action}",
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reason":{"type":"string"},"outcome":{"type":"string"}}}"##,
+    ),
+];
+
 /// Writes that take no request body (whatever is sent is ignored).
 const NO_BODY: &[&str] = &[
     "/logout",
@@ -418,8 +568,13 @@ pub fn document() -> Value {
             },
         });
         if matches!(*method, "post" | "put") && !NO_BODY.contains(path) {
+            let schema = BODIES
+                .iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .and_then(|(.., s)| serde_json::from_str::<Value>(s).ok())
+                .unwrap_or_else(|| json!({"type": "object"}));
             op["requestBody"] =
-                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
         }
         if matches!(*path, "/health" | "/login" | "/logout") {
             op["security"] = json!([]);
@@ -440,6 +595,16 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Actor": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"}, "department": {"type": "string", "description": "a department id of the flow"},
+                    "role": {"type": "string"}}},
+                "Person": {"type": "object", "required": ["name", "id_kind", "id_number"], "properties": {
+                    "name": {"type": "string"}, "id_kind": {"enum": ["id_card", "credit_code"]},
+                    "id_number": {"type": "string"}, "legacy": {"type": "boolean"}}},
+                "Source": {"type": "object", "required": ["source"], "properties": {
+                    "source": {"type": "string"}, "syntax": {"enum": ["dsl", "yaml"]}}},
+            },
             "responses": {"Error": {
                 "description": "An error",
                 "content": {"application/json": {"schema": {
@@ -504,6 +669,29 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn every_request_schema_parses_and_names_a_write_route() {
+        for (m, p, schema) in super::BODIES {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(schema).is_ok(),
+                "{m} {p}: the schema is not JSON"
+            );
+            assert!(
+                super::ROUTES.iter().any(|(rm, rp, ..)| rm == m && rp == p),
+                "{m} {p} is not a route"
+            );
+        }
+        // Every write that takes a body has its schema.
+        for (m, p, ..) in super::ROUTES {
+            if matches!(*m, "post" | "put") && !super::NO_BODY.contains(p) {
+                assert!(
+                    super::BODIES.iter().any(|(bm, bp, _)| bm == m && bp == p),
+                    "{m} {p} has no request schema"
+                );
+            }
+        }
     }
 
     #[test]
