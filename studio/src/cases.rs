@@ -686,17 +686,14 @@ async fn check_claim(
     Ok(())
 }
 
-/// The open task at `step` of the case, checked against the caller's
-/// departments (as `by` is for a command).
-async fn open_task(
+/// The open task at `step` of the case (409 `task.not_open` when none is).
+async fn task_at(
     state: &AppState,
-    principal: &crate::auth::Principal,
     no: &str,
     step: &str,
-) -> Result<(govflow_engine::core::Task, Actor), ApiError> {
+) -> Result<govflow_engine::core::Task, ApiError> {
     let s = load_case(state, no).await?;
-    let task = s
-        .tasks
+    s.tasks
         .values()
         .find(|t| t.step == step)
         .cloned()
@@ -706,7 +703,18 @@ async fn open_task(
                 "task.not_open",
                 format!("case {no} has no open task at `{step}`"),
             )
-        })?;
+        })
+}
+
+/// The open task at `step` of the case, checked against the caller's
+/// departments (as `by` is for a command).
+async fn open_task(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    no: &str,
+    step: &str,
+) -> Result<(govflow_engine::core::Task, Actor), ApiError> {
+    let task = task_at(state, no, step).await?;
     let mut actor = Actor {
         name: principal.login().to_string(),
         department: Some(task.department.clone()),
@@ -756,19 +764,7 @@ async fn release_task(
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path((no, step)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = load_case(&state, &no).await?;
-    let task = s
-        .tasks
-        .values()
-        .find(|t| t.step == step)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "task.not_open",
-                format!("case {no} has no open task at `{step}`"),
-            )
-        })?;
+    let task = task_at(&state, &no, &step).await?;
     let claims = state
         .engine()
         .store

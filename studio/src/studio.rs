@@ -168,6 +168,17 @@ struct SourceBody {
     syntax: Option<String>,
 }
 
+/// 422: a text with errors is not deployed; every diagnostic in `details`.
+fn not_deployed(code: &'static str, what: &str, report: &govflow_dsl::Report) -> ApiError {
+    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        message: format!("{what} has {errors} error(s); nothing was deployed"),
+        details: json!({"diagnostics": report.to_json()}),
+    }
+}
+
 /// Deploys a new version of one flow from the editor. The text must be
 /// valid and name the flow of the path; the same text deploys once.
 async fn deploy_flow(
@@ -184,19 +195,7 @@ async fn deploy_flow(
     };
     let loaded = govflow_dsl::load(&file, &body.source, syntax);
     let Some(flow) = loaded.valid_flow().cloned() else {
-        let diags = loaded.report.to_json();
-        let errors = loaded
-            .report
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .count();
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "flow.invalid",
-            message: format!("the flow has {errors} error(s); nothing was deployed"),
-            details: json!({"diagnostics": diags}),
-        });
+        return Err(not_deployed("flow.invalid", "the flow", &loaded.report));
     };
     if flow.id != id {
         return Err(ApiError::new(
@@ -390,18 +389,11 @@ async fn deploy_rule_file(
     known_rule_file(&file)?;
     let loaded = govflow_dsl::rule::load_rules(&file, &body.source, rule_syntax(&file));
     if loaded.has_errors() {
-        let errors = loaded
-            .report
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .count();
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "rules.invalid",
-            message: format!("the rule file has {errors} error(s); nothing was deployed"),
-            details: json!({"diagnostics": loaded.report.to_json()}),
-        });
+        return Err(not_deployed(
+            "rules.invalid",
+            "the rule file",
+            &loaded.report,
+        ));
     }
     let store = &state.engine().store;
     let mut texts: Vec<(String, String)> = latest_rule_files(store)

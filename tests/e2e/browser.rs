@@ -283,6 +283,20 @@ impl Driver {
         );
     }
 
+    /// Registers a case of the reference flow through the form on the cases page.
+    fn register(&self, base: &str, applicant: &str) {
+        self.goto(&format!("{base}/#/cases"));
+        self.find("#new-materials input");
+        self.js("document.querySelector('#new-flow').value = 'parallel_approval'; document.querySelector('#new-flow').dispatchEvent(new Event('change'))", json!([]));
+        self.wait(
+            "the materials",
+            "return document.querySelector('#new-materials input[value=land_doc]')",
+        );
+        self.keys("#new-name", applicant);
+        self.keys("#new-id", "91330100MA2XXXXXX2");
+        self.click("#new-submit");
+    }
+
     fn login(&self, base: &str, login: &str, password: &str) {
         self.goto(&format!("{base}/#/login"));
         // Log out first when a session is still there.
@@ -478,16 +492,7 @@ fn the_studio_in_a_browser() {
 
     // 6. A clerk registers a case and accepts it.
     d.login(&base, "wangfang", pw);
-    d.goto(&format!("{base}/#/cases"));
-    d.find("#new-materials input");
-    d.js("document.querySelector('#new-flow').value = 'parallel_approval'; document.querySelector('#new-flow').dispatchEvent(new Event('change'))", json!([]));
-    d.wait(
-        "the materials",
-        "return document.querySelector('#new-materials input[value=land_doc]')",
-    );
-    d.keys("#new-name", "杭州甲科技有限公司");
-    d.keys("#new-id", "91330100MA2XXXXXX2");
-    d.click("#new-submit");
+    d.register(&base, "杭州甲科技有限公司");
     let case_no = d.wait("the case page", "return location.hash.startsWith('#/cases/33') && document.querySelector('#case-no')?.innerText").as_str().unwrap().to_string();
     d.wait(
         "the accept task",
@@ -567,16 +572,7 @@ fn the_studio_in_a_browser() {
 
     // 9. A second case refused at the window raises a process card (不予受理).
     d.login(&base, "wangfang", pw);
-    d.goto(&format!("{base}/#/cases"));
-    d.find("#new-materials input");
-    d.js("document.querySelector('#new-flow').value = 'parallel_approval'; document.querySelector('#new-flow').dispatchEvent(new Event('change'))", json!([]));
-    d.wait(
-        "the materials",
-        "return document.querySelector('#new-materials input[value=land_doc]')",
-    );
-    d.keys("#new-name", "杭州乙贸易有限公司");
-    d.keys("#new-id", "91330100MA2XXXXXX2");
-    d.click("#new-submit");
+    d.register(&base, "杭州乙贸易有限公司");
     d.wait("the second case", &format!("return location.hash.startsWith('#/cases/33') && !location.hash.includes('{case_no}') && document.querySelector('.task[data-step=accept]')"));
     d.click(".task[data-step=accept] button[data-action=refuse]");
     d.wait("the refusal", "return document.querySelectorAll('.task').length === 0 && document.body.innerText.includes('不予受理')");
