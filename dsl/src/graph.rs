@@ -82,6 +82,25 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Every step of a sequence, blocks' inner steps included.
+fn nested(steps: &[Step]) -> Vec<&Step> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Step> = steps.iter().rev().collect();
+    while let Some(s) = stack.pop() {
+        out.push(s);
+        match &s.kind {
+            StepKind::Parallel { lanes, .. } => {
+                for l in lanes.iter().rev() {
+                    stack.extend(l.steps.iter().rev());
+                }
+            }
+            StepKind::JointReview { reviews, .. } => stack.extend(reviews.iter().rev()),
+            _ => {}
+        }
+    }
+    out
+}
+
 impl Diagram {
     pub fn build(flow: &Flow) -> Diagram {
         let g = FlowGraph::build(flow);
@@ -210,10 +229,37 @@ impl Diagram {
         }
         // Edges with labels.
         let mut edges = Vec::new();
+        // A block's join comes after every step inside the block: edges from
+        // the lanes into it are forward edges, not loops.
+        let mut join_after: HashMap<&str, usize> = HashMap::new();
+        for s in flow.all_steps() {
+            let inner: Vec<&Step> = match &s.kind {
+                StepKind::Parallel { lanes, .. } => {
+                    lanes.iter().flat_map(|l| nested(&l.steps)).collect()
+                }
+                StepKind::JointReview { reviews, .. } => nested(reviews),
+                _ => continue,
+            };
+            let last = inner
+                .iter()
+                .filter_map(|st| g.order.get(&st.id).copied())
+                .chain(g.order.get(&s.id).copied())
+                .max()
+                .unwrap_or(0);
+            join_after.insert(s.id.as_str(), last);
+        }
         let order = |k: &GNode| -> usize {
             match k {
                 GNode::Step(s) => g.order.get(s).copied().unwrap_or(0) * 2,
-                GNode::Join(s) => g.order.get(s).copied().unwrap_or(0) * 2 + 1,
+                GNode::Join(s) => {
+                    join_after
+                        .get(s.as_str())
+                        .copied()
+                        .or_else(|| g.order.get(s).copied())
+                        .unwrap_or(0)
+                        * 2
+                        + 1
+                }
                 GNode::End(_) => usize::MAX,
             }
         };
@@ -710,5 +756,51 @@ fn action_label(k: &ActionKind) -> &str {
         ActionKind::Refuse => "不予受理",
         ActionKind::Deny => "不予许可",
         ActionKind::Custom(s) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes of a parallel block flow down into its join, and the join
+    /// sits below every lane: only real loops (a return, a correction) are
+    /// drawn as back edges.
+    #[test]
+    fn lanes_flow_into_their_join() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../flows/reference/parallel_approval.flow"
+        ))
+        .unwrap_or_default();
+        let l = crate::load("parallel_approval.flow", &text, crate::Syntax::Dsl);
+        let Some(flow) = l.valid_flow() else {
+            panic!("{}", l.report.render(false));
+        };
+        let d = Diagram::build(flow);
+        let at = |id: &str| {
+            d.nodes
+                .iter()
+                .position(|n| n.id == id)
+                .unwrap_or_else(|| panic!("no node {id}"))
+        };
+        let join = at("review#join");
+        for lane in ["dev_review", "planning_review", "env_review"] {
+            let e = d
+                .edges
+                .iter()
+                .find(|e| e.from == at(lane) && e.to == join)
+                .unwrap_or_else(|| panic!("no edge {lane} → join"));
+            assert!(!e.back, "{lane} → join drawn as a loop");
+            assert!(d.nodes[join].layer > d.nodes[at(lane)].layer);
+        }
+        assert!(d.nodes[at("decide")].layer > d.nodes[join].layer);
+        let backs: Vec<(&str, &str)> = d
+            .edges
+            .iter()
+            .filter(|e| e.back)
+            .map(|e| (d.nodes[e.from].id.as_str(), d.nodes[e.to].id.as_str()))
+            .collect();
+        assert_eq!(backs, [("accept", "accept"), ("decide", "review")]);
     }
 }

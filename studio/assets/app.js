@@ -33,7 +33,13 @@ const TEXT = {
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
     othersTask: '由其他部门办理', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
-    statusNames: { registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
+    statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
+    modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
+    roleNames: { admin: '管理员', analyst: '业务分析', deployer: '部署', clerk: '窗口人员', reviewer: '审查人员', supervisor: '监察人员' },
+    mode: '办理模式', date: '日期', unchangedLines: '行未改动', notRaised: '未触发', beyondCalendar: '超出日历范围',
+    discard: '编辑的内容尚未部署，确定离开吗？', confirmAction: '确定要执行此操作吗？', sendCorrection: '发出一次性补正告知',
+    pwHint: '至少 10 个字符', deptHint: '部门编号，如 window', posHint: '岗位编号，如 clerk',
+    time: '时间', actor: '操作人', action: '操作', detail: '内容',
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
   },
   en: {
@@ -66,6 +72,12 @@ const TEXT = {
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
     othersTask: 'Handled by another department', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
+    modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
+    roleNames: {},
+    mode: 'Mode', date: 'Date', unchangedLines: 'unchanged lines', notRaised: 'not raised', beyondCalendar: 'beyond the calendar',
+    discard: 'The edited text has not been deployed. Leave anyway?', confirmAction: 'Do this?', sendCorrection: 'Send the correction notice',
+    pwHint: 'at least 10 characters', deptHint: 'department id, e.g. window', posHint: 'position id, e.g. clerk',
+    time: 'Time', actor: 'Actor', action: 'Action', detail: 'Detail',
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
   },
 };
@@ -77,6 +89,8 @@ const S = {
 };
 const t = (k) => (TEXT[S.lang][k] ?? TEXT.zh[k] ?? k);
 const statusName = (s) => TEXT[S.lang].statusNames[s] || s;
+const modeName = (m) => TEXT[S.lang].modes[m] || m;
+const roleName = (r) => TEXT[S.lang].roleNames[r] || r;
 
 // ---------------------------------------------------------------- DOM helpers
 function h(tag, attrs, ...kids) {
@@ -97,6 +111,8 @@ function h(tag, attrs, ...kids) {
 const $ = (sel, el = document) => el.querySelector(sel);
 const main = () => $('#main');
 function toast(msg, error) {
+  // A success replaces the errors before it.
+  if (!error) $('#toast').querySelectorAll('.msg.error').forEach((e) => e.remove());
   const m = h('div', { class: 'msg' + (error ? ' error' : '') }, msg);
   $('#toast').append(m);
   setTimeout(() => m.remove(), error ? 8000 : 4000);
@@ -105,9 +121,10 @@ const fmtTime = (s) => (s ? String(s).replace('T', ' ').slice(0, 16) : '');
 const pill = (text, cls) => h('span', { class: 'pill ' + (cls || '') }, text);
 function td(label, ...kids) { return h('td', { 'data-label': label }, ...kids); }
 function table(headers, rows, cls) {
+  const body = rows.length ? rows : [h('tr', {}, h('td', { class: 'empty', colspan: headers.length }, t('none')))];
   return h('table', { class: cls || 'stack' },
     h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-    h('tbody', {}, rows));
+    h('tbody', {}, body));
 }
 
 // ---------------------------------------------------------------- API
@@ -170,7 +187,15 @@ async function whoami() {
 }
 
 let leaving = null; // a page's clean-up (timers)
+let lastHash = location.hash;
 async function route() {
+  // An editor with undeployed changes asks before its page is left.
+  if (S.dirty && S.dirty() && location.hash !== lastHash && !confirm(t('discard'))) {
+    history.replaceState(null, '', lastHash || '#/');
+    return;
+  }
+  S.dirty = null;
+  lastHash = location.hash;
   if (leaving) { leaving(); leaving = null; }
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (!S.me && parts[0] !== 'login') await whoami();
@@ -197,6 +222,7 @@ async function route() {
   }
 }
 window.addEventListener('hashchange', route);
+window.addEventListener('beforeunload', (ev) => { if (S.dirty && S.dirty()) ev.preventDefault(); });
 
 // ---------------------------------------------------------------- login
 function pageLogin(m) {
@@ -380,8 +406,9 @@ async function pageFlows(m, id) {
   const [flows, packs] = await Promise.all([api('GET', '/flows'), api('GET', '/packs')]);
   const byPack = new Map();
   for (const f of flows.items) {
-    const dir = (f.file || '').split('/').slice(-2, -1)[0] || '';
-    const p = packs.items.find((x) => x.id === dir || (f.file || '').startsWith('pack:' + x.id + '/'));
+    // A pack lists its files; a version deployed from the studio keeps its file name.
+    const base = (f.file || '').split(/[/:]/).pop();
+    const p = packs.items.find((x) => (x.flows || []).includes(base));
     const k = p ? `${p.name} (${p.id})` : t('otherFlows');
     if (!byPack.has(k)) byPack.set(k, []);
     byPack.get(k).push(f);
@@ -393,8 +420,8 @@ async function pageFlows(m, id) {
   const body = h('div');
   m.replaceChildren(h('h1', {}, t('flows')), h('div', { class: 'sidebar' }, list, body));
   if (!id) {
-    body.append(h('div', { class: 'card' }, table([t('flow'), 'id', t('version'), 'mode', t('statutory'), t('promised')],
-      flows.items.map((f) => h('tr', {}, td(t('flow'), h('a', { href: '#/flows/' + f.id }, f.name)), td('id', f.id), td(t('version'), 'v' + f.deployed_version), td('mode', f.mode), td(t('statutory'), f.statutory || ''), td(t('promised'), f.promised || ''))))));
+    body.append(h('div', { class: 'card' }, table([t('flow'), 'id', t('version'), t('mode'), t('statutory'), t('promised')],
+      flows.items.map((f) => h('tr', {}, td(t('flow'), h('a', { href: '#/flows/' + f.id }, f.name)), td('id', f.id), td(t('version'), 'v' + f.deployed_version), td(t('mode'), modeName(f.mode)), td(t('statutory'), limitText(f.statutory)), td(t('promised'), limitText(f.promised)))))));
     return;
   }
   const f = await api('GET', '/flows/' + encodeURIComponent(id));
@@ -429,6 +456,7 @@ async function sourcePage(body, o) {
     if (o.onChecked) o.onChecked(r);
   }
   leaving = () => clearTimeout(timer);
+  S.dirty = () => editor.text !== o.source;
   function renderTimers(items) {
     const units = ['workdays', 'days', 'hours'];
     timersBox.replaceChildren(table([t('timer'), t('kind'), t('line'), t('value'), t('unit')], items.map((x) => {
@@ -457,6 +485,7 @@ async function sourcePage(body, o) {
           try {
             const r = await api('PUT', o.urls.deploy, { source: editor.text, syntax: o.syntax });
             close();
+            S.dirty = null;
             toast(r.new ? `${t('deployedOk')} v${r.version}` : t('unchanged'));
             route();
           } catch (e) {
@@ -467,7 +496,7 @@ async function sourcePage(body, o) {
         },
       }, t('confirmDeploy'));
       dlg.append(h('h2', { id: 'diff-title' }, `${t('diffTitle')} (${d.running_version ? 'v' + d.running_version : t('none')}) `, pill(`+${d.added} −${d.removed}`)),
-        d.added + d.removed === 0 ? h('p', {}, t('noChanges')) : h('div', { class: 'diff', id: 'diff' }, d.lines.filter((l, i, a) => l.op !== ' ' || a.slice(Math.max(0, i - 3), i + 4).some((x) => x.op !== ' ')).map((l) => h('div', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'ctx' }, `${l.op} ${l.text}`))),
+        d.added + d.removed === 0 ? h('p', {}, t('noChanges')) : h('div', { class: 'diff', id: 'diff' }, diffLines(d.lines)),
         h('div', { class: 'actions' }, go, h('button', { type: 'button', class: 'secondary', onclick: close }, t('cancel'))));
       document.body.append(dlg);
       dlg.showModal();
@@ -486,6 +515,19 @@ async function sourcePage(body, o) {
   if (o.side) side.append(o.side(editor));
   if (o.urls) side.append(h('h3', {}, t('history')), await historyBox(o, editor));
   await check();
+}
+
+// Changed lines with three lines of context; a gap line where unchanged lines are left out.
+function diffLines(lines) {
+  const out = []; let skipped = 0;
+  lines.forEach((l, i) => {
+    const near = l.op !== ' ' || lines.slice(Math.max(0, i - 3), i + 4).some((x) => x.op !== ' ');
+    if (!near) { skipped++; return; }
+    if (skipped) { out.push(h('div', { class: 'gap' }, `⋯ ${skipped} ${t('unchangedLines')}`)); skipped = 0; }
+    out.push(h('div', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'ctx' }, `${l.op} ${l.text}`));
+  });
+  if (skipped) out.push(h('div', { class: 'gap' }, `⋯ ${skipped} ${t('unchangedLines')}`));
+  return out;
 }
 
 async function historyBox(o, editor) {
@@ -531,9 +573,10 @@ async function pageRules(m, file) {
           const r = await api('POST', '/rules/try', { source: editor.text, syntax: f.syntax, case: caseIn.value.trim(), at: at.value || undefined });
           out.replaceChildren(h('p', { class: 'small muted' }, `${r.case} @ ${fmtTime(r.at)}`), table([t('rule'), t('subject'), t('department'), t('level')], r.items.map((v) => h('tr', {},
             td(t('rule'), v.name, h('div', { class: 'small muted' }, v.rule)), td(t('subject'), v.subject), td(t('department'), v.department || ''),
-            td(t('level'), v.error ? h('span', { class: 'status-bad' }, t('error') + ': ' + v.error) : v.level ? pill(t(v.level), v.level) : '—')))));
+            td(t('level'), v.error ? h('span', { class: 'status-bad' }, t('error') + ': ' + v.error) : v.level ? pill(t(v.level), v.level) : h('span', { class: 'muted' }, t('notRaised')))))));
         } catch (e) { out.replaceChildren(h('p', { class: 'status-bad', role: 'alert' }, e.message)); }
       };
+      if (!has('analyst') && !has('supervisor')) return h('div');
       return h('div', { class: 'card' }, h('h3', {}, t('tryIt')),
         h('datalist', { id: 'recent-cases' }, recent.items.map((c) => h('option', { value: c.case_no }, c.flow_id))),
         h('div', { class: 'row' }, h('label', {}, t('tryCase'), caseIn), h('label', {}, t('tryAt'), at), h('button', { type: 'button', id: 'try-run', onclick: run }, t('run'))), out);
@@ -545,14 +588,16 @@ async function pageRules(m, file) {
 // `20 workdays` / `1 workday` in the interface's language.
 function limitText(s) {
   const m = /^(\d+) (workday|day|hour)s?$/.exec(s || '');
-  return m ? `${m[1]} ${t(m[2] + 's')}` : (s || '');
+  if (!m) return s || '';
+  return S.lang === 'en' && m[1] === '1' ? `1 ${t(m[2] + 's').replace(/s$/, '')}` : `${m[1]} ${t(m[2] + 's')}`;
 }
 
 function leftPill(deadline) {
   if (!deadline) return '';
   const n = deadline.working_days_left;
+  if (deadline.beyond_calendar) return pill(t('beyondCalendar'), 'yellow');
   if (n === null || n === undefined) return fmtTime(deadline.due);
-  return pill(`${n} ${t('workdays')}`, n < 0 ? 'late' : n <= 1 ? 'yellow' : 'ok');
+  return pill(limitText(`${n} workdays`).replace(/^1 working days$/, '1 working day'), n < 0 ? 'late' : n <= 1 ? 'yellow' : 'ok');
 }
 
 async function pageCases(m) {
@@ -579,7 +624,7 @@ async function newCaseForm(flows) {
   const mats = h('div', { class: 'row', id: 'new-materials' });
   const loadMats = async () => {
     const ir = await api('GET', `/flows/${sel.value}/ir`);
-    mats.replaceChildren(...ir.materials.map((x) => h('label', { class: 'row' }, h('input', { type: 'checkbox', value: x.id, checked: true }), x.name)));
+    mats.replaceChildren(...ir.materials.map((x) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: x.id, checked: true }), x.name)));
   };
   sel.addEventListener('change', loadMats);
   await loadMats();
@@ -670,15 +715,11 @@ function taskBox(c, task, step, ir, mine) {
   const actions = step?.kind?.task?.actions || [];
   const opinion = h('textarea', { rows: 2, 'aria-label': `${task.name} ${t('opinion')}`, class: 'opinion' });
   const err = h('p', { class: 'status-bad', role: 'alert' });
-  const act = async (action) => {
+  const act = async (action, missing) => {
     err.textContent = '';
     const body = { by: { name: S.me.name, department: task.department, role: task.role || undefined }, opinion: opinion.value || undefined };
     if (action !== 'pass') body.action = action;
-    if (action === 'correct') {
-      // One notice lists every missing material; when all were received, the first is asked again.
-      const missing = ir.materials.filter((x) => !c.materials[x.id]).map((x) => x.id);
-      body.missing = missing.length ? missing : ir.materials.slice(0, 1).map((x) => x.id);
-    }
+    if (missing) body.missing = missing;
     try {
       await api('POST', `/cases/${encodeURIComponent(c.case_no)}/tasks/${encodeURIComponent(task.step)}/complete`, body);
       toast(`${task.name}: ${t(action)}`);
@@ -687,6 +728,16 @@ function taskBox(c, task, step, ir, mine) {
       err.textContent = `${e.status === 403 ? t('forbidden') + ' — ' : ''}${e.message}`;
     }
   };
+  // 一次性告知: the clerk ticks every missing material (those not received are ticked already).
+  const correction = h('fieldset', { class: 'correction', hidden: true }, h('legend', {}, t('correct')),
+    ir.materials.map((x) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: x.id, checked: !c.materials[x.id] }), x.name)),
+    h('div', { class: 'actions' }, h('button', {
+      type: 'button', 'data-action': 'send-correction',
+      onclick: () => {
+        const missing = [...correction.querySelectorAll('input:checked')].map((i) => i.value);
+        if (missing.length) act('correct', missing);
+      },
+    }, t('sendCorrection'))));
   const claimed = task.claimed_by;
   const claimAct = async (what) => {
     err.textContent = '';
@@ -703,7 +754,14 @@ function taskBox(c, task, step, ir, mine) {
     h('div', { class: 'row' }, claimBox, h('strong', {}, task.name), ' ', h('span', { class: 'muted small' }, `${deptName(ir, task.department)}${task.role ? '.' + task.role : ''}`), ' ', leftPill(task.deadline), task.risk_point ? pill(t('riskPoint'), 'red') : null),
     mine ? [opinion,
       h('div', { class: 'actions' }, h('button', { type: 'button', 'data-action': 'pass', onclick: () => act('pass') }, t('pass')),
-        actions.map((a) => h('button', { type: 'button', class: 'secondary', 'data-action': a.kind, onclick: () => act(a.kind) }, t(a.kind))))]
+        actions.map((a) => h('button', {
+          type: 'button', class: 'secondary', 'data-action': a.kind,
+          onclick: () => {
+            if (a.kind === 'correct') { correction.hidden = !correction.hidden; return; }
+            if (confirm(`${t(a.kind)}: ${t('confirmAction')}`)) act(a.kind);
+          },
+        }, t(a.kind)))),
+      correction]
       : h('p', { class: 'small muted' }, t('othersTask')),
     err);
 }
@@ -787,7 +845,7 @@ async function pageCalendar(m) {
             return h('td', { class: cls, title: mk ? `${mk.name} (${t(mk.kind)})` : null }, d);
           }))))));
     }));
-    listBox.replaceChildren(table([t('calendar'), t('kind'), t('name')], cal.days.filter((d) => d.date.startsWith(String(year))).map((d) => h('tr', {}, td(t('calendar'), d.date), td(t('kind'), pill(t(d.kind), d.kind === 'off' ? 'late' : 'notice')), td(t('name'), d.name)))));
+    listBox.replaceChildren(table([t('date'), t('kind'), t('holidays')], cal.days.filter((d) => d.date.startsWith(String(year))).map((d) => h('tr', {}, td(t('date'), d.date), td(t('kind'), pill(t(d.kind), d.kind === 'off' ? 'late' : 'notice')), td(t('holidays'), d.name)))));
   };
   sel.addEventListener('change', render);
   render();
@@ -800,9 +858,9 @@ async function pageCalendar(m) {
 // ---------------------------------------------------------------- users
 async function pageUsers(m) {
   const [users, audit] = await Promise.all([api('GET', '/users'), api('GET', '/audit')]);
-  const f = { login: h('input', { id: 'u-login' }), name: h('input', { id: 'u-name' }), password: h('input', { id: 'u-password', type: 'password', autocomplete: 'new-password' }),
-    role: h('select', { id: 'u-role' }, ['analyst', 'deployer', 'clerk', 'reviewer', 'supervisor', 'admin'].map((r) => h('option', { value: r }, r))),
-    department: h('input', { id: 'u-dept', size: 10 }), position: h('input', { id: 'u-pos', size: 8 }) };
+  const f = { login: h('input', { id: 'u-login' }), name: h('input', { id: 'u-name' }), password: h('input', { id: 'u-password', type: 'password', autocomplete: 'new-password', minlength: 10, placeholder: t('pwHint') }),
+    role: h('select', { id: 'u-role' }, ['analyst', 'deployer', 'clerk', 'reviewer', 'supervisor', 'admin'].map((r) => h('option', { value: r }, `${roleName(r)} (${r})`))),
+    department: h('input', { id: 'u-dept', size: 12, placeholder: t('deptHint') }), position: h('input', { id: 'u-pos', size: 12, placeholder: t('posHint') }) };
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
@@ -818,9 +876,10 @@ async function pageUsers(m) {
     h('label', {}, t('role'), f.role), h('label', {}, t('department'), f.department), h('label', {}, t('position'), f.position), h('button', { type: 'submit' }, t('create'))));
   m.replaceChildren(h('h1', {}, t('users')),
     h('section', { class: 'card' }, table([t('loginName'), t('name'), t('role')], users.items.map((u) => h('tr', {}, td(t('loginName'), u.login), td(t('name'), u.name),
-      td(t('role'), u.roles.map((g) => g.role + (g.department ? `@${g.department}` : '') + (g.position ? `.${g.position}` : '')).join(', ')))))),
+      td(t('role'), u.roles.map((g) => roleName(g.role) + (g.department ? ` · ${g.department}${g.position ? '.' + g.position : ''}` : '')).join('; ')))))),
     h('section', { class: 'card' }, h('h2', {}, t('newUser')), form),
-    h('section', { class: 'card' }, h('h2', {}, t('audit')), table(['', '', ''], audit.items.slice(0, 50).map((a) => h('tr', {}, td('', fmtTime(a.at)), td('', a.actor), td('', `${a.action} ${a.detail || ''}`))))));
+    h('section', { class: 'card' }, h('h2', {}, t('audit')), table([t('time'), t('actor'), t('action'), t('detail')], audit.items.slice(0, 50).map((a) => h('tr', {},
+      h('td', { class: 'when', 'data-label': t('time') }, fmtTime(a.at)), td(t('actor'), a.actor), td(t('action'), a.action), h('td', { class: 'detail', 'data-label': t('detail') }, a.detail || ''))), 'stack audit')));
 }
 
 route();

@@ -20,7 +20,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "/timers",
         "flows",
         "The deadlines of a flow text; with `set`, the text with one literal rewritten (comments and layout kept)",
-        "analyst|deployer",
+        "any",
     ),
     (
         "put",
@@ -142,7 +142,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "/validate",
         "flows",
         "Diagnostics of a flow text (with its diagram and deadlines) or of a rule file",
-        "analyst|deployer|supervisor",
+        "any",
     ),
     ("get", "/audit", "server", "The latest audit rows", "admin"),
     ("get", "/packs", "packs", "Process packs", "any"),

@@ -575,6 +575,8 @@ fn the_studio_in_a_browser() {
     d.register(&base, "杭州乙贸易有限公司");
     d.wait("the second case", &format!("return location.hash.startsWith('#/cases/33') && !location.hash.includes('{case_no}') && document.querySelector('.task[data-step=accept]')"));
     d.click(".task[data-step=accept] button[data-action=refuse]");
+    // Refusing asks first.
+    d.cmd("POST", "/alert/accept", Some(json!({})));
     d.wait("the refusal", "return document.querySelectorAll('.task').length === 0 && document.body.innerText.includes('不予受理')");
 
     // 10. The supervisor sees it on the board.
