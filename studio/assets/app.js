@@ -32,8 +32,9 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
+    states: { pending: '预警中', issued: '已出牌', ordered: '已督办', closed: '已关闭', cancelled: '已解除', revoked: '申诉撤销', verified: '核实关闭' },
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
     roleNames: { admin: '管理员', analyst: '业务分析', deployer: '部署', clerk: '窗口人员', reviewer: '审查人员', supervisor: '监察人员' },
     mode: '办理模式', date: '日期', unchangedLines: '行未改动', notRaised: '未触发', beyondCalendar: '超出日历范围',
@@ -70,8 +71,9 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
+    states: {},
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
     roleNames: {},
     mode: 'Mode', date: 'Date', unchangedLines: 'unchanged lines', notRaised: 'not raised', beyondCalendar: 'beyond the calendar',
@@ -90,6 +92,7 @@ const S = {
 const t = (k) => (TEXT[S.lang][k] ?? TEXT.zh[k] ?? k);
 const statusName = (s) => TEXT[S.lang].statusNames[s] || s;
 const modeName = (m) => TEXT[S.lang].modes[m] || m;
+const stateName = (x) => TEXT[S.lang].states[x] || x;
 const roleName = (r) => TEXT[S.lang].roleNames[r] || r;
 
 // ---------------------------------------------------------------- DOM helpers
@@ -693,8 +696,24 @@ async function pageCase(m, no) {
     return h('tr', {}, td(t('materials'), x.name), td(t('status'), st ? pill(t('received'), 'ok') : pill(t('missing'), 'late')));
   }));
   const cardList = cards.items.length === 0 ? h('p', { class: 'muted' }, t('noCards')) : table([t('rule'), t('level'), t('state'), t('issued')], cards.items.map((a) => h('tr', {},
-    td(t('rule'), a.name), td(t('level'), pill(t(a.level), a.level)), td(t('state'), a.state), td(t('issued'), fmtTime(a.issued_at)))));
-  const specials = (c.specials || []).length ? table([t('specials'), t('status')], c.specials.map((s) => h('tr', {}, td(t('specials'), `${s.kind} · ${s.step}`), td(t('status'), s.ended_at ? fmtTime(s.ended_at) : pill(t('suspended'), 'yellow'))))) : h('p', { class: 'muted' }, t('none'));
+    td(t('rule'), a.name), td(t('level'), pill(t(a.level), a.level)), td(t('state'), stateName(a.state)), td(t('issued'), fmtTime(a.issued_at)))));
+  const endSpecial = (s) => {
+    const result = h('input', { 'aria-label': t('result'), value: t('finishedSpecial'), size: 10 });
+    const approved = s.class === 'a' ? h('label', { class: 'check' }, h('input', { type: 'checkbox', checked: true }), t('approve')) : null;
+    const owner = c.tasks.find((x) => x.step === s.step) || { department: s.requested_by.department, role: s.requested_by.role };
+    return h('div', { class: 'row' }, result, approved, h('button', {
+      type: 'button', class: 'secondary', 'data-action': 'end-special',
+      onclick: async () => {
+        try {
+          await api('POST', `/cases/${encodeURIComponent(c.case_no)}/special/end`, { step: s.step, kind: s.kind, result: result.value, approved: approved ? approved.querySelector('input').checked : undefined, by: { name: S.me.name, department: owner.department, role: owner.role || undefined } });
+          route();
+        } catch (e) { toast(e.message, true); }
+      },
+    }, t('endSpecial')));
+  };
+  const specials = table([t('specials'), t('reason'), t('status')], (c.specials || []).map((s) => h('tr', { 'data-kind': s.kind },
+    td(t('specials'), `${s.kind} · ${steps[s.step]?.name || s.step}`, s.days ? ` · ${s.days} ${t('workdays')}` : ''), td(t('reason'), s.reason),
+    td(t('status'), s.ended_at ? `${fmtTime(s.ended_at)} ${s.result || ''}` : [pill(s.class === 'a' ? t('extension') : t('suspended'), 'yellow'), ' ', endSpecial(s)]))));
   m.replaceChildren(
     h('p', {}, h('a', { href: '#/cases' }, '← ' + t('cases'))),
     h('h1', {}, c.item_name, ' ', pill(statusName(c.status), c.status === 'completed' ? 'ok' : ''), ' ', h('span', { class: 'small muted', id: 'case-no' }, c.case_no)),
@@ -738,6 +757,26 @@ function taskBox(c, task, step, ir, mine) {
         if (missing.length) act('correct', missing);
       },
     }, t('sendCorrection'))));
+  // 特别程序 allowed at this step: start one (the clock stops, or an extension is asked for).
+  const kinds = step?.special || [];
+  const running = (c.specials || []).some((x) => x.step === task.step && !x.ended_at);
+  const specialStart = !kinds.length || running ? null : (() => {
+    const kind = h('select', { 'aria-label': t('specials') }, kinds.map((k) => h('option', { value: k }, k)));
+    const reason = h('input', { 'aria-label': t('reason'), placeholder: t('reason'), class: 'special-reason' });
+    const days = h('input', { type: 'number', min: 1, max: 365, value: 5, 'aria-label': t('days'), style: 'width:5rem' });
+    return h('details', { class: 'special' }, h('summary', {}, t('startSpecial')),
+      h('div', { class: 'row' }, h('label', {}, t('specials'), kind), h('label', {}, t('reason'), reason), h('label', {}, t('days'), days),
+        h('button', {
+          type: 'button', class: 'secondary', 'data-action': 'start-special',
+          onclick: async () => {
+            err.textContent = '';
+            try {
+              await api('POST', `/cases/${encodeURIComponent(c.case_no)}/special/start`, { step: task.step, kind: kind.value, reason: reason.value || kind.value, days: Number(days.value), by: { name: S.me.name, department: task.department, role: task.role || undefined } });
+              route();
+            } catch (e) { err.textContent = e.message; }
+          },
+        }, t('start'))));
+  })();
   const claimed = task.claimed_by;
   const claimAct = async (what) => {
     err.textContent = '';
@@ -761,7 +800,7 @@ function taskBox(c, task, step, ir, mine) {
             if (confirm(`${t(a.kind)}: ${t('confirmAction')}`)) act(a.kind);
           },
         }, t(a.kind)))),
-      correction]
+      correction, specialStart]
       : h('p', { class: 'small muted' }, t('othersTask')),
     err);
 }
@@ -796,7 +835,7 @@ async function pageBoard(m) {
   const byDept = table([t('department'), ...LEVELS.map((l) => t(l))], depts.map((d) => h('tr', {}, td(t('department'), deptName[d] || d), LEVELS.map((l) => td(t(l), String(count((a) => a.department === d && a.level === l)))))));
   const list = table([t('rule'), t('caseNo'), t('department'), t('level'), t('state'), t('issued'), ''], open.items.map((a) => h('tr', { 'data-rule': a.rule },
     td(t('rule'), a.name, h('div', { class: 'small muted' }, t(a.class))), td(t('caseNo'), h('a', { href: '#/cases/' + a.case_no }, a.case_no)), td(t('department'), deptName[a.department] || a.department),
-    td(t('level'), pill(t(a.level), a.level)), td(t('state'), a.state), td(t('issued'), fmtTime(a.issued_at)),
+    td(t('level'), pill(t(a.level), a.level)), td(t('state'), stateName(a.state)), td(t('issued'), fmtTime(a.issued_at)),
     td('', has('supervisor') && a.state !== 'ordered' ? h('button', {
       type: 'button', class: 'secondary', onclick: async () => {
         try { await api('POST', `/alarms/${a.id}/order`, { by: { name: S.me.name, role: 'supervisor' } }); toast(t('issueOrder') + ' ✓'); route(); } catch (e) { toast(e.message, true); }

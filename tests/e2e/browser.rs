@@ -541,6 +541,17 @@ fn the_studio_in_a_browser() {
     // 8. Planning completes its review.
     d.login(&base, "sunqiang", pw);
     d.goto(&format!("{base}/#/cases/{case_no}"));
+    // A site inspection (实地核查, a B procedure) stops the clock, then ends.
+    d.click(".task[data-step=planning_review] details.special summary");
+    d.keys(
+        ".task[data-step=planning_review] .special-reason",
+        "核查用地红线",
+    );
+    d.click(".task[data-step=planning_review] button[data-action=start-special]");
+    d.wait("the clock stopped", "return document.querySelector('tr[data-kind=实地核查] button[data-action=end-special]') && document.body.innerText.includes('挂起中')");
+    d.shot("07a-special-procedure");
+    d.click("tr[data-kind=实地核查] button[data-action=end-special]");
+    d.wait("the procedure ended", "return document.querySelector('tr[data-kind=实地核查]') && !document.querySelector('button[data-action=end-special]')");
     d.click(".task[data-step=planning_review] button[data-action=pass]");
     d.wait("planning_review done", "return document.querySelectorAll('.task').length === 1 && document.querySelector('.task[data-step=env_review]')");
     let (_, ev) = call(
