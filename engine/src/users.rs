@@ -157,9 +157,12 @@ impl Store {
         login: &str,
         csrf: &str,
         expires: Time,
+        now: Time,
     ) -> Result<(), StoreError> {
         let until = fmt_ts(expires);
+        let stamp = fmt_ts(now);
         with_pools!(self, |w, _r, _lock| {
+            let mut tx = w.begin().await?;
             sqlx::query(
                 "INSERT INTO sessions (hash, login, csrf, expires_at) VALUES ($1, $2, $3, $4)",
             )
@@ -167,8 +170,16 @@ impl Store {
             .bind(login)
             .bind(csrf)
             .bind(&until)
-            .execute(w)
+            .execute(&mut *tx)
             .await?;
+            audit!(
+                tx,
+                &stamp,
+                login,
+                "login",
+                json!({"until": until}).to_string()
+            );
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -195,12 +206,19 @@ impl Store {
         })
     }
 
-    pub async fn end_session(&self, hash: &str) -> Result<(), StoreError> {
+    pub async fn end_session(&self, hash: &str, actor: &str, now: Time) -> Result<(), StoreError> {
+        let stamp = fmt_ts(now);
         with_pools!(self, |w, _r, _lock| {
-            sqlx::query("DELETE FROM sessions WHERE hash = $1")
+            let mut tx = w.begin().await?;
+            let gone = sqlx::query("DELETE FROM sessions WHERE hash = $1")
                 .bind(hash)
-                .execute(w)
-                .await?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone > 0 {
+                audit!(tx, &stamp, actor, "logout", "{}".to_string());
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     states: { pending: '预警中', issued: '已出牌', ordered: '已督办', closed: '已关闭', cancelled: '已解除', revoked: '申诉撤销', verified: '核实关闭' },
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
@@ -71,7 +71,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     states: {},
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
@@ -841,8 +841,12 @@ async function pageBoard(m) {
         try { await api('POST', `/alarms/${a.id}/order`, { by: { name: S.me.name, role: 'supervisor' } }); toast(t('issueOrder') + ' ✓'); route(); } catch (e) { toast(e.message, true); }
       },
     }, t('issueOrder')) : null))));
-  const orderList = orders.items.length ? table([t('caseNo'), t('department'), t('status'), t('reply')], orders.items.map((o) => h('tr', {},
-    td(t('caseNo'), h('a', { href: '#/cases/' + o.case_no }, o.case_no)), td(t('department'), o.addressee || ''), td(t('status'), statusName(o.status)), td(t('reply'), o.reply || '—')))) : h('p', { class: 'muted' }, t('none'));
+  // Orders are cases of the built-in order flow: the addressed department replies on the order's case page.
+  const orderList = table([t('caseNo'), t('department'), t('reason'), t('openTasks'), t('status')], orders.items.map((o) => h('tr', {},
+    td(t('caseNo'), h('a', { href: '#/cases/' + o.case_no }, o.case_no), o.origin?.case ? h('div', { class: 'small muted' }, '← ', h('a', { href: '#/cases/' + o.origin.case }, o.origin.case)) : null),
+    td(t('department'), deptName[o.addressee] || o.addressee || ''), td(t('reason'), o.reason || ''),
+    td(t('openTasks'), o.open_steps.map((x) => `${x.step === 'reply' ? t('replyOrder') : x.step === 'review' ? t('reviewReply') : x.step} ${x.due_date ? '→ ' + x.due_date : ''}`).join('; ') || '—'),
+    td(t('status'), o.result || statusName(o.status)))));
   const rows = stats.rows.filter((r) => r.cases > 0);
   m.replaceChildren(h('h1', {}, t('board')),
     h('div', { class: 'grid2' }, h('section', { class: 'card', id: 'matrix' }, h('h2', {}, t('byClass')), matrix), h('section', { class: 'card' }, h('h2', {}, t('byDept')), byDept)),
@@ -852,7 +856,7 @@ async function pageBoard(m) {
       barChart(t('chartOverdue'), rows, (r) => r.overdue_rate, (v) => (v * 100).toFixed(0) + '%'),
       barChart(t('chartSat'), rows, (r) => r.satisfaction, (v) => v.toFixed(1))),
     h('section', { class: 'card', id: 'cards' }, h('h2', {}, t('cards'), ' ', pill(String(open.items.length))), list),
-    h('section', { class: 'card' }, h('h2', {}, t('orders')), orderList));
+    h('section', { class: 'card', id: 'orders' }, h('h2', {}, t('orders')), orderList));
 }
 
 // ---------------------------------------------------------------- calendar

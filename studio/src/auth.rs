@@ -464,6 +464,11 @@ pub(crate) async fn login(
         Some((u, Some(hash))) if verify_password(&b.password, &hash) => u,
         _ => {
             record_failure(&b.login);
+            // Failed logins are audited too (the login as typed, never the password).
+            let name: String = b.login.chars().take(64).collect();
+            store
+                .record_audit(&name, "login.failed", "{}", now_cst())
+                .await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "auth.login_failed",
@@ -478,7 +483,7 @@ pub(crate) async fn login(
     let csrf = random_token();
     let expires = now_cst() + chrono::Duration::hours(SESSION_HOURS);
     store
-        .add_session(&token_hash(&id), &user.login, &csrf, expires)
+        .add_session(&token_hash(&id), &user.login, &csrf, expires, now_cst())
         .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
@@ -499,7 +504,13 @@ pub(crate) async fn logout(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(id) = session_cookie(&headers) {
-        state.engine().store.end_session(&token_hash(&id)).await?;
+        let store = &state.engine().store;
+        let hash = token_hash(&id);
+        let who = store
+            .session(&hash, now_cst())
+            .await?
+            .map_or_else(|| "unknown".to_string(), |(u, _)| u.login);
+        store.end_session(&hash, &who, now_cst()).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&format!(

@@ -327,6 +327,25 @@ fn login_sessions_need_csrf_and_failures_are_slowed() {
         "{v}"
     );
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    // Logins, failed logins and logouts are in the audit log.
+    let (_, v) = call(port, "GET", "/api/audit", None, None).unwrap();
+    let seen: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_string(),
+                a["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in ["login", "logout", "login.failed"] {
+        assert!(
+            seen.iter().any(|(a, who)| a == want && who == "wangfang"),
+            "{want} missing: {seen:?}"
+        );
+    }
 }
 
 /// Claims (认领): a claimed task is its holder's to complete; others of the

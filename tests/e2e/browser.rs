@@ -603,6 +603,10 @@ fn the_studio_in_a_browser() {
         "the charts",
         "return document.querySelectorAll('.chart svg rect').length >= 4",
     );
+    // The supervisor issues a supervision order (督办单) for it: the card is
+    // ordered and the order, addressed to the window, waits for its reply.
+    d.click("#cards tr[data-rule=case_not_accepted] button");
+    d.wait("the order", "return document.querySelector('#orders tbody tr a') && document.querySelector('#orders').innerText.includes('回复督办')");
     d.shot("08-board");
 
     // 11. English, then the calendar.
