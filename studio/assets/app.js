@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', newToken: '签发 API 令牌（仅显示一次）', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     states: { pending: '预警中', issued: '已出牌', ordered: '已督办', closed: '已关闭', cancelled: '已解除', revoked: '申诉撤销', verified: '核实关闭' },
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
@@ -71,7 +71,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', newToken: 'Issue an API token (shown once)', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     states: {},
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
@@ -620,7 +620,7 @@ async function pageCases(m) {
 }
 
 async function newCaseForm(flows) {
-  const sel = h('select', { id: 'new-flow' }, flows.items.filter((f) => !['supervision_order', 'complaint'].includes(f.id)).map((f) => h('option', { value: f.id }, f.name)));
+  const sel = h('select', { id: 'new-flow' }, flows.items.filter((f) => !['supervision_order', 'complaint'].includes(f.id)).map((f) => h('option', { value: f.id }, `${f.name} (${f.id})`)));
   const name = h('input', { id: 'new-name', required: true });
   const kind = h('select', { id: 'new-kind' }, h('option', { value: 'credit_code' }, t('creditCode')), h('option', { value: 'id_card' }, t('idCard')));
   const num = h('input', { id: 'new-id', required: true, size: 20 });
@@ -918,8 +918,18 @@ async function pageUsers(m) {
   }, h('div', { class: 'row' }, h('label', {}, t('loginName'), f.login), h('label', {}, t('name'), f.name), h('label', {}, t('password'), f.password),
     h('label', {}, t('role'), f.role), h('label', {}, t('department'), f.department), h('label', {}, t('position'), f.position), h('button', { type: 'submit' }, t('create'))));
   m.replaceChildren(h('h1', {}, t('users')),
-    h('section', { class: 'card' }, table([t('loginName'), t('name'), t('role')], users.items.map((u) => h('tr', {}, td(t('loginName'), u.login), td(t('name'), u.name),
-      td(t('role'), u.roles.map((g) => roleName(g.role) + (g.department ? ` · ${g.department}${g.position ? '.' + g.position : ''}` : '')).join('; ')))))),
+    h('section', { class: 'card' }, table([t('loginName'), t('name'), t('role'), ''], users.items.map((u) => h('tr', {}, td(t('loginName'), u.login), td(t('name'), u.name),
+      td(t('role'), u.roles.map((g) => roleName(g.role) + (g.department ? ` · ${g.department}${g.position ? '.' + g.position : ''}` : '')).join('; ')),
+      td('', h('button', {
+        type: 'button', class: 'ghost', 'data-action': 'token',
+        onclick: async (ev) => {
+          // An API token for a system acting as this user: shown once, only its hash is kept.
+          try {
+            const r = await api('POST', `/users/${encodeURIComponent(u.login)}/tokens`, { label: 'studio' });
+            ev.target.replaceWith(h('code', { class: 'small token' }, r.token));
+          } catch (e) { toast(e.message, true); }
+        },
+      }, t('newToken'))))))),
     h('section', { class: 'card' }, h('h2', {}, t('newUser')), form),
     h('section', { class: 'card' }, h('h2', {}, t('audit')), table([t('time'), t('actor'), t('action'), t('detail')], audit.items.slice(0, 50).map((a) => h('tr', {},
       h('td', { class: 'when', 'data-label': t('time') }, fmtTime(a.at)), td(t('actor'), a.actor), td(t('action'), a.action), h('td', { class: 'detail', 'data-label': t('detail') }, a.detail || ''))), 'stack audit')));

@@ -31,6 +31,8 @@ struct Driver {
     port: u16,
     session: String,
     shots: PathBuf,
+    /// Put in front of screenshot names (one run per database).
+    prefix: std::cell::RefCell<String>,
 }
 
 impl Drop for Driver {
@@ -162,6 +164,7 @@ impl Driver {
             port,
             session,
             shots,
+            prefix: std::cell::RefCell::new(String::new()),
         })
     }
 
@@ -270,7 +273,9 @@ impl Driver {
     fn shot(&self, name: &str) -> PathBuf {
         let v = self.cmd("GET", "/screenshot", None);
         let png = b64decode(v.as_str().unwrap_or_default());
-        let p = self.shots.join(format!("{name}.png"));
+        let p = self
+            .shots
+            .join(format!("{}{name}.png", self.prefix.borrow()));
         let _ = std::fs::write(&p, png);
         p
     }
@@ -322,9 +327,30 @@ fn the_studio_in_a_browser() {
         return;
     };
     let dir = temp_dir("browser");
-    let db = format!("sqlite://{}", dir.join("b.db").display());
+    let sqlite = format!("sqlite://{}", dir.join("b.db").display());
+    studio_scenario(&d, &sqlite, &[], "");
+    match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
+        Ok(pg) => {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let schema = format!("gf_browser_{}_{millis}", std::process::id());
+            studio_scenario(&d, &pg, &["--db-schema", &schema], "pg-");
+        }
+        Err(_) => eprintln!(
+            "GOVFLOW_TEST_POSTGRES_URL is not set: the browser test on PostgreSQL skipped"
+        ),
+    }
+}
+
+/// The whole scenario against one database; screenshots named with `shots`
+/// in front.
+fn studio_scenario(d: &Driver, db: &str, extra: &[&str], shots: &str) {
+    d.prefix.replace(shots.to_string());
+    d.size(1440, 1000);
     let port = free_port();
-    let _server = Server::start(&db, port, &[], &[]);
+    let _server = Server::start(db, port, extra, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let pw = "correct horse battery";
     for (login, name, roles) in [
@@ -372,6 +398,49 @@ fn the_studio_in_a_browser() {
         "the login page",
         "return location.hash === '#/login' && document.querySelector('#login-name')",
     );
+
+    // 0. The README's way in: the administrator pastes the token printed at
+    // start, adds a user with the form and issues an API token for it.
+    d.wait(
+        "the login form",
+        "return document.querySelector('#login-token')",
+    );
+    d.keys("#login-token", &format!("{}{ENTER}", super::server::TOKEN));
+    d.wait(
+        "the administrator",
+        "return document.querySelector('#user')?.innerText.includes('(admin)')",
+    );
+    d.goto(&format!("{base}/#/users"));
+    d.keys("#u-login", "chenjing");
+    d.keys("#u-name", "陈静");
+    d.keys("#u-password", pw);
+    d.js(
+        "document.querySelector('#u-role').value = 'reviewer'",
+        json!([]),
+    );
+    d.keys("#u-dept", &format!("env{ENTER}"));
+    d.wait(
+        "the new user",
+        "return document.querySelector('main')?.innerText.includes('chenjing')",
+    );
+    d.wait("the token button", "return [...document.querySelectorAll('main tr')].find(r => r.innerText.includes('chenjing'))?.querySelector('button[data-action=token]')");
+    d.js("[...document.querySelectorAll('main tr')].find(r => r.innerText.includes('chenjing')).querySelector('button[data-action=token]').click()", json!([]));
+    let token = d.wait(
+        "the token",
+        "return document.querySelector('code.token')?.innerText",
+    );
+    assert_eq!(token.as_str().map(str::len), Some(64), "{token}");
+    d.shot("00-users");
+    let (s, v) = super::server::call_as(
+        token.as_str().unwrap_or_default(),
+        port,
+        "GET",
+        "/api/tasks",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s, 200, "the issued token works: {v}");
 
     // 1. The analyst opens a flow: no problems, a diagram, the deadlines.
     d.login(&base, "lihua", pw);
