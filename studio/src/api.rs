@@ -173,6 +173,22 @@ impl From<crate::StoreError> for ApiError {
     }
 }
 
+/// A page of a list: the handler fetched up to `limit + 1` rows; the extra
+/// one only tells that more follow (`more`, `next_offset`) — no count query
+/// over a large table.
+pub(crate) fn page_of<T: serde::Serialize>(
+    mut items: Vec<T>,
+    limit: i64,
+    offset: i64,
+) -> Json<serde_json::Value> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit.max(0) as usize);
+    Json(serde_json::json!({
+        "items": items, "limit": limit, "offset": offset, "more": more,
+        "next_offset": more.then_some(offset + limit),
+    }))
+}
+
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/flows", get(list_flows))

@@ -397,11 +397,9 @@ async fn list_cases(
     let items = state
         .engine()
         .store
-        .cases(q.status.as_deref(), q.flow.as_deref(), limit, offset)
+        .cases(q.status.as_deref(), q.flow.as_deref(), limit + 1, offset)
         .await?;
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(crate::api::page_of(items, limit, offset))
 }
 
 async fn list_tasks(
@@ -442,7 +440,7 @@ async fn list_tasks(
                 .tasks(
                     d.as_deref(),
                     q.role.as_deref(),
-                    if multi { limit + offset } else { limit },
+                    if multi { limit + offset + 1 } else { limit + 1 },
                     if multi { 0 } else { offset },
                 )
                 .await?,
@@ -457,7 +455,7 @@ async fn list_tasks(
     let items: Vec<_> = items
         .into_iter()
         .skip(if multi { offset as usize } else { 0 })
-        .take(limit as usize)
+        .take(limit as usize + 1)
         .collect();
     let mut nos: Vec<String> = items.iter().map(|t| t.case_no.clone()).collect();
     nos.sort();
@@ -484,9 +482,7 @@ async fn list_tasks(
             v
         })
         .collect();
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(crate::api::page_of(items, limit, offset))
 }
 
 async fn case_command(

@@ -119,11 +119,9 @@ async fn list_notifications(
     let items = state
         .engine()
         .store
-        .notifications(q.to.as_deref(), limit, offset)
+        .notifications(q.to.as_deref(), limit + 1, offset)
         .await?;
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(crate::api::page_of(items, limit, offset))
 }
 
 #[derive(Deserialize)]
@@ -174,10 +172,12 @@ async fn list_alarms(
         case_no: q.case,
         rule: q.rule,
     };
-    let items = state.engine().store.alarms(&filter, limit, offset).await?;
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    let items = state
+        .engine()
+        .store
+        .alarms(&filter, limit + 1, offset)
+        .await?;
+    Ok(crate::api::page_of(items, limit, offset))
 }
 
 /// A card id from the path: a JSON 400 for anything but a number.
@@ -577,7 +577,7 @@ async fn list_flow_cases(
     let rows = state
         .engine()
         .store
-        .cases(q.status.as_deref(), Some(flow), limit, offset)
+        .cases(q.status.as_deref(), Some(flow), limit + 1, offset)
         .await?;
     let mut items = Vec::new();
     for r in rows {
@@ -594,9 +594,7 @@ async fn list_flow_cases(
             "result": s.outcome.as_ref().map(|o| o.result.clone()),
         }));
     }
-    Ok(Json(
-        json!({"items": items, "limit": limit, "offset": offset}),
-    ))
+    Ok(crate::api::page_of(items, limit, offset))
 }
 
 /// Supervision orders (cases of the built-in order flow).

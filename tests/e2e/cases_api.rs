@@ -250,6 +250,26 @@ fn a_subflow_starts_its_items_cases_and_joins_when_they_finish() {
         assert_eq!(case["data"]["parent"]["case"], parent.as_str(), "{case}");
         children.push((no, dept));
     }
+    // Pages: one row asked, one given, and the list says more follow.
+    let (_, page) = call(port, "GET", "/api/cases?limit=1", None, None).unwrap();
+    assert_eq!(
+        (
+            page["items"].as_array().map(Vec::len),
+            page["more"].as_bool(),
+            page["next_offset"].as_i64()
+        ),
+        (Some(1), Some(true), Some(1)),
+        "{page}"
+    );
+    let (_, last) = call(port, "GET", "/api/cases?limit=50&offset=2", None, None).unwrap();
+    assert_eq!(
+        (
+            last["items"].as_array().map(Vec::len),
+            last["more"].as_bool()
+        ),
+        (Some(1), Some(false)),
+        "{last}"
+    );
     // The first child finishing does not complete the stage (join all) …
     let (no, dept) = &children[0];
     let by = json!({"by": {"name": "审查员", "department": dept}});
