@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', newToken: '签发 API 令牌（仅显示一次）', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', addRole: '添加角色', newToken: '签发 API 令牌（仅显示一次）', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     states: { pending: '预警中', issued: '已出牌', ordered: '已督办', closed: '已关闭', cancelled: '已解除', revoked: '申诉撤销', verified: '核实关闭' },
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
@@ -71,7 +71,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', newToken: 'Issue an API token (shown once)', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', addRole: 'Add role', newToken: 'Issue an API token (shown once)', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     states: {},
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
@@ -904,19 +904,36 @@ async function pageUsers(m) {
   const f = { login: h('input', { id: 'u-login' }), name: h('input', { id: 'u-name' }), password: h('input', { id: 'u-password', type: 'password', autocomplete: 'new-password', minlength: 10, placeholder: t('pwHint') }),
     role: h('select', { id: 'u-role' }, ['analyst', 'deployer', 'clerk', 'reviewer', 'supervisor', 'admin'].map((r) => h('option', { value: r }, `${roleName(r)} (${r})`))),
     department: h('input', { id: 'u-dept', size: 12, placeholder: t('deptHint') }), position: h('input', { id: 'u-pos', size: 12, placeholder: t('posHint') }) };
+  // A user may hold several roles: each 添加角色 adds the role as filled in; the role still in the
+  // fields when the form is sent is added too.
+  const grants = [];
+  const grantList = h('ul', { class: 'small', id: 'u-grants', 'aria-live': 'polite' });
+  const current = () => {
+    const g = { role: f.role.value };
+    if (f.department.value.trim()) g.department = f.department.value.trim();
+    if (f.position.value.trim()) g.position = f.position.value.trim();
+    return g;
+  };
+  const showGrant = (g) => roleName(g.role) + (g.department ? ` · ${g.department}${g.position ? '.' + g.position : ''}` : '');
+  const addGrant = () => {
+    grants.push(current());
+    grantList.replaceChildren(...grants.map((g) => h('li', {}, showGrant(g))));
+    f.department.value = ''; f.position.value = '';
+  };
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const grant = { role: f.role.value };
-        if (f.department.value) grant.department = f.department.value;
-        if (f.position.value) grant.position = f.position.value;
-        await api('POST', '/users', { login: f.login.value, name: f.name.value, password: f.password.value || undefined, roles: [grant] });
+        const roles = [...grants];
+        const last = current();
+        if (!roles.some((g) => JSON.stringify(g) === JSON.stringify(last))) roles.push(last);
+        await api('POST', '/users', { login: f.login.value, name: f.name.value, password: f.password.value || undefined, roles });
         toast(t('saved')); route();
       } catch (e) { toast(e.message, true); }
     },
   }, h('div', { class: 'row' }, h('label', {}, t('loginName'), f.login), h('label', {}, t('name'), f.name), h('label', {}, t('password'), f.password),
-    h('label', {}, t('role'), f.role), h('label', {}, t('department'), f.department), h('label', {}, t('position'), f.position), h('button', { type: 'submit' }, t('create'))));
+    h('label', {}, t('role'), f.role), h('label', {}, t('department'), f.department), h('label', {}, t('position'), f.position),
+    h('button', { type: 'button', class: 'secondary', id: 'u-add-role', onclick: addGrant }, t('addRole')), h('button', { type: 'submit' }, t('create'))), grantList);
   m.replaceChildren(h('h1', {}, t('users')),
     h('section', { class: 'card' }, table([t('loginName'), t('name'), t('role'), ''], users.items.map((u) => h('tr', {}, td(t('loginName'), u.login), td(t('name'), u.name),
       td(t('role'), u.roles.map((g) => roleName(g.role) + (g.department ? ` · ${g.department}${g.position ? '.' + g.position : ''}` : '')).join('; ')),

@@ -414,17 +414,37 @@ fn studio_scenario(d: &Driver, db: &str, extra: &[&str], shots: &str) {
     d.keys("#u-login", "chenjing");
     d.keys("#u-name", "陈静");
     d.keys("#u-password", pw);
+    // Two roles: a reviewer of env, added first, and a supervisor.
     d.js(
         "document.querySelector('#u-role').value = 'reviewer'",
         json!([]),
     );
-    d.keys("#u-dept", &format!("env{ENTER}"));
+    d.keys("#u-dept", "env");
+    d.click("#u-add-role");
+    d.js(
+        "document.querySelector('#u-role').value = 'supervisor'",
+        json!([]),
+    );
+    d.keys("#u-name", ENTER);
     d.wait(
         "the new user",
         "return document.querySelector('main')?.innerText.includes('chenjing')",
     );
     d.wait("the token button", "return [...document.querySelectorAll('main tr')].find(r => r.innerText.includes('chenjing'))?.querySelector('button[data-action=token]')");
     d.js("[...document.querySelectorAll('main tr')].find(r => r.innerText.includes('chenjing')).querySelector('button[data-action=token]').click()", json!([]));
+    let (_, v) = call(port, "GET", "/api/users", None, None).unwrap();
+    let chen = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "chenjing")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        chen["roles"],
+        json!([{"role": "reviewer", "department": "env"}, {"role": "supervisor"}]),
+        "{chen}"
+    );
     let token = d.wait(
         "the token",
         "return document.querySelector('code.token')?.innerText",
