@@ -648,6 +648,19 @@ async fn calendar_diff(
     Ok(Json(json!({"from": from, "to": to, "working_days": n})))
 }
 
+/// 409 `task.claimed`: someone else holds the task.
+fn claimed(c: &govflow_engine::claims::Claim) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "task.claimed",
+        message: format!(
+            "{} ({}) has claimed this task since {}",
+            c.name, c.login, c.claimed_at
+        ),
+        details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
+    }
+}
+
 /// A task someone else has claimed is theirs to complete (409 `task.claimed`);
 /// administrators may still act.
 async fn check_claim(
@@ -668,15 +681,7 @@ async fn check_claim(
             .iter()
             .find(|c| c.task_id == i64::from(t.id) && c.login != principal.login())
         {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                code: "task.claimed",
-                message: format!(
-                    "{} ({}) has claimed this task since {}",
-                    c.name, c.login, c.claimed_at
-                ),
-                details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
-            });
+            return Err(claimed(c));
         }
     }
     Ok(())
@@ -740,15 +745,7 @@ async fn claim_task(
         )
         .await?;
     if c.login != principal.login() {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "task.claimed",
-            message: format!(
-                "{} ({}) has claimed this task since {}",
-                c.name, c.login, c.claimed_at
-            ),
-            details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
-        });
+        return Err(claimed(&c));
     }
     Ok(Json(json!(c)))
 }

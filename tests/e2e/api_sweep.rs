@@ -6,7 +6,6 @@
 use super::server::{Server, call, free_port};
 use super::support::temp_dir;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 
 /// One request with an arbitrary body text; (status, JSON body or Null).
 fn send(
@@ -16,34 +15,9 @@ fn send(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!(
-        "{} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
-        method.to_uppercase()
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ));
-    } else {
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let json = out
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let (status, _, json) = super::server::raw(port, method, path, &headers, body);
     (status, json)
 }
 

@@ -194,35 +194,8 @@ fn raw(
     headers: &[(&str, &str)],
     body: Option<&serde_json::Value>,
 ) -> (u16, String, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (
-        status,
-        head.to_string(),
-        serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
-    )
+    let text = body.map(|b| b.to_string());
+    super::server::raw(port, method, path, headers, text.as_deref())
 }
 
 /// Passwords (argon2), sessions in cookies with CSRF protection, and
@@ -357,12 +330,13 @@ fn claimed_tasks_belong_to_their_holder() {
     let mut dbs = vec![(format!("sqlite://{}", dir.join("c.db").display()), vec![])];
     match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
         Ok(pg) => {
-            let millis = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let schema = format!("gf_claims_{}_{millis}", std::process::id());
-            dbs.push((pg, vec!["--db-schema".to_string(), schema]));
+            dbs.push((
+                pg,
+                vec![
+                    "--db-schema".to_string(),
+                    super::support::pg_schema("claims"),
+                ],
+            ));
         }
         Err(_) => eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: claims on PostgreSQL skipped"),
     }

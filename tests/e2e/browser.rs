@@ -331,11 +331,7 @@ fn the_studio_in_a_browser() {
     studio_scenario(&d, &sqlite, &[], "");
     match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
         Ok(pg) => {
-            let millis = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let schema = format!("gf_browser_{}_{millis}", std::process::id());
+            let schema = super::support::pg_schema("browser");
             studio_scenario(&d, &pg, &["--db-schema", &schema], "pg-");
         }
         Err(_) => eprintln!(

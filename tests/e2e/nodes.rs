@@ -12,14 +12,7 @@ fn two_servers_on_one_postgres_fire_each_timer_once() {
         eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: two-node test skipped");
         return;
     };
-    let schema = format!(
-        "gf_nodes_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
+    let schema = super::support::pg_schema("nodes");
     let schema_args = ["--db-schema", schema.as_str()];
     let (pa, pb) = (free_port(), free_port());
     // Node A registers and accepts 30 cases; node B serves too.

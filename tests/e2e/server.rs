@@ -131,6 +131,48 @@ pub fn call_as(
     Some((status, json))
 }
 
+/// One request with any headers and any body text (sent as JSON, unchecked):
+/// (status, response head, JSON body or Null).
+pub fn raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    let mut req = format!(
+        "{} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n",
+        method.to_uppercase()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or_default());
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        status,
+        head.to_string(),
+        serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 pub fn start_body() -> serde_json::Value {
     serde_json::json!({
         "flow": "parallel_approval",

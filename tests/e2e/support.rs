@@ -31,6 +31,15 @@ pub fn govflow(args: &[&str]) -> Output {
 }
 
 /// A fresh, empty temporary folder for one test.
+/// A PostgreSQL schema name no earlier run used: `gf_<what>_<pid>_<millis>`.
+pub fn pg_schema(what: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("gf_{what}_{}_{millis}", std::process::id())
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("govflow-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
