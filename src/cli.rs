@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "sqlite://govflow.db")]
         db: String,
     },
-    /// Working-day arithmetic on the shipped calendar (and region files).
+    /// The working-day calendar: arithmetic, how far it reaches, importing a year's arrangement.
     Calendar {
         #[command(subcommand)]
         op: CalendarOp,
@@ -136,6 +136,32 @@ enum CalendarOp {
     },
     /// Working days after FROM up to and including TO.
     Diff { from: String, to: String },
+    /// Check a year's official arrangement (holiday-cn JSON, or plain text: `DATE off|work [name]` a
+    /// line) and list its changes against the calendar in force; `--deploy` records it in the database.
+    Import {
+        file: PathBuf,
+        /// `CN` (national) or a 6-digit division code for a region's own days.
+        #[arg(long, default_value = "CN")]
+        region: String,
+        /// Compare with (and deploy to) the calendar in force in this database.
+        #[arg(long)]
+        db: Option<String>,
+        /// Record the year as a calendar deployment (needs --db); running nodes pick it up before
+        /// their next command and recompute provisional deadlines.
+        #[arg(long)]
+        deploy: bool,
+        /// The division whose region overlays count as in force (with --db).
+        #[arg(long, default_value = "330100")]
+        division: String,
+    },
+    /// How far the calendar reaches: official years, their versions, the last covered day.
+    Status {
+        /// The calendar in force in this database (default: the shipped calendar).
+        #[arg(long)]
+        db: Option<String>,
+        #[arg(long, default_value = "330100")]
+        division: String,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -650,6 +676,17 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
 }
 
 fn calendar(op: CalendarOp, files: &[PathBuf]) -> ExitCode {
+    let op = match op {
+        CalendarOp::Import {
+            file,
+            region,
+            db,
+            deploy,
+            division,
+        } => return calendar_import(&file, &region, db.as_deref(), deploy, &division),
+        CalendarOp::Status { db, division } => return calendar_status(db.as_deref(), &division),
+        op => op,
+    };
     let result = load_calendar(files).and_then(|cal| match op {
         CalendarOp::Add { date, n, unit } => {
             let d = parse_date(&date)?;
@@ -658,8 +695,17 @@ fn calendar(op: CalendarOp, files: &[PathBuf]) -> ExitCode {
                 Some(govflow_dsl::ir::Unit::Days) => cal.add_days(d, n),
                 _ => return Err(format!("unknown unit `{unit}`; expected workdays or days")),
             };
-            due.map(|d| d.to_string()).map_err(|e| e.to_string())
+            let due = due.map_err(|e| e.to_string())?;
+            if cal.provisional_between(d, due) {
+                eprintln!(
+                    "临时（provisional）：{} 之后尚无国务院放假安排，按法定节假日计算，不含调休 / no official arrangement after {}: counted with the statutory holidays, no make-up days",
+                    cal.covered_until(),
+                    cal.covered_until()
+                );
+            }
+            Ok(due.to_string())
         }
+        CalendarOp::Import { .. } | CalendarOp::Status { .. } => Ok(String::new()),
         CalendarOp::Diff { from, to } => {
             let (a, b) = (parse_date(&from)?, parse_date(&to)?);
             cal.diff(a, b)
@@ -836,4 +882,212 @@ fn export(case: &str, db: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The calendar in force in a database (its deployments; the shipped years
+/// where none), with the store for deploying.
+fn calendar_in_db(
+    url: &str,
+    division: &str,
+) -> Result<
+    (
+        govflow_engine::store::Store,
+        govflow_engine::calendars::InForce,
+    ),
+    String,
+> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let opts = govflow_engine::store::Options {
+            region: division.to_string(),
+            create: false,
+            ..Default::default()
+        };
+        let store = govflow_engine::store::Store::open(url, &opts)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let rows = store
+            .calendar_deployments()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((store, govflow_engine::calendars::build(&rows, division)))
+    })
+}
+
+/// Renders calendar-file problems as miette diagnostics (file:line:column,
+/// Chinese text first, a hint).
+fn render_calendar_problems(
+    name: &str,
+    text: &str,
+    problems: &[govflow_engine::calendar::Problem],
+) {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    for p in problems {
+        let diag = miette::MietteDiagnostic::new(format!("{} / {}", p.message_zh, p.message))
+            .with_code(p.code)
+            .with_help(format!("{} / {}", p.hint_zh, p.hint))
+            .with_label(miette::LabeledSpan::at(p.offset..p.offset + p.len, "here"));
+        let report = miette::Report::new(diag)
+            .with_source_code(miette::NamedSource::new(name, text.to_string()));
+        let mut out = String::new();
+        let _ = handler.render_report(&mut out, report.as_ref());
+        eprintln!("{out}");
+    }
+    eprintln!(
+        "{name}: {} 个问题，未作任何更改 / {} problem(s); nothing changed",
+        problems.len(),
+        problems.len()
+    );
+}
+
+fn calendar_import(
+    file: &Path,
+    region: &str,
+    db: Option<&str>,
+    deploy: bool,
+    division: &str,
+) -> ExitCode {
+    use govflow_engine::calendars;
+    if !calendars::valid_region(region) {
+        eprintln!(
+            "error: --region 应为 CN 或 6 位行政区划代码 / --region must be CN or a 6-digit division code"
+        );
+        return ExitCode::from(2);
+    }
+    if deploy && db.is_none() {
+        eprintln!("error: --deploy 需要 --db URL / --deploy needs --db URL");
+        return ExitCode::from(2);
+    }
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let name = file.display().to_string();
+    let year = match govflow_engine::calendar::year::parse(&text) {
+        Ok(y) => y,
+        Err(problems) => {
+            render_calendar_problems(&name, &text, &problems);
+            return ExitCode::from(1);
+        }
+    };
+    let in_db = match db.map(|url| calendar_in_db(url, division)).transpose() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cal = in_db
+        .as_ref()
+        .map_or_else(govflow_engine::calendar::Calendar::china, |(_, f)| {
+            f.calendar.clone()
+        });
+    let replaces = if region == calendars::NATIONAL && cal.official_years().contains(&year.year) {
+        "替换已生效的官方安排 / replaces the official arrangement in force"
+    } else {
+        "替换临时规则 / replaces the provisional rule"
+    };
+    println!(
+        "{name}: {} 年（{region}）工作日 {} 天 / {} working days in {} ({region}); {replaces}",
+        year.year,
+        year.working_days(),
+        year.working_days(),
+        year.year
+    );
+    let changes = cal.changes(&year);
+    if changes.is_empty() {
+        println!("与现行日历相同 / no change against the calendar in force");
+    } else {
+        println!("{} 处变化 / {} change(s):", changes.len(), changes.len());
+        for c in &changes {
+            let kind = |w: bool| if w { "班" } else { "休" };
+            let wd = govflow_engine::calendar::year::weekday_zh(chrono::Datelike::weekday(&c.date));
+            let names = match (c.was.as_str(), c.now.as_str()) {
+                ("", "") => String::new(),
+                (a, b) if a == b => format!(" {b}"),
+                ("", b) => format!(" {b}"),
+                (a, "") => format!(" （原 {a}）"),
+                (a, b) => format!(" {b}（原 {a}）"),
+            };
+            println!(
+                "  {} {wd} {}→{}{names}",
+                c.date,
+                kind(c.was_working),
+                kind(c.working)
+            );
+        }
+    }
+    if deploy && let Some((store, _)) = in_db {
+        let id = calendars::deployment_id(region, year.year);
+        let rt = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let actor = std::env::var("USER").map_or("cli".to_string(), |u| format!("cli:{u}"));
+        let done = rt.block_on(store.deploy(
+            &id,
+            &year.to_text(),
+            &name,
+            &actor,
+            govflow_engine::service::now_cst(),
+        ));
+        match done {
+            Ok((d, true)) => println!(
+                "已部署 {id} 第 {} 版；各节点在下一次办理前启用并重算临时期限 / deployed {id} version {}; every node puts it in force before its next command and recomputes provisional deadlines",
+                d.version, d.version
+            ),
+            Ok((d, false)) => println!(
+                "{id} 第 {} 版已是同一内容 / {id} version {} already holds this text",
+                d.version, d.version
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
+    let (cal, years) = match db {
+        Some(url) => match calendar_in_db(url, division) {
+            Ok((_, f)) => (f.calendar, f.years),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => (govflow_engine::calendar::Calendar::china(), Vec::new()),
+    };
+    let today = govflow_engine::service::now_cst().date();
+    let covered = cal.covered_until();
+    let left = (covered - today).num_days();
+    let list: Vec<String> = cal.official_years().iter().map(|y| y.to_string()).collect();
+    println!("official years / 官方安排: {}", list.join(", "));
+    for y in &years {
+        println!(
+            "  {} {} v{} ({} working days; {} by {})",
+            y.region, y.year, y.version, y.working_days, y.deployed_at, y.deployed_by
+        );
+    }
+    println!("covered until / 覆盖至: {covered} ({left} days from {today})");
+    println!(
+        "after that / 之后: provisional (weekends and the statutory holidays off, no 调休) until {}",
+        cal.last()
+    );
+    if left < 60 {
+        println!(
+            "warning: 日历将在 {left} 天后到期，请导入下一年放假安排 / coverage ends in {left} days: import next year's arrangement (govflow calendar import FILE --db URL --deploy)"
+        );
+    }
+    ExitCode::SUCCESS
 }

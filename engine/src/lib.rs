@@ -3,6 +3,7 @@
 
 pub mod alarms;
 pub mod calendar;
+pub mod calendars;
 pub mod claims;
 pub mod core;
 pub mod efficiency;

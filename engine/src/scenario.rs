@@ -566,6 +566,7 @@ fn describe(c: &Command) -> String {
         Command::Terminate { by, .. } => format!("terminate by {}", who(by)),
         Command::Withdraw { .. } => "withdraw".into(),
         Command::Fire { timer } => format!("timer {timer}"),
+        Command::Recalendar { calendar } => format!("recompute provisional deadlines ({calendar})"),
     }
 }
 
@@ -855,7 +856,12 @@ impl Runner<'_> {
                         Err(_) => format!("due {date}"),
                     }
                 };
-                format!("{} ({}{extra})", left, d.limit)
+                let provisional = if d.provisional {
+                    ", provisional: no official calendar yet"
+                } else {
+                    ""
+                };
+                format!("{} ({}{extra}{provisional})", left, d.limit)
             }
             _ => format!(
                 "due beyond the calendar (covered to {}) ({})",
@@ -1055,6 +1061,18 @@ impl Runner<'_> {
                     s.push_str(&format!("; stage {step} {}", self.due_text(d)));
                 }
                 s
+            }
+            Event::DeadlinesRecomputed {
+                calendar, changes, ..
+            } => {
+                let list: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        let was = c.was.map_or("none".to_string(), |d| d.to_string());
+                        format!("{} {was} → {}", c.key, self.due_text(&c.deadline))
+                    })
+                    .collect();
+                format!("deadlines recomputed with {calendar}: {}", list.join("; "))
             }
             Event::DeadlinePassed { timer, due, .. } => {
                 format!("deadline passed: {timer} (due {})", fmt_due(*due))

@@ -32,11 +32,52 @@ pub fn now_cst() -> Time {
     chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t)
 }
 
+/// The calendar a node uses, swapped whole when a newer calendar deployment
+/// appears in the store (`Engine::refresh_calendar`).
+pub struct CalendarCell {
+    current: std::sync::RwLock<Arc<crate::calendars::InForce>>,
+    /// The division whose region overlays apply.
+    division: String,
+    /// A recomputation sweep is running on this node.
+    sweeping: std::sync::atomic::AtomicBool,
+    /// A newer calendar was put in force: the provisional deadlines wait
+    /// for a sweep.
+    changed: tokio::sync::Notify,
+}
+
+impl CalendarCell {
+    fn get(&self) -> Arc<crate::calendars::InForce> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+    fn set(&self, v: crate::calendars::InForce) {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = Arc::new(v);
+    }
+}
+
+/// What a recomputation sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecomputeStats {
+    /// Open cases read.
+    pub cases: usize,
+    /// Cases whose provisional deadlines were recomputed now.
+    pub recomputed: usize,
+    /// Cases already recomputed for this calendar (a sweep resumed after a crash).
+    pub already: usize,
+    pub failed: usize,
+}
+
 #[derive(Clone)]
 pub struct Engine {
     pub store: Store,
     pub flows: Arc<Registry>,
-    pub calendar: Arc<Calendar>,
+    calendars: Arc<CalendarCell>,
     /// Supervision rules; cards follow every command and the scheduled scans.
     /// Replaced whole when rule files are deployed (`set_rules`).
     rules: Arc<std::sync::RwLock<Option<Arc<crate::supervision::RuleBook>>>>,
@@ -108,14 +149,150 @@ impl Engine {
         calendar: Arc<Calendar>,
         rules: Option<Arc<crate::supervision::RuleBook>>,
     ) -> Engine {
+        let in_force = crate::calendars::InForce {
+            calendar: (*calendar).clone(),
+            marker: 0,
+            label: "shipped".into(),
+            years: Vec::new(),
+            problems: Vec::new(),
+        };
+        let division = store.region().to_string();
         Engine {
             store,
             flows,
-            calendar,
+            calendars: Arc::new(CalendarCell {
+                current: std::sync::RwLock::new(Arc::new(in_force)),
+                division,
+                sweeping: std::sync::atomic::AtomicBool::new(false),
+                changed: tokio::sync::Notify::new(),
+            }),
             rules: Arc::new(std::sync::RwLock::new(rules)),
             context: Arc::default(),
             rule_errors: Arc::default(),
         }
+    }
+
+    /// The working-day calendar in force on this node.
+    pub fn calendar(&self) -> Arc<Calendar> {
+        Arc::new(self.calendars.get().calendar.clone())
+    }
+
+    /// The calendar in force with where it came from (deployed years, the
+    /// newest deployment).
+    pub fn calendar_in_force(&self) -> Arc<crate::calendars::InForce> {
+        self.calendars.get()
+    }
+
+    /// Loads the calendar deployments and puts them in force. Seeds the
+    /// shipped years first when `seed` (at `serve` start).
+    pub async fn load_calendar(&self, seed: bool) -> Result<(), crate::store::StoreError> {
+        if seed {
+            self.store.seed_calendar(now_cst()).await?;
+        }
+        let rows = self.store.calendar_deployments().await?;
+        let in_force = crate::calendars::build(&rows, &self.calendars.division);
+        for p in &in_force.problems {
+            eprintln!("calendar: {p}");
+        }
+        self.calendars.set(in_force);
+        Ok(())
+    }
+
+    /// Checks the store for a newer calendar deployment (one indexed lookup)
+    /// and puts it in force; when the calendar changed, the open cases'
+    /// provisional deadlines are recomputed in the background. Called before
+    /// every command and timer claim, so every node uses the same calendar.
+    pub async fn refresh_calendar(&self) -> bool {
+        let marker = match self.store.calendar_marker().await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("calendar: cannot check for a newer calendar: {e}");
+                return false;
+            }
+        };
+        if marker == 0 || marker == self.calendars.get().marker {
+            return false;
+        }
+        if let Err(e) = self.load_calendar(false).await {
+            eprintln!("calendar: cannot load the new calendar: {e}");
+            return false;
+        }
+        // The sweep runs on the timer service's task (`spawn_timers`).
+        self.calendars.changed.notify_one();
+        true
+    }
+
+    /// Recomputes the provisional deadlines of every open case with the
+    /// calendar in force: one `recalendar` command per case, keyed by the
+    /// calendar version, so a sweep cut short by a crash resumes where it
+    /// stopped and applies each case once (every node may sweep; the keys keep
+    /// it to one event per case and calendar version). Timers follow the new
+    /// deadlines; supervision runs after each case as after any command:
+    /// a card raised only by a provisional deadline is revoked, a deadline
+    /// that moved earlier raises its card at once.
+    pub async fn recompute_provisional(&self) -> RecomputeStats {
+        use std::sync::atomic::Ordering;
+        let mut st = RecomputeStats::default();
+        if self.calendars.sweeping.swap(true, Ordering::AcqRel) {
+            return st; // the running sweep will see the newest calendar
+        }
+        let mut after = String::new();
+        'pages: loop {
+            let in_force = self.calendars.get();
+            let page = match self.store.open_snapshots(&after, SCAN_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("calendar: recomputation stopped: {e}");
+                    break;
+                }
+            };
+            let Some(last) = page.last().map(|(no, _)| no.clone()) else {
+                break;
+            };
+            for (no, snap) in &page {
+                st.cases += 1;
+                if !crate::calendars::has_provisional(snap) {
+                    continue;
+                }
+                // Settle only what the new calendar covers: a deadline still past
+                // the official years stays provisional and is not rewritten.
+                let req = Request {
+                    case_no: Some(no.clone()),
+                    flow_id: None,
+                    command: crate::core::Command::Recalendar {
+                        calendar: in_force.label.clone(),
+                    },
+                    idempotency_key: Some(format!("recalendar:{}:{no}", in_force.marker)),
+                    actor: "calendar".into(),
+                };
+                match self.execute_now(&req).await {
+                    Ok(o) if o.replayed => st.already += 1,
+                    Ok(_) => st.recomputed += 1,
+                    Err(ExecError::Command(crate::core::CommandError::NothingToRecompute)) => {}
+                    Err(e) => {
+                        st.failed += 1;
+                        eprintln!("calendar: case {no}: {e}");
+                    }
+                }
+                if self.calendars.get().marker != in_force.marker {
+                    // A newer calendar arrived mid-sweep: start over with it.
+                    after.clear();
+                    continue 'pages;
+                }
+            }
+            if (page.len() as i64) < SCAN_PAGE {
+                break;
+            }
+            after = last;
+        }
+        self.calendars.sweeping.store(false, Ordering::Release);
+        if st.recomputed + st.failed > 0 {
+            eprintln!(
+                "calendar: {} open cases read, {} recomputed, {} already, {} failed",
+                st.cases, st.recomputed, st.already, st.failed
+            );
+        }
+        st
     }
 
     /// The rule book in force.
@@ -325,9 +502,15 @@ impl Engine {
     /// is a command of its own with an idempotency key derived from the
     /// cases, so running it again (after a crash, say) applies it once.
     pub async fn execute(&self, req: &Request) -> Result<Outcome, ExecError> {
+        self.refresh_calendar().await;
+        self.execute_now(req).await
+    }
+
+    /// `execute` with the calendar this node holds (no check for a newer one).
+    async fn execute_now(&self, req: &Request) -> Result<Outcome, ExecError> {
         let out = self
             .store
-            .execute(req, &self.flows, &self.calendar, now_cst())
+            .execute(req, &self.flows, &self.calendar(), now_cst())
             .await?;
         if !out.replayed {
             self.follow_through(vec![out.clone()]).await;
@@ -352,8 +535,8 @@ impl Engine {
         };
         let flow = self.flows.get(&state.flow_id, state.flow_version);
         let mut verdicts = match self.context.read() {
-            Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar, now, &ctx),
-            Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar, now),
+            Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar(), now, &ctx),
+            Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar(), now),
         };
         crate::supervision::RuleBook::fill_departments(&mut verdicts, &state, flow.as_deref());
         for v in verdicts.iter().filter(|v| v.error.is_some()) {
@@ -439,7 +622,7 @@ impl Engine {
                     for start in self.follow_ups(&asked).await {
                         let child = match self
                             .store
-                            .execute(&start, &self.flows, &self.calendar, now)
+                            .execute(&start, &self.flows, &self.calendar(), now)
                             .await
                         {
                             Ok(c) => c,
@@ -473,7 +656,7 @@ impl Engine {
                             for report in self.follow_ups(&done).await {
                                 match self
                                     .store
-                                    .execute(&report, &self.flows, &self.calendar, now)
+                                    .execute(&report, &self.flows, &self.calendar(), now)
                                     .await
                                 {
                                     Ok(o) if !o.replayed => {
@@ -548,7 +731,7 @@ impl Engine {
                     ctx.clone(),
                     timed.clone(),
                 );
-                let (flows, cal) = (self.flows.clone(), self.calendar.clone());
+                let (flows, cal) = (self.flows.clone(), self.calendar());
                 jobs.push(tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
                     let mut evaluated = 0usize;
@@ -622,7 +805,7 @@ impl Engine {
                 for follow in self.follow_ups(&done).await {
                     match self
                         .store
-                        .execute(&follow, &self.flows, &self.calendar, now_cst())
+                        .execute(&follow, &self.flows, &self.calendar(), now_cst())
                         .await
                     {
                         Ok(o) if !o.replayed => queue.push(o),
@@ -746,9 +929,10 @@ impl Engine {
     pub async fn tick(&self, now: Time) -> Result<u32, ExecError> {
         let mut total = 0;
         loop {
+            self.refresh_calendar().await;
             let fired = self
                 .store
-                .tick(now, &self.flows, &self.calendar, 256)
+                .tick(now, &self.flows, &self.calendar(), 256)
                 .await?;
             let n = fired.len() as u32;
             total += n;
@@ -766,6 +950,15 @@ impl Engine {
     /// Runs the timer service until the task is dropped: every `poll`, fire
     /// what is due. Errors are logged and retried on the next round.
     pub fn spawn_timers(&self, poll: Duration) -> tokio::task::JoinHandle<()> {
+        // Recomputations of provisional deadlines, whenever a newer calendar
+        // is put in force on this node.
+        let sweeper = self.clone();
+        tokio::spawn(async move {
+            loop {
+                sweeper.calendars.changed.notified().await;
+                sweeper.recompute_provisional().await;
+            }
+        });
         let engine = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(poll);
@@ -789,7 +982,7 @@ impl Engine {
                         .unwrap_or(now + chrono::Duration::days(1));
                     let scheduled = engine
                         .rules()
-                        .and_then(|r| r.next_scan(now, &engine.calendar));
+                        .and_then(|r| r.next_scan(now, &engine.calendar()));
                     next_scan = Some(scheduled.map_or(midnight, |s| s.min(midnight)));
                 }
             }

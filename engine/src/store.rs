@@ -977,6 +977,16 @@ macro_rules! dispatch {
 }
 
 impl Store {
+    /// The 6-digit division code at the head of this store's case numbers.
+    pub fn region(&self) -> &str {
+        match self {
+            Store::Sqlite(s) => &s.region,
+            Store::Postgres(s) => &s.region,
+        }
+    }
+}
+
+impl Store {
     /// Records a deployment of `flow` unless the same source is already deployed;
     /// versions increase with each new source of a flow.
     pub async fn deploy(
@@ -2167,8 +2177,10 @@ pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), Sto
     let reg = Registry::new();
     let mut problems = Vec::new();
     for (d, source) in store.deployment_sources().await? {
-        if d.flow_id.starts_with(crate::supervision::RULES_DEPLOYMENT) {
-            continue; // a rule file's version
+        if d.flow_id.starts_with(crate::supervision::RULES_DEPLOYMENT)
+            || d.flow_id.starts_with(crate::calendars::CALENDAR_DEPLOYMENT)
+        {
+            continue; // a rule file's or a calendar year's version
         }
         let syntax = govflow_dsl::Syntax::from_path(&d.file).unwrap_or(govflow_dsl::Syntax::Dsl);
         let loaded = govflow_dsl::load(&d.file, &source, syntax);

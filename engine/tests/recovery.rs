@@ -102,7 +102,7 @@ async fn cut_hand_offs_are_redone_once() {
         .execute(
             &req(None, Some("stage"), start),
             &engine.flows,
-            &engine.calendar,
+            &engine.calendar(),
             at,
         )
         .await
@@ -112,7 +112,7 @@ async fn cut_hand_offs_are_redone_once() {
         .execute(
             &req(Some(&parent), None, complete("accept", "lead")),
             &engine.flows,
-            &engine.calendar,
+            &engine.calendar(),
             at,
         )
         .await
@@ -136,7 +136,7 @@ async fn cut_hand_offs_are_redone_once() {
                     complete("review", &row.department),
                 ),
                 &engine.flows,
-                &engine.calendar,
+                &engine.calendar(),
                 at,
             )
             .await

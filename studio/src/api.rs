@@ -203,6 +203,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::packs::routes())
         .merge(crate::supervision::routes())
         .merge(crate::studio::routes())
+        .merge(crate::calendar::routes())
         .route(
             "/users",
             get(crate::auth::list_users).post(crate::auth::create_user),

@@ -234,7 +234,7 @@ async fn start_case(
 
 /// The case view: the snapshot plus deadlines with working days left now.
 fn case_view(state: &AppState, s: &CaseState) -> Value {
-    let cal = &state.engine().calendar;
+    let cal = state.engine().calendar();
     let today = now_cst().date();
     let clock = |d: &Deadline| -> Value {
         let left = d.due_date.and_then(|due| cal.diff(today, due).ok());
@@ -246,6 +246,7 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
             "extended": d.extended,
             "suspended": d.suspended,
             "working_days_left": left,
+            "provisional": d.provisional,
             "beyond_calendar": d.due.is_none(),
         })
     };
@@ -450,7 +451,7 @@ async fn list_tasks(
         items.sort_by(|a, b| a.due.cmp(&b.due).then(a.case_no.cmp(&b.case_no)));
     }
     // Working days left on each task's own limit, as on the case page.
-    let cal = &state.engine().calendar;
+    let cal = state.engine().calendar();
     let today = now_cst().date();
     let items: Vec<_> = items
         .into_iter()
@@ -473,6 +474,7 @@ async fn list_tasks(
             let mut v = json!(t);
             v["due_date"] = json!(due_date);
             v["working_days_left"] = json!(left);
+            v["provisional"] = json!(due_date.is_some_and(|d| d > cal.covered_until()));
             v["claimed_by"] = json!(
                 claims
                     .iter()
@@ -493,11 +495,14 @@ async fn case_command(
     body: Result<Json<Command>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(cmd) = body.map_err(bad_body)?;
-    if matches!(cmd, Command::Start { .. } | Command::Fire { .. }) {
+    if matches!(
+        cmd,
+        Command::Start { .. } | Command::Fire { .. } | Command::Recalendar { .. }
+    ) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "`start` is POST /api/cases; timers fire by themselves",
+            "`start` is POST /api/cases; timers fire by themselves; deadlines are recomputed when a calendar is deployed",
         ));
     }
     run(&state, &principal, &headers, Some(no), None, cmd).await
@@ -621,7 +626,7 @@ async fn calendar_add(
     let Query(q) = q.map_err(bad_query)?;
     let date = date_param("date", &q.date)?;
     let n = q.n.unwrap_or(0);
-    let cal = &state.engine().calendar;
+    let cal = state.engine().calendar();
     let due = match q.unit.as_deref().unwrap_or("workdays") {
         "workdays" | "workday" => cal.add_workdays(date, n),
         "days" | "day" => cal.add_days(date, n),
@@ -634,7 +639,10 @@ async fn calendar_add(
         }
     }
     .map_err(cal_err)?;
-    Ok(Json(json!({"date": date, "n": n, "due": due})))
+    let provisional = cal.provisional_between(date, due);
+    Ok(Json(
+        json!({"date": date, "n": n, "due": due, "provisional": provisional}),
+    ))
 }
 
 async fn calendar_diff(
@@ -644,8 +652,12 @@ async fn calendar_diff(
     let Query(q) = q.map_err(bad_query)?;
     let from = date_param("from", &q.from)?;
     let to = date_param("to", &q.to)?;
-    let n = state.engine().calendar.diff(from, to).map_err(cal_err)?;
-    Ok(Json(json!({"from": from, "to": to, "working_days": n})))
+    let cal = state.engine().calendar();
+    let n = cal.diff(from, to).map_err(cal_err)?;
+    let provisional = cal.provisional_between(from, to);
+    Ok(Json(
+        json!({"from": from, "to": to, "working_days": n, "provisional": provisional}),
+    ))
 }
 
 /// 409 `task.claimed`: someone else holds the task.

@@ -10,6 +10,7 @@
 
 mod api;
 mod auth;
+mod calendar;
 mod cases;
 mod openapi;
 mod packs;
@@ -143,15 +144,20 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             count: bad.len(),
         });
     }
-    let mut texts = Vec::new();
+    // Region files (`--calendar FILE`, the `covers`/`off`/`work` format) become
+    // calendar deployments of this node's division, one per year they touch.
+    let mut overlays = Vec::new();
     for f in &cfg.calendars {
-        texts.push(
-            std::fs::read_to_string(f)
-                .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?,
-        );
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
+        let mut data = govflow_engine::calendar::CalendarData::default();
+        data.merge_text(&text)
+            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
+        for y in data.years() {
+            overlays.push((f.display().to_string(), y));
+        }
     }
-    let calendar = govflow_engine::calendar::Calendar::china_with(&texts)
-        .map_err(|e| ServeError::Calendar(e.to_string()))?;
+    let calendar = govflow_engine::calendar::Calendar::china();
     let db_err = |source| ServeError::Database {
         url: cfg.db_url.clone(),
         source,
@@ -218,12 +224,30 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         (!book.is_empty()).then(|| std::sync::Arc::new(book))
     };
     let rule_count = rules.as_ref().map_or(0, |r| r.len());
+    for (file, y) in &overlays {
+        let id = govflow_engine::calendars::deployment_id(&cfg.region, y.year);
+        store
+            .deploy(&id, &y.to_text(), file, "system", now)
+            .await
+            .map_err(db_err)?;
+    }
     let engine = govflow_engine::service::Engine::new(
         store,
         std::sync::Arc::new(registry),
         std::sync::Arc::new(calendar),
         rules,
     );
+    // The calendar in force: the deployed years (the shipped ones recorded
+    // where a year has none yet), then the provisional rule.
+    engine.load_calendar(true).await.map_err(db_err)?;
+    let in_force = engine.calendar_in_force();
+    let covered = in_force.calendar.covered_until();
+    let left = (covered - now.date()).num_days();
+    if left < calendar::COVERAGE_WARNING_DAYS {
+        eprintln!(
+            "warning: 工作日历只覆盖到 {covered}（还有 {left} 天）；之后的期限按法定节假日临时计算并标注“临时”。请导入下一年国务院放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the working-day calendar covers official arrangements up to {covered} ({left} days left); deadlines after that are provisional. Load next year's arrangement: govflow calendar import FILE --db URL --deploy"
+        );
+    }
     let mut packs = Vec::new();
     for dir in govflow_dsl::pack::pack_dirs(&cfg.flows_dir) {
         match govflow_dsl::pack::load_pack_dir(&dir) {
@@ -277,13 +301,16 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     }
     let timers = engine.spawn_timers(cfg.timer_poll);
-    // Hand-offs between cases that a crash may have cut short.
+    // Hand-offs between cases that a crash may have cut short, then a
+    // recomputation of provisional deadlines that a crash may have cut short
+    // (each case once per calendar version).
     let recovering = engine.clone();
     tokio::spawn(async move {
         let n = recovering.recover().await;
         if n > 0 {
             eprintln!("recovered {n} hand-off(s) between cases");
         }
+        recovering.recompute_provisional().await;
     });
     let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
     state.set_places(

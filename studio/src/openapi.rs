@@ -89,8 +89,22 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "get",
         "/calendar",
         "calendar",
-        "Covered years, holidays and make-up working days, region files",
+        "The calendar in force: official years (versions), how far it covers, the coverage warning, holidays and make-up days, the provisional rule",
         "any",
+    ),
+    (
+        "post",
+        "/calendar/preview",
+        "calendar",
+        "Check a year's official arrangement (holiday-cn JSON or plain text) and list its changes against the calendar in force; nothing is stored",
+        "admin",
+    ),
+    (
+        "post",
+        "/calendar/years",
+        "calendar",
+        "Deploy a year's official arrangement (national or a region's): versioned, audited, in force on every node, open cases' provisional deadlines recomputed",
+        "admin",
     ),
     (
         "get",
@@ -389,6 +403,16 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
 /// Request bodies (JSON Schema, as text) by (method, path). Routes that take
 /// a body and are not listed here are documented as a plain object.
 const BODIES: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/calendar/preview",
+        r##"{"type":"object","required":["text"],"additionalProperties":false,"properties":{"text":{"type":"string","description":"holiday-cn JSON or plain text: `DATE off|work [name]` a line"},"region":{"type":"string","description":"CN or a 6-digit division code"},"file":{"type":"string"}}}"##,
+    ),
+    (
+        "post",
+        "/calendar/years",
+        r##"{"type":"object","required":["text"],"additionalProperties":false,"properties":{"text":{"type":"string","description":"holiday-cn JSON or plain text: `DATE off|work [name]` a line"},"region":{"type":"string","description":"CN or a 6-digit division code"},"file":{"type":"string"}}}"##,
+    ),
     (
         "post",
         "/login",

@@ -122,7 +122,7 @@ async fn rows(
         alarms: &cards,
         ratings: &ratings,
         names: &names,
-        calendar: &engine.calendar,
+        calendar: &engine.calendar(),
         now: now_cst(),
     };
     let n = with_events.len();

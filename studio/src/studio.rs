@@ -76,7 +76,6 @@ pub fn routes() -> Router<AppState> {
             get(rule_file_version),
         )
         .route("/rules/try", post(try_rules))
-        .route("/calendar", get(calendar))
 }
 
 async fn me(
@@ -548,7 +547,7 @@ async fn try_rules(
         )
     })?;
     let flow = engine.flows.get(&case.flow_id, case.flow_version);
-    let mut verdicts = book.evaluate(&case, flow.as_deref(), &engine.calendar, now);
+    let mut verdicts = book.evaluate(&case, flow.as_deref(), &engine.calendar(), now);
     govflow_engine::supervision::RuleBook::fill_departments(&mut verdicts, &case, flow.as_deref());
     let items: Vec<Value> = verdicts
         .iter()
@@ -563,21 +562,6 @@ async fn try_rules(
     Ok(Json(
         json!({"case": body.case, "at": now, "rules": set.rules.len(), "items": items}),
     ))
-}
-
-/// The working-day calendar: the years it covers, its holidays and make-up
-/// working days (调休), and the region files merged over it.
-async fn calendar(State(state): State<AppState>) -> Json<Value> {
-    let cal = &state.engine().calendar;
-    let days: Vec<Value> = cal
-        .listed_days()
-        .map(|(d, kind, name)| json!({"date": d, "kind": kind, "name": name}))
-        .collect();
-    Json(json!({
-        "first": cal.first(), "last": cal.last(),
-        "regions": state.calendar_files(),
-        "days": days,
-    }))
 }
 
 #[cfg(test)]

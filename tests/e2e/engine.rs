@@ -16,18 +16,27 @@ fn calendar_add_and_diff() {
     // 2025-09-26 + 5 calendar days is 10-01, a holiday: the period ends on 10-09.
     let o = govflow(&["calendar", "add", "2025-09-26", "5", "days"]);
     assert_eq!(stdout(&o), "2025-10-09\n");
+    // Past the official years (2026): provisional, and said so — never an error, never silent.
     let o = govflow(&["calendar", "add", "2026-12-20", "20", "workdays"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("falls after 2026-12-31"));
-    // A region file extends the range.
+    assert_eq!(stdout(&o), "2027-01-18\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("临时（provisional）"), "{err}");
+    // 春节 2027 under the provisional rule: 除夕 02-05 to 初三 02-08 off.
+    let o = govflow(&["calendar", "add", "2027-02-04", "1", "workdays"]);
+    assert_eq!(stdout(&o), "2027-02-09\n");
+    // A region file changes single days.
     let dir = temp_dir("calendar");
-    let file = dir.join("2027.txt");
-    std::fs::write(&file, "covers 2027-01-01 2027-02-28\noff 2027-01-01 元旦\n").unwrap();
+    let file = dir.join("region.txt");
+    std::fs::write(
+        &file,
+        "covers 2025-10-01 2025-10-31\noff 2025-10-30 地方节日\n",
+    )
+    .unwrap();
     let f = file.display().to_string();
     let o = govflow(&[
         "calendar",
         "add",
-        "2026-12-20",
+        "2025-09-26",
         "20",
         "workdays",
         "--calendar",
@@ -35,10 +44,77 @@ fn calendar_add_and_diff() {
     ]);
     assert_eq!(
         stdout(&o),
-        "2027-01-18\n",
+        "2025-10-31\n",
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// TEST-ONLY fixture: NOT the official 2027 arrangement (which the State
+/// Council has not published as these tests are written). It differs from the
+/// provisional rule on purpose so that recomputation moves deadlines.
+pub const TEST_ONLY_2027: &str = "# TEST-ONLY fixture, not the official 2027 arrangement\nyear 2027\n2027-01-01 off 元旦\n2027-01-02 off 元旦\n2027-01-03 off 元旦\n2027-01-04 off 元旦（测试）\n2027-02-05 off 春节\n2027-02-06 off 春节\n2027-02-07 off 春节\n2027-02-08 off 春节\n2027-02-09 off 春节\n2027-02-10 off 春节\n2027-02-11 off 春节\n2027-02-12 off 春节（测试）\n2027-02-20 work 春节调休（测试）\n";
+
+#[test]
+fn calendar_import_checks_a_year_and_lists_its_changes() {
+    let dir = temp_dir("calendar-import");
+    let good = dir.join("2027.txt");
+    std::fs::write(&good, TEST_ONLY_2027).unwrap();
+    let o = govflow(&["calendar", "import", &good.display().to_string()]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 261 weekdays, off: 01-01, 01-04, 02-05, 02-08..02-12 (8 weekdays); +1 make-up day.
+    assert!(out.contains("工作日 254 天"), "{out}");
+    assert!(out.contains("replaces the provisional rule"), "{out}");
+    assert!(out.contains("2027-01-04 周一 班→休"), "{out}");
+    assert!(out.contains("2027-02-20 周六 休→班"), "{out}");
+    // A malformed file: every problem with file:line:column and a hint; exit 1.
+    let bad = dir.join("bad.txt");
+    std::fs::write(
+        &bad,
+        "year 2027\n2027-01-01 off 元旦\n2028-01-01 off 元旦\n2027-01-01 off 重复\n2027-02-08 work 周一\n",
+    )
+    .unwrap();
+    let o = govflow(&["calendar", "import", &bad.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in [
+        "calendar::not_in_year",
+        "bad.txt:3:1",
+        "calendar::duplicate",
+        "bad.txt:4:1",
+        "calendar::workday_not_weekend",
+        "bad.txt:5:1",
+        "调休上班日只能是周六或周日",
+        "3 个问题，未作任何更改",
+    ] {
+        assert!(err.contains(needle), "{needle} missing in:\n{err}");
+    }
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, "{\"year\": 2027, \"days\": []}").unwrap();
+    let o = govflow(&["calendar", "import", &empty.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("calendar::empty_year"));
+    // Deploying needs a database, and a deployed year is in force there.
+    let o = govflow(&[
+        "calendar",
+        "import",
+        &good.display().to_string(),
+        "--deploy",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let db = format!("sqlite://{}", dir.join("cal.db").display());
+    // The database must exist: `serve` creates it; here an import against a fresh file is refused.
+    let o = govflow(&["calendar", "status", "--db", &db]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let o = govflow(&["calendar", "status"]);
+    let out = stdout(&o);
+    assert!(out.contains("covered until / 覆盖至: 2026-12-31"), "{out}");
 }
 
 #[test]

@@ -14,6 +14,8 @@ use govflow_dsl::ir::{
 /// Why a command was refused. The message names what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
+    #[error("the calendar in force changes none of the case's provisional deadlines")]
+    NothingToRecompute,
     #[error("case {case_no} already exists")]
     AlreadyStarted { case_no: String },
     #[error("the case has not been started")]
@@ -147,6 +149,7 @@ impl CommandError {
             CommandError::Script { .. } => "script.error",
             CommandError::NoBranch { .. } => "decision.no_branch",
             CommandError::UnknownStep(_) => "flow.unknown_step",
+            CommandError::NothingToRecompute => "calendar.nothing_to_recompute",
         }
     }
 }
@@ -303,6 +306,10 @@ pub fn apply(
             cx.fire(timer)?;
             Ok(cx.ev)
         }
+        Command::Recalendar { calendar } => {
+            cx.recalendar(calendar)?;
+            Ok(cx.ev)
+        }
     }
 }
 
@@ -339,8 +346,9 @@ impl Cx<'_> {
     }
 
     /// A deadline of `limit` from `start`, moved by `extended` and `suspended`
-    /// working days. Past the calendar's range the due instant is `None`: the
-    /// deadline is flagged as unknown, never guessed.
+    /// working days. Past the official years the calendar counts with the
+    /// provisional rule and the deadline says so (`provisional`); only past the
+    /// calendar's tables altogether is the due instant `None`.
     fn deadline(&self, limit: Period, start: Time, extended: u32, suspended: u32) -> Deadline {
         let shift = extended + suspended;
         let cal = self.cal;
@@ -365,6 +373,10 @@ impl Cx<'_> {
                 }
             }
         };
+        let provisional = match due_date {
+            Some(d) => cal.provisional_between(start.date(), d),
+            None => true,
+        };
         Deadline {
             limit,
             start,
@@ -372,7 +384,60 @@ impl Cx<'_> {
             suspended,
             due_date,
             due,
+            provisional,
         }
+    }
+
+    /// Every provisional deadline of the case, recomputed with the calendar
+    /// now in force; one event records the old and new due dates.
+    fn recalendar(&mut self, calendar: &str) -> R<()> {
+        let st = &self.st;
+        let mut found: Vec<(String, Deadline)> = Vec::new();
+        let mut add = |key: String, d: Option<&Deadline>| {
+            if let Some(d) = d.filter(|d| d.provisional) {
+                found.push((key, d.clone()));
+            }
+        };
+        add("case:statutory".into(), st.statutory.as_ref());
+        add("case:promised".into(), st.promised.as_ref());
+        for t in st.tasks.values() {
+            add(format!("task:{}", t.id), t.deadline.as_ref());
+        }
+        for (step, j) in &st.joins {
+            add(format!("stage:{step}"), j.deadline.as_ref());
+        }
+        for (step, j) in &st.joint {
+            add(format!("stage:{step}"), j.deadline.as_ref());
+            add(format!("resubmit:{step}"), j.resubmit_due.as_ref());
+        }
+        for (step, j) in &st.subflows {
+            add(format!("stage:{step}"), j.deadline.as_ref());
+        }
+        for (step, w) in &st.waits {
+            add(format!("wait_limit:{step}"), w.deadline.as_ref());
+        }
+        let changes: Vec<Recomputed> = found
+            .into_iter()
+            .filter_map(|(key, d)| {
+                let now = self.moved(&d, 0, 0);
+                (now != d).then_some(Recomputed {
+                    key,
+                    was: d.due_date,
+                    was_provisional: d.provisional,
+                    deadline: now,
+                })
+            })
+            .collect();
+        if changes.is_empty() {
+            return Err(CommandError::NothingToRecompute);
+        }
+        let at = self.now;
+        self.emit(Event::DeadlinesRecomputed {
+            at,
+            calendar: calendar.to_string(),
+            changes,
+        });
+        Ok(())
     }
 
     fn moved(&self, d: &Deadline, extended: u32, suspended: u32) -> Deadline {

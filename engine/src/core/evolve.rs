@@ -280,6 +280,44 @@ impl CaseState {
                     }
                 }
             }
+            Event::DeadlinesRecomputed { changes, .. } => {
+                for c in changes {
+                    let d = Some(c.deadline.clone());
+                    match c.key.split_once(':') {
+                        Some(("case", "statutory")) => self.statutory = d,
+                        Some(("case", "promised")) => self.promised = d,
+                        Some(("task", id)) => {
+                            if let Some(t) =
+                                id.parse().ok().and_then(|id: u32| self.tasks.get_mut(&id))
+                            {
+                                t.deadline = d;
+                            }
+                        }
+                        Some(("stage", step)) => {
+                            if let Some(j) = self.joins.get_mut(step) {
+                                j.deadline = d.clone();
+                            }
+                            if let Some(j) = self.joint.get_mut(step) {
+                                j.deadline = d.clone();
+                            }
+                            if let Some(j) = self.subflows.get_mut(step) {
+                                j.deadline = d;
+                            }
+                        }
+                        Some(("resubmit", step)) => {
+                            if let Some(j) = self.joint.get_mut(step) {
+                                j.resubmit_due = d;
+                            }
+                        }
+                        Some(("wait_limit", step)) => {
+                            if let Some(w) = self.waits.get_mut(step) {
+                                w.deadline = d;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Event::DeadlinePassed { timer, due, .. } => {
                 self.fired.insert(fired_key(timer, *due));
             }

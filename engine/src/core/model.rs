@@ -209,6 +209,10 @@ pub enum Command {
     Withdraw { reason: String },
     /// A durable timer fell due.
     Fire { timer: String },
+    /// The calendar in force changed (a year's official arrangement was
+    /// deployed): recompute every provisional deadline with it. `calendar`
+    /// names the calendar version, as the event records it.
+    Recalendar { calendar: String },
 }
 
 fn pass() -> String {
@@ -228,12 +232,17 @@ impl Command {
             Command::Terminate { .. } => "terminate",
             Command::Withdraw { .. } => "withdraw",
             Command::Fire { .. } => "fire",
+            Command::Recalendar { .. } => "recalendar",
         }
     }
 }
 
 /// A deadline: a limit counted from a start, moved by extensions and
-/// suspensions. `due` is `None` when it falls past the calendar's range.
+/// suspensions. When the count runs through a year no official arrangement
+/// covers yet, the deadline is computed with the provisional rule and marked
+/// `provisional` (it is recomputed when that year's calendar is deployed).
+/// `due` is `None` only for a deadline more than ten years past the official
+/// calendar, or recorded before provisional deadlines existed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deadline {
     pub limit: Period,
@@ -248,9 +257,26 @@ pub struct Deadline {
     pub due_date: Option<NaiveDate>,
     /// The instant the deadline passes: the end of `due_date`, or start + hours.
     pub due: Option<Time>,
+    /// Computed with the provisional rule (weekends and the statutory
+    /// holidays off, no 调休): some day it counts lies in a year whose official
+    /// arrangement is not deployed yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// One deadline a new calendar settled: which one (as its timer is keyed:
+/// `case:statutory`, `case:promised`, `task:N`, `stage:STEP`, `wait_limit:STEP`,
+/// `resubmit:STEP`), its due date before, and the deadline now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recomputed {
+    pub key: String,
+    pub was: Option<NaiveDate>,
+    #[serde(default)]
+    pub was_provisional: bool,
+    pub deadline: Deadline,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -653,6 +679,14 @@ pub enum Event {
         timer: String,
         due: Time,
     },
+    /// Provisional deadlines recomputed with a newly deployed calendar: one
+    /// event per case and calendar version, with the old and new deadlines.
+    DeadlinesRecomputed {
+        at: Time,
+        /// The calendar version that settled them (`CN/2027 v1`, say).
+        calendar: String,
+        changes: Vec<Recomputed>,
+    },
     Terminated {
         at: Time,
         reason: String,
@@ -702,6 +736,7 @@ impl Event {
             | Event::DeadlinePassed { at, .. }
             | Event::Terminated { at, .. }
             | Event::Withdrawn { at, .. }
+            | Event::DeadlinesRecomputed { at, .. }
             | Event::Completed { at, .. } => *at,
         }
     }
@@ -735,6 +770,7 @@ impl Event {
             Event::DeadlinePassed { .. } => "deadline_passed",
             Event::Terminated { .. } => "terminated",
             Event::Withdrawn { .. } => "withdrawn",
+            Event::DeadlinesRecomputed { .. } => "deadlines_recomputed",
             Event::Completed { .. } => "completed",
         }
     }
