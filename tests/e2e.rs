@@ -7,6 +7,7 @@ mod e2e {
     pub mod api_sweep;
     pub mod auth;
     pub mod browser;
+    pub mod calendar;
     pub mod cases_api;
     pub mod cli;
     pub mod crash;

@@ -265,9 +265,13 @@ impl Engine {
                     idempotency_key: Some(format!("recalendar:{}:{no}", in_force.marker)),
                     actor: "calendar".into(),
                 };
-                match self.execute_now(&req).await {
-                    Ok(o) if o.replayed => st.already += 1,
-                    Ok(_) => st.recomputed += 1,
+                match self.execute_supervised(&req).await {
+                    Ok((o, _)) if o.replayed => st.already += 1,
+                    Ok((_, changes)) => {
+                        st.recomputed += 1;
+                        self.note_recomputed_cards(no, &changes, &in_force.label)
+                            .await;
+                    }
                     Err(ExecError::Command(crate::core::CommandError::NothingToRecompute)) => {}
                     Err(e) => {
                         st.failed += 1;
@@ -293,6 +297,69 @@ impl Engine {
             );
         }
         st
+    }
+
+    /// Cards a recomputation cleared (the overrun was only the provisional
+    /// deadline's) are closed by supervision like any card whose condition
+    /// ended; their history says why. They are not `revoked`: a revoked card
+    /// keeps its subject quiet, and the real deadline may still pass.
+    async fn note_recomputed_cards(
+        &self,
+        case_no: &str,
+        changes: &[crate::supervision::CardChange],
+        calendar: &str,
+    ) {
+        use crate::supervision::CardChange;
+        for c in changes {
+            let (rule, subject, what) = match c {
+                CardChange::Resolved { rule, subject, .. } => (
+                    rule,
+                    subject,
+                    format!(
+                        "临时期限按新日历重算后不再超期，牌撤销 / cleared: the provisional deadline was recomputed with {calendar}"
+                    ),
+                ),
+                CardChange::Lowered { rule, subject, .. } => (
+                    rule,
+                    subject,
+                    format!(
+                        "临时期限按新日历重算，降级 / lowered: the provisional deadline was recomputed with {calendar}"
+                    ),
+                ),
+                CardChange::Issued { card } => (
+                    &card.rule,
+                    &card.subject,
+                    format!(
+                        "期限按新日历重算后提前，即时出牌 / raised at once: the deadline recomputed with {calendar} is earlier"
+                    ),
+                ),
+                CardChange::Escalated { rule, subject, .. } => (
+                    rule,
+                    subject,
+                    format!(
+                        "期限按新日历重算后提前，升级 / escalated: the deadline recomputed with {calendar} is earlier"
+                    ),
+                ),
+                CardChange::Failed { .. } => continue,
+            };
+            let filter = crate::alarms::AlarmFilter {
+                case_no: Some(case_no.to_string()),
+                rule: Some(rule.clone()),
+                ..Default::default()
+            };
+            let Ok(cards) = self.store.alarms(&filter, 100, 0).await else {
+                continue;
+            };
+            // The newest card of the subject is the one that just changed.
+            if let Some(card) = cards
+                .iter()
+                .filter(|a| a.subject == *subject)
+                .max_by_key(|a| a.id)
+                && let Err(e) = self.store.note_alarm(card.id, &what, now_cst()).await
+            {
+                eprintln!("calendar: cannot note card {}: {e}", card.id);
+            }
+        }
     }
 
     /// The rule book in force.
@@ -508,15 +575,25 @@ impl Engine {
 
     /// `execute` with the calendar this node holds (no check for a newer one).
     async fn execute_now(&self, req: &Request) -> Result<Outcome, ExecError> {
+        self.execute_supervised(req).await.map(|(out, _)| out)
+    }
+
+    /// Runs a command and its follow-ups, then supervision on its case:
+    /// the outcome and the card changes it led to.
+    async fn execute_supervised(
+        &self,
+        req: &Request,
+    ) -> Result<(Outcome, Vec<crate::supervision::CardChange>), ExecError> {
         let out = self
             .store
             .execute(req, &self.flows, &self.calendar(), now_cst())
             .await?;
+        let mut changes = Vec::new();
         if !out.replayed {
             self.follow_through(vec![out.clone()]).await;
-            self.supervise(&out.case_no, now_cst()).await;
+            changes = self.supervise(&out.case_no, now_cst()).await;
         }
-        Ok(out)
+        Ok((out, changes))
     }
 
     /// Evaluates the rules on one case and brings its stored cards in line.

@@ -62,6 +62,7 @@ pub fn coverage(state: &AppState) -> Value {
 }
 
 async fn calendar(State(state): State<AppState>) -> Json<Value> {
+    state.engine().refresh_calendar().await;
     let in_force = state.engine().calendar_in_force();
     let cal = &in_force.calendar;
     let days: Vec<Value> = cal
@@ -146,6 +147,7 @@ async fn preview(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
     let (region, y) = read_year(&body)?;
+    state.engine().refresh_calendar().await;
     let in_force = state.engine().calendar_in_force();
     Ok(Json(summary(&in_force.calendar, &region, &y)))
 }
@@ -158,6 +160,7 @@ async fn deploy(
     let Json(body) = body.map_err(bad_body)?;
     let (region, y) = read_year(&body)?;
     let engine = state.engine();
+    engine.refresh_calendar().await;
     let before = engine.calendar_in_force();
     let mut out = summary(&before.calendar, &region, &y);
     let id = calendars::deployment_id(&region, y.year);

@@ -281,6 +281,8 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
             "promised": s.promised.as_ref().map(clock),
         },
         "tasks": tasks,
+        // The durable timers the case holds now (deadlines not yet passed, waits).
+        "timers": s.timers().iter().map(|t| json!({"key": t.key, "due": t.due})).collect::<Vec<_>>(),
         "visits": s.visits,
         "returns": s.returns,
         "corrections": s.corrections,
@@ -626,6 +628,7 @@ async fn calendar_add(
     let Query(q) = q.map_err(bad_query)?;
     let date = date_param("date", &q.date)?;
     let n = q.n.unwrap_or(0);
+    state.engine().refresh_calendar().await;
     let cal = state.engine().calendar();
     let due = match q.unit.as_deref().unwrap_or("workdays") {
         "workdays" | "workday" => cal.add_workdays(date, n),
@@ -652,6 +655,7 @@ async fn calendar_diff(
     let Query(q) = q.map_err(bad_query)?;
     let from = date_param("from", &q.from)?;
     let to = date_param("to", &q.to)?;
+    state.engine().refresh_calendar().await;
     let cal = state.engine().calendar();
     let n = cal.diff(from, to).map_err(cal_err)?;
     let provisional = cal.provisional_between(from, to);
