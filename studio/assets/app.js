@@ -42,6 +42,14 @@ const TEXT = {
     pwHint: '至少 10 个字符', deptHint: '部门编号，如 window', posHint: '岗位编号，如 clerk',
     time: '时间', actor: '操作人', action: '操作', detail: '内容',
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
+    provisional: '临时', provisionalHint: '该期限计算到尚未导入国务院放假安排的年份：按《全国年节及纪念日放假办法》的法定节假日临时计算（不含调休），导入当年安排后自动重算。',
+    calBanner: (d, n) => `工作日历的官方安排只到 ${d}（还有 ${n} 天）。之后的期限按法定节假日临时计算并标注“临时”。`, calBannerLink: '导入下一年放假安排',
+    coveredUntil: '官方安排覆盖至', daysLeft: '天后到期', officialYears: '已部署的年度安排', provisionalYears: '临时规则（尚无官方安排）',
+    importYear: '导入年度放假安排', importHelp: '上传国务院办公厅放假通知整理的文件：holiday-cn JSON，或每行“日期 off|work [名称]”的文本（# 为注释）。先预览，确认后部署；部署后所有节点启用，未办结办件的临时期限自动重算。',
+    file: '文件', text: '文本', region: '地区（CN 或 6 位区划代码）', regionShort: '地区', previewBtn: '预览', deployYear: '确认部署',
+    workingDays: '工作日', changesCount: '处变化', replaces: '替换', replacesprovisional: '临时规则', replacesofficial: '已生效的官方安排',
+    wasWork: '原为班', wasOff: '原为休', changed: '有变化', problemsFound: '文件有问题，未作任何更改：', versionCol: '版本', deployedBy: '部署人', deployedAt: '部署时间',
+    calDeployed: (y, v) => `已部署 ${y} 年安排（第 ${v} 版），未办结办件的临时期限正在重算。`,
   },
   en: {
     flows: 'Flows', rules: 'Rules', cases: 'Cases', board: 'Board', calendar: 'Calendar', users: 'Users',
@@ -81,6 +89,14 @@ const TEXT = {
     pwHint: 'at least 10 characters', deptHint: 'department id, e.g. window', posHint: 'position id, e.g. clerk',
     time: 'Time', actor: 'Actor', action: 'Action', detail: 'Detail',
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
+    provisional: 'provisional', provisionalHint: 'This deadline counts into a year without the State Council\'s arrangement yet: computed with the statutory holidays (no make-up days), recomputed when the year is deployed.',
+    calBanner: (d, n) => `The official working-day calendar ends on ${d} (${n} days left). Deadlines after it are provisional.`, calBannerLink: 'Import next year\'s arrangement',
+    coveredUntil: 'Official arrangements up to', daysLeft: 'days left', officialYears: 'Deployed years', provisionalYears: 'Provisional rule (no official arrangement yet)',
+    importYear: 'Import a year\'s arrangement', importHelp: 'Upload the State Council\'s holiday notice as holiday-cn JSON or as text, one `DATE off|work [name]` a line (# comments). Preview, then deploy: every node uses it and open cases\' provisional deadlines are recomputed.',
+    file: 'File', text: 'Text', region: 'Region (CN or a 6-digit division code)', regionShort: 'Region', previewBtn: 'Preview', deployYear: 'Deploy',
+    workingDays: 'working days', changesCount: 'changes', replaces: 'Replaces', replacesprovisional: 'the provisional rule', replacesofficial: 'the official arrangement in force',
+    wasWork: 'was a working day', wasOff: 'was a day off', changed: 'changed', problemsFound: 'The file has problems; nothing changed:', versionCol: 'Version', deployedBy: 'By', deployedAt: 'Deployed',
+    calDeployed: (y, v) => `Deployed the ${y} arrangement (version ${v}); open cases' provisional deadlines are being recomputed.`,
   },
 };
 const S = {
@@ -189,6 +205,20 @@ async function whoami() {
   } catch (e) { S.me = null; }
 }
 
+// Administrators and supervisors see a banner when the official calendar ends within 60 days.
+let calCheck = { at: 0, cal: null };
+async function calendarBanner() {
+  const b = $('#banner');
+  if (!S.me || !(has('admin') || has('supervisor'))) { b.hidden = true; return; }
+  try {
+    if (Date.now() - calCheck.at > 60000) calCheck = { at: Date.now(), cal: await api('GET', '/calendar') };
+  } catch (e) { return; }
+  const c = calCheck.cal;
+  if (!c || !c.warning) { b.hidden = true; return; }
+  b.replaceChildren(h('span', {}, t('calBanner')(c.covered_until, c.days_left)), ' ', h('a', { href: '#/calendar' }, t('calBannerLink')));
+  b.hidden = false;
+}
+
 let leaving = null; // a page's clean-up (timers)
 let lastHash = location.hash;
 async function route() {
@@ -204,6 +234,7 @@ async function route() {
   if (!S.me && parts[0] !== 'login') await whoami();
   if (!S.me && parts[0] !== 'login') { location.hash = '#/login'; return; }
   shell();
+  calendarBanner();
   // Each visit renders into its own container: a slower earlier visit that
   // finishes late writes into a detached one and cannot overwrite this page.
   const m = h('div');
@@ -595,12 +626,19 @@ function limitText(s) {
   return S.lang === 'en' && m[1] === '1' ? `1 ${t(m[2] + 's').replace(/s$/, '')}` : `${m[1]} ${t(m[2] + 's')}`;
 }
 
+// A deadline counted into a year without an official arrangement says so, with why on hover and focus.
+function provisionalMark(deadline) {
+  if (!deadline || !deadline.provisional) return null;
+  return h('span', { class: 'pill provisional', title: t('provisionalHint'), 'aria-label': `${t('provisional')}: ${t('provisionalHint')}`, tabindex: 0 }, t('provisional'));
+}
 function leftPill(deadline) {
   if (!deadline) return '';
   const n = deadline.working_days_left;
   if (deadline.beyond_calendar) return pill(t('beyondCalendar'), 'yellow');
   if (n === null || n === undefined) return fmtTime(deadline.due);
-  return pill(limitText(`${n} workdays`).replace(/^1 working days$/, '1 working day'), n < 0 ? 'late' : n <= 1 ? 'yellow' : 'ok');
+  const p = pill(limitText(`${n} workdays`).replace(/^1 working days$/, '1 working day'), n < 0 ? 'late' : n <= 1 ? 'yellow' : 'ok');
+  const mark = provisionalMark(deadline);
+  return mark ? h('span', {}, p, ' ', mark) : p;
 }
 
 async function pageCases(m) {
@@ -661,7 +699,7 @@ function stepIndex(ir) {
 }
 
 const EVENT_NAMES = {
-  zh: { case_started: '登记', materials_received: '收到材料', task_opened: '环节开始', task_completed: '环节办结', accepted: '受理', visit_recorded: '现场跑动', parallel_started: '并联开始', lane_finished: '并联分支完成', joined: '并联汇合', completed: '办结', correction_requested: '一次性告知补正', special_started: '特别程序开始', special_ended: '特别程序结束', deadlines_moved: '时限顺延', deadline_passed: '时限届满', terminated: '中止', withdrawn: '撤回', decision_made: '分支判断', data_set: '数据' },
+  zh: { case_started: '登记', materials_received: '收到材料', task_opened: '环节开始', task_completed: '环节办结', accepted: '受理', visit_recorded: '现场跑动', parallel_started: '并联开始', lane_finished: '并联分支完成', joined: '并联汇合', completed: '办结', correction_requested: '一次性告知补正', special_started: '特别程序开始', special_ended: '特别程序结束', deadlines_moved: '时限顺延', deadlines_recomputed: '按新日历重算时限', deadline_passed: '时限届满', terminated: '中止', withdrawn: '撤回', decision_made: '分支判断', data_set: '数据' },
   en: {},
 };
 
@@ -690,7 +728,8 @@ async function pageCase(m, no) {
   const tasks = [...c.tasks.filter(mine), ...c.tasks.filter((x) => !mine(x))].map((task) => taskBox(c, task, steps[task.step], ir, mine(task)));
   const evNames = EVENT_NAMES[S.lang];
   const timeline = h('ol', { class: 'timeline' }, events.items.map((e) => h('li', {}, h('time', {}, fmtTime(e.at)), h('strong', {}, evNames[e.type] || e.type.replace(/_/g, ' ')), ' ',
-    e.task?.name || (e.step && steps[e.step]?.name) || '', e.by ? ` · ${e.by.name || ''} ${e.by.department || ''}` : '', e.action && e.action !== 'pass' ? ` · ${t(e.action)}` : '', e.opinion ? ` · “${e.opinion}”` : '')));
+    e.task?.name || (e.step && steps[e.step]?.name) || '', e.by ? ` · ${e.by.name || ''} ${e.by.department || ''}` : '', e.action && e.action !== 'pass' ? ` · ${t(e.action)}` : '', e.opinion ? ` · “${e.opinion}”` : '',
+    e.type === 'deadlines_recomputed' ? ` ${e.calendar}: ${e.changes.map((x) => `${x.key} ${x.was || '—'}${x.was_provisional ? ` (${t('provisional')})` : ''} → ${x.deadline.due_date || '—'}${x.deadline.provisional ? ` (${t('provisional')})` : ''}`).join('; ')}` : '')));
   const mats = table([t('materials'), t('status')], ir.materials.map((x) => {
     const st = c.materials[x.id];
     return h('tr', {}, td(t('materials'), x.name), td(t('status'), st ? pill(t('received'), 'ok') : pill(t('missing'), 'late')));
@@ -860,42 +899,118 @@ async function pageBoard(m) {
 }
 
 // ---------------------------------------------------------------- calendar
+// One year as twelve month grids. `mark(iso, weekdayIndex)` gives a cell's class and title.
+function yearGrid(year, mark) {
+  return h('div', { class: 'months' }, Array.from({ length: 12 }, (_, mo) => {
+    const first = new Date(Date.UTC(year, mo, 1));
+    const lead = (first.getUTCDay() + 6) % 7;
+    const days = new Date(Date.UTC(year, mo + 1, 0)).getUTCDate();
+    const cells = Array(lead).fill(null).concat(Array.from({ length: days }, (_, i) => i + 1));
+    const weeks = [];
+    for (let i = 0; i < cells.length; i += 7) weeks.push(cells.slice(i, i + 7));
+    return h('div', { class: 'card month' }, h('h3', {}, `${year}-${String(mo + 1).padStart(2, '0')}`),
+      h('table', {}, h('thead', {}, h('tr', {}, TEXT[S.lang].weekdays.map((w) => h('th', {}, w)))),
+        h('tbody', {}, weeks.map((w) => h('tr', {}, w.map((d, i) => {
+          if (!d) return h('td');
+          const iso = `${year}-${String(mo + 1).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+          const [cls, title] = mark(iso, i);
+          return h('td', { class: cls, title, 'data-date': iso }, d);
+        }))))));
+  }));
+}
+
 async function pageCalendar(m) {
   const cal = await api('GET', '/calendar');
+  calCheck = { at: Date.now(), cal };
   const marks = new Map(cal.days.map((d) => [d.date, d]));
-  const y0 = Number(cal.first.slice(0, 4)); const y1 = Number(cal.last.slice(0, 4));
-  const now = new Date();
-  let year = Math.min(Math.max(now.getFullYear(), y0), y1);
-  const sel = h('select', { id: 'cal-year', 'aria-label': t('year') }, Array.from({ length: y1 - y0 + 1 }, (_, i) => h('option', { value: y0 + i, selected: y0 + i === year }, y0 + i)));
-  const grid = h('div', { class: 'months' });
+  const prov = new Map((cal.provisional_days || []).map((d) => [d.date, d]));
+  const covered = Number(cal.covered_until.slice(0, 4));
+  const y0 = Number(cal.first.slice(0, 4));
+  const y1 = Math.min(Number(cal.last.slice(0, 4)), covered + 2);
+  const thisYear = new Date().getFullYear();
+  let year = Math.min(Math.max(thisYear, y0), y1);
+  const sel = h('select', { id: 'cal-year', 'aria-label': t('year') }, Array.from({ length: y1 - y0 + 1 }, (_, i) => h('option', { value: y0 + i, selected: y0 + i === year }, `${y0 + i}${y0 + i > covered ? ` (${t('provisional')})` : ''}`)));
+  const gridBox = h('div');
   const listBox = h('div');
   const render = () => {
     year = Number(sel.value);
-    grid.replaceChildren(...Array.from({ length: 12 }, (_, mo) => {
-      const first = new Date(Date.UTC(year, mo, 1));
-      const lead = (first.getUTCDay() + 6) % 7;
-      const days = new Date(Date.UTC(year, mo + 1, 0)).getUTCDate();
-      const cells = Array(lead).fill(null).concat(Array.from({ length: days }, (_, i) => i + 1));
-      const weeks = [];
-      for (let i = 0; i < cells.length; i += 7) weeks.push(cells.slice(i, i + 7));
-      return h('div', { class: 'card month' }, h('h3', {}, `${year}-${String(mo + 1).padStart(2, '0')}`),
-        h('table', {}, h('thead', {}, h('tr', {}, TEXT[S.lang].weekdays.map((w) => h('th', {}, w)))),
-          h('tbody', {}, weeks.map((w) => h('tr', {}, w.map((d, i) => {
-            if (!d) return h('td');
-            const iso = `${year}-${String(mo + 1).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
-            const mk = marks.get(iso);
-            const cls = mk ? mk.kind : i >= 5 ? 'we' : null;
-            return h('td', { class: cls, title: mk ? `${mk.name} (${t(mk.kind)})` : null }, d);
-          }))))));
-    }));
-    listBox.replaceChildren(table([t('date'), t('kind'), t('holidays')], cal.days.filter((d) => d.date.startsWith(String(year))).map((d) => h('tr', {}, td(t('date'), d.date), td(t('kind'), pill(t(d.kind), d.kind === 'off' ? 'late' : 'notice')), td(t('holidays'), d.name)))));
+    const provisionalYear = year > covered;
+    gridBox.replaceChildren(
+      provisionalYear ? h('p', { class: 'card provisional-note', role: 'note' }, pill(t('provisional'), 'provisional'), ' ', cal.provisional_rule[S.lang] || cal.provisional_rule.zh) : '',
+      yearGrid(year, (iso, i) => {
+        const mk = marks.get(iso);
+        if (mk) return [mk.kind, `${mk.name} (${t(mk.kind)})`];
+        const p = prov.get(iso);
+        if (p) return ['off provisional', `${p.name} (${t('off')}, ${t('provisional')})`];
+        return [i >= 5 ? 'we' : null, null];
+      }));
+    const rows = provisionalYear ? [...prov.values()] : cal.days;
+    listBox.replaceChildren(table([t('date'), t('kind'), t('holidays')], rows.filter((d) => d.date.startsWith(String(year))).map((d) => h('tr', {}, td(t('date'), d.date),
+      td(t('kind'), pill(t(d.kind), d.kind === 'off' ? 'late' : 'notice'), d.provisional ? [' ', pill(t('provisional'), 'provisional')] : null), td(t('holidays'), d.name)))));
   };
   sel.addEventListener('change', render);
   render();
+  const warn = cal.warning ? 'status-bad' : '';
+  const years = table([t('regionShort'), t('year'), t('versionCol'), t('workingDays'), t('deployedAt'), t('deployedBy')],
+    (cal.years || []).map((y) => h('tr', {}, td(t('regionShort'), y.region), td(t('year'), y.year), td(t('versionCol'), 'v' + y.version), td(t('workingDays'), y.working_days), td(t('deployedAt'), fmtTime(y.deployed_at)), td(t('deployedBy'), y.deployed_by))));
   m.replaceChildren(h('h1', {}, t('calendar')),
-    h('p', {}, `${t('coverage')}: ${cal.first} — ${cal.last} · ${t('regions')}: ${cal.regions.length ? cal.regions.join(', ') : t('none')}`),
-    h('div', { class: 'row' }, h('label', {}, t('year'), sel), h('span', {}, pill(t('off'), 'late'), ' ', pill(t('work'), 'notice'))),
-    grid, h('section', { class: 'card' }, h('h2', {}, t('holidays')), listBox));
+    h('p', { id: 'cal-coverage', class: warn }, `${t('coveredUntil')} ${cal.covered_until} · ${cal.days_left} ${t('daysLeft')} · ${t('regions')}: ${cal.regions.length ? cal.regions.join(', ') : t('none')}`),
+    h('div', { class: 'row' }, h('label', {}, t('year'), sel), h('span', {}, pill(t('off'), 'late'), ' ', pill(t('work'), 'notice'), ' ', pill(t('provisional'), 'provisional'))),
+    gridBox, h('section', { class: 'card' }, h('h2', {}, t('holidays')), listBox),
+    h('section', { class: 'card' }, h('h2', {}, t('officialYears')), years),
+    has('admin') ? importPanel() : '');
+}
+
+// Upload → preview (the year's grid with every change marked, or every problem) → deploy.
+function importPanel() {
+  const file = h('input', { type: 'file', id: 'cal-file', accept: '.json,.txt,text/plain,application/json' });
+  const text = h('textarea', { id: 'cal-text', rows: 8, spellcheck: 'false', placeholder: 'year 2027\n2027-01-01 off 元旦\n2027-02-07 work 春节调休' });
+  const region = h('input', { id: 'cal-region', value: 'CN', size: 8 });
+  const out = h('div', { id: 'cal-preview', 'aria-live': 'polite' });
+  let fileName = null;
+  file.addEventListener('change', async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    fileName = f.name;
+    text.value = await f.text();
+  });
+  const body = () => ({ text: text.value, region: region.value.trim() || 'CN', file: fileName || undefined });
+  const showProblems = (e) => {
+    const ps = (e.details && e.details.problems) || [];
+    out.replaceChildren(h('div', { class: 'card', role: 'alert' }, h('p', { class: 'status-bad' }, t('problemsFound')),
+      h('ul', { id: 'cal-problems' }, ps.map((p) => h('li', {}, h('code', {}, `${p.line}:${p.column}`), ' ', h('code', {}, p.code), ' ', S.lang === 'zh' ? p.message_zh : p.message, h('div', { class: 'muted small' }, S.lang === 'zh' ? p.hint_zh : p.hint))))));
+  };
+  const preview = async () => {
+    let v;
+    try { v = await api('POST', '/calendar/preview', body()); } catch (e) { if (e.status === 422) showProblems(e); else toast(e.message, true); return; }
+    const changed = new Map(v.changes.map((c) => [c.date, c]));
+    const listed = new Map(v.days.map((d) => [d.date, d]));
+    out.replaceChildren(h('div', { class: 'card' },
+      h('p', { id: 'cal-summary' }, `${v.region} ${v.year} · ${t('workingDays')} ${v.working_days} · ${v.changes.length} ${t('changesCount')} · ${t('replaces')} ${t('replaces' + v.replaces)}`),
+      yearGrid(v.year, (iso, i) => {
+        const d = listed.get(iso); const c = changed.get(iso);
+        const cls = [d ? d.kind : i >= 5 ? 'we' : null, c ? 'changed' : null].filter(Boolean).join(' ') || null;
+        const title = [d ? `${d.name} (${t(d.kind)})` : null, c ? `${t('changed')}: ${c.was_working ? t('wasWork') : t('wasOff')}${c.was ? ` · ${c.was}` : ''}` : null].filter(Boolean).join(' — ') || null;
+        return [cls, title];
+      }),
+      table([t('date'), t('kind'), t('holidays')], v.changes.map((c) => h('tr', { class: 'change' }, td(t('date'), c.date),
+        td(t('kind'), `${c.was_working ? t('work') : t('off')} → ${c.working ? t('work') : t('off')}`), td(t('holidays'), c.now || c.was)))),
+      h('div', { class: 'row' }, h('button', {
+        type: 'button', id: 'cal-deploy',
+        onclick: async () => {
+          try {
+            const r = await api('POST', '/calendar/years', body());
+            toast(t('calDeployed')(r.year, r.version));
+            calCheck.at = 0;
+            route();
+          } catch (e) { if (e.status === 422) showProblems(e); else toast(e.message, true); }
+        },
+      }, t('deployYear')))));
+  };
+  return h('section', { class: 'card', id: 'cal-import' }, h('h2', {}, t('importYear')), h('p', { class: 'muted' }, t('importHelp')),
+    h('div', { class: 'row' }, h('label', {}, t('file'), file), h('label', {}, t('region'), region)),
+    h('label', { class: 'block' }, t('text'), text),
+    h('div', { class: 'row' }, h('button', { type: 'button', id: 'cal-preview-btn', class: 'secondary', onclick: preview }, t('previewBtn'))), out);
 }
 
 // ---------------------------------------------------------------- users

@@ -329,6 +329,7 @@ fn the_studio_in_a_browser() {
     let dir = temp_dir("browser");
     let sqlite = format!("sqlite://{}", dir.join("b.db").display());
     studio_scenario(&d, &sqlite, &[], "");
+    calendar_scenario(&d, &format!("sqlite://{}", dir.join("cal.db").display()));
     match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
         Ok(pg) => {
             let schema = super::support::pg_schema("browser");
@@ -728,4 +729,180 @@ fn studio_scenario(d: &Driver, db: &str, extra: &[&str], shots: &str) {
         "the case page is wider than a phone"
     );
     d.shot("11-phone-case");
+}
+
+/// The calendar at the end of its last official year: the banner for the
+/// administrator, a provisional deadline marked on the case page, a bad file
+/// refused with its lines, a TEST-ONLY year previewed with its changes marked
+/// and deployed, and the case's deadline recomputed.
+fn calendar_scenario(d: &Driver, db: &str) {
+    use chrono::Datelike;
+    d.prefix.replace(String::new());
+    d.size(1440, 1000);
+    let y = govflow_engine::calendar::Calendar::china()
+        .covered_until()
+        .year()
+        + 1;
+    let target = chrono::NaiveDate::from_ymd_opt(y - 1, 12, 28)
+        .and_then(|d| d.and_hms_opt(10, 0, 0))
+        .unwrap_or_default();
+    let offset = (target - (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc())
+        .num_seconds()
+        .to_string();
+    let port = free_port();
+    let _server = Server::start(db, port, &[], &[("GOVFLOW_CLOCK_OFFSET", &offset)]);
+    let base = format!("http://127.0.0.1:{port}");
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/cases",
+        None,
+        Some(&super::server::start_body()),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let no = v["case_no"].as_str().unwrap_or_default().to_string();
+    let (s, v) = call(
+        port,
+        "POST",
+        &format!("/api/cases/{no}/tasks/accept/complete"),
+        None,
+        Some(&super::server::complete_body("window", Some("clerk"))),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+
+    // The administrator logs in: the banner says the calendar ends in 3 days.
+    d.goto(&format!("{base}/#/login"));
+    d.js(
+        "sessionStorage.clear(); localStorage.setItem('govflow.lang', 'zh')",
+        json!([]),
+    );
+    d.goto(&format!("{base}/#/login"));
+    d.wait(
+        "the login form",
+        "return document.querySelector('#login-token')",
+    );
+    d.keys("#login-token", &format!("{}{ENTER}", super::server::TOKEN));
+    d.wait(
+        "the administrator",
+        "return document.querySelector('#user')?.innerText.includes('(admin)')",
+    );
+    d.goto(&format!("{base}/#/cases/{no}"));
+    let banner = d.wait(
+        "the coverage banner",
+        "const b = document.querySelector('#banner'); return b && !b.hidden && b.innerText",
+    );
+    assert!(
+        banner
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("{}-12-31", y - 1)),
+        "{banner}"
+    );
+    // The statutory deadline is marked provisional, with its explanation.
+    let mark = d.wait(
+        "the provisional mark",
+        "const p = document.querySelector('.fact .pill.provisional'); return p && p.getAttribute('title')",
+    );
+    assert!(
+        mark.as_str().unwrap_or_default().contains("临时计算"),
+        "{mark}"
+    );
+    d.shot("12-case-provisional");
+
+    // The calendar page: next year follows the provisional rule.
+    d.goto(&format!("{base}/#/calendar"));
+    d.find("#cal-import");
+    d.js(&format!("const s = document.querySelector('#cal-year'); s.value = '{y}'; s.dispatchEvent(new Event('change'))"), json!([]));
+    d.wait(
+        "the provisional holidays",
+        "return document.querySelectorAll('.month td.off.provisional').length >= 13 && document.querySelector('.provisional-note')",
+    );
+    d.shot("13-calendar-provisional");
+
+    // A malformed file: every problem with its line; nothing changes.
+    let set_text = |text: &str| {
+        d.js(
+            "const t = document.querySelector('#cal-text'); t.value = arguments[0]; t.dispatchEvent(new Event('input'))",
+            json!([text]),
+        );
+    };
+    set_text(&format!(
+        "year {y}\n{y}-01-01 off 元旦\n{}-12-31 off 跨年\n{y}-01-01 off 重复\n",
+        y - 1
+    ));
+    d.click("#cal-preview-btn");
+    let problems = d.wait(
+        "the problems",
+        "const l = document.querySelectorAll('#cal-problems li'); return l.length === 2 && [...l].map((x) => x.innerText).join('\\n')",
+    );
+    let problems = problems.as_str().unwrap_or_default().to_string();
+    assert!(
+        problems.contains("3:1") && problems.contains("calendar::not_in_year"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("4:1") && problems.contains("重复列出"),
+        "{problems}"
+    );
+    d.js(
+        "document.querySelector('#cal-import').scrollIntoView()",
+        json!([]),
+    );
+    d.shot("14-calendar-problems");
+
+    // A TEST-ONLY year: preview marks its changes, then deploy.
+    let mut fixture = format!(
+        "# TEST-ONLY fixture, not the official {y} arrangement\nyear {y}\n{y}-01-01 off 元旦\n"
+    );
+    for day in 4..=8 {
+        fixture.push_str(&format!("{y}-01-{day:02} off 测试假日（TEST-ONLY）\n"));
+    }
+    set_text(&fixture);
+    d.click("#cal-preview-btn");
+    let summary = d.wait(
+        "the preview",
+        "return document.querySelectorAll('.month td.changed').length > 0 && document.querySelector('#cal-summary')?.innerText",
+    );
+    assert!(
+        summary.as_str().unwrap_or_default().contains("临时规则"),
+        "{summary}"
+    );
+    d.js(
+        "document.querySelector('#cal-summary').scrollIntoView()",
+        json!([]),
+    );
+    d.shot("15-calendar-preview");
+    d.click("#cal-deploy");
+    d.wait(
+        "the new coverage",
+        &format!("return document.querySelector('#cal-coverage')?.innerText.includes('{y}-12-31')"),
+    );
+    d.wait(
+        "no banner",
+        "return document.querySelector('#banner').hidden",
+    );
+    d.shot("16-calendar-deployed");
+
+    // The case's deadline was recomputed: no provisional mark any more.
+    d.goto(&format!("{base}/#/cases/{no}"));
+    d.find(".fact");
+    let t0 = Instant::now();
+    while d.js(
+        "return document.querySelector('.fact .pill.provisional') !== null",
+        json!([]),
+    ) == json!(true)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the deadline stays provisional"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        d.js("route()", json!([]));
+        d.find(".fact");
+    }
+    let timeline = d.text(".timeline");
+    assert!(timeline.contains("按新日历重算时限"), "{timeline}");
+    d.shot("17-case-recomputed");
 }
