@@ -3,7 +3,7 @@
 //! 特别程序信息, 办结信息. Field names are the standard's; times are
 //! `yyyy-mm-dd hh24:mi:ss`, dates `yyyy-mm-dd`.
 
-use crate::core::{Actor, Event, SpecialClass, Time};
+use crate::core::{Actor, Deadline, Event, SpecialClass, Time};
 use govflow_dsl::Flow;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -51,6 +51,9 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
     let mut specials: Vec<Value> = Vec::new();
     let mut special_ids: BTreeMap<u32, usize> = BTreeMap::new();
     let mut completion = Value::Null;
+    // The statutory and promised deadlines as they stand (extension fields of
+    // the acceptance record: a provisional one says so).
+    let mut clocks: (Option<Deadline>, Option<Deadline>) = (None, None);
     for e in events {
         match e {
             Event::CaseStarted {
@@ -93,7 +96,12 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
                 }
             }
             Event::Accepted {
-                at, by, notice_no, ..
+                at,
+                by,
+                notice_no,
+                statutory: st,
+                promised: pr,
+                ..
             } => {
                 acceptance = json!({
                     "办件编号": case_no,
@@ -102,6 +110,21 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
                     "受理时间": ts(*at),
                     "受理文书编号": notice_no,
                 });
+                clocks = (st.clone(), pr.clone());
+            }
+            Event::DeadlinesMoved {
+                statutory: st,
+                promised: pr,
+                ..
+            } => clocks = (st.clone(), pr.clone()),
+            Event::DeadlinesRecomputed { changes, .. } => {
+                for c in changes {
+                    match c.key.as_str() {
+                        "case:statutory" => clocks.0 = Some(c.deadline.clone()),
+                        "case:promised" => clocks.1 = Some(c.deadline.clone()),
+                        _ => {}
+                    }
+                }
             }
             Event::TaskOpened { at, task } => {
                 opened.insert(task.id, (task.name.clone(), *at));
@@ -237,6 +260,18 @@ pub fn exchange_records(events: &[Event], flow: Option<&Flow>) -> Value {
             }),
         };
         materials.push(row);
+    }
+    if let Some(a) = acceptance.as_object_mut() {
+        // Beyond the standard's five fields: the deadlines in force, and
+        // whether they were computed with the provisional calendar rule.
+        for (name, d) in [("法定办结日期", &clocks.0), ("承诺办结日期", &clocks.1)] {
+            if let Some(d) = d {
+                a.insert(name.into(), json!(d.due_date.map(|x| x.to_string())));
+                if d.provisional {
+                    a.insert(format!("{name}为临时计算"), json!("是"));
+                }
+            }
+        }
     }
     json!({
         "申请信息": application,

@@ -101,6 +101,10 @@ fn scenario(db: &str, extra: &[&str], two_nodes: bool) {
     assert_eq!(before["beyond_calendar"], false, "{before}");
     let d1 = before["due_date"].as_str().unwrap_or_default().to_string();
     assert!(d1.starts_with(&y.to_string()), "{before}");
+    // The exchange record says so too.
+    let acceptance = get(pb, &format!("/api/cases/{}/exchange", cases[0]))["受理信息"].clone();
+    assert_eq!(acceptance["法定办结日期"], d1.as_str(), "{acceptance}");
+    assert_eq!(acceptance["法定办结日期为临时计算"], "是", "{acceptance}");
 
     // A malformed file is refused with every problem; nothing changes.
     let bad = serde_json::json!({"text": format!("year {y}\n{y}-01-01 off 元旦\n{}-12-31 off x\n{y}-01-01 off again\n", y - 1)});
@@ -179,6 +183,12 @@ fn scenario(db: &str, extra: &[&str], two_nodes: bool) {
             .unwrap_or_default();
         assert_eq!(timer["due"], next_day.as_str(), "{no}: {case}");
     }
+    let acceptance = get(pb, &format!("/api/cases/{}/exchange", cases[0]))["受理信息"].clone();
+    assert_eq!(acceptance["法定办结日期"], d2.as_str(), "{acceptance}");
+    assert!(
+        acceptance.get("法定办结日期为临时计算").is_none(),
+        "{acceptance}"
+    );
     let cal = get(pb, "/api/calendar");
     assert_eq!(cal["covered_until"], format!("{y}-12-31"), "{cal}");
     assert_eq!(cal["warning"], false, "{cal}");
