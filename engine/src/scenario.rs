@@ -447,7 +447,9 @@ impl Scenario {
             now: self.start_at,
             trace: Vec::new(),
             log: Vec::new(),
+            past_calendar: false,
         };
+        r.note_past_calendar();
         r.command(&self.start, None, "start".into())
             .map_err(|m| self.err(Span::new(0, 0), m))?;
         for step in &self.steps {
@@ -597,6 +599,8 @@ struct Runner<'a> {
     trace: Vec<Value>,
     /// Every event so far, stored as the database stores them (JSON).
     log: Vec<String>,
+    /// The trace already said that the clock left the official calendar.
+    past_calendar: bool,
 }
 
 impl Runner<'_> {
@@ -637,11 +641,13 @@ impl Runner<'_> {
                 && next.as_ref().is_none_or(|t| m < t.due)
             {
                 self.now = m;
+                self.note_past_calendar();
                 self.scan("supervision scan (00:00)");
                 continue;
             }
             let Some(timer) = next else { break };
             self.now = self.now.max(timer.due);
+            self.note_past_calendar();
             let fired = self.command(
                 &Command::Fire {
                     timer: timer.key.clone(),
@@ -654,7 +660,25 @@ impl Runner<'_> {
             }
         }
         self.now = self.now.max(target);
+        self.note_past_calendar();
         Ok(())
+    }
+
+    /// Once the scenario's clock is past the official calendar, the trace
+    /// says that working days are now counted with the provisional rule.
+    fn note_past_calendar(&mut self) {
+        let covered = self.cal.covered_until();
+        if self.past_calendar || self.now.date() <= covered {
+            return;
+        }
+        self.past_calendar = true;
+        let mut entry = Map::new();
+        entry.insert("at".into(), fmt_time(self.now).into());
+        entry.insert(
+            "note".into(),
+            format!("past the official calendar (covered to {covered}): working days counted provisionally (weekends and the statutory holidays off, no 调休)").into(),
+        );
+        self.trace.push(Value::Object(entry));
     }
 
     /// Applies one command and records it; returns whether it produced events.
