@@ -26,7 +26,7 @@ ITEM='''  item {
     type 行政许可
     statutory 20 workdays
     kind promised
-    promised 30 workdays
+    promised 15 workdays
     mode window
   }'''
 DECL='''  departments {
@@ -46,7 +46,7 @@ item:
   type: 行政许可
   statutory: 20 workdays
   kind: promised
-  promised: 30 workdays
+  promised: 15 workdays
   mode: window
 departments:
   window:

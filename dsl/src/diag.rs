@@ -51,6 +51,8 @@ codes! {
     DecisionWithoutDefault => "flow::decision_without_default", Error, "a decision without an `else` branch";
     NoClockStart => "flow::no_clock_start", Error, "a promised item without a step marked `starts_clock`";
     LimitsExceedPromised => "flow::limits_exceed_promised", Warning, "step limits on some path add up to more than the promised limit";
+    LimitsExceedStatutory => "flow::limits_exceed_statutory", Error, "step limits on some path from acceptance add up to more than the statutory limit";
+    PromisedOverStatutory => "flow::promised_over_statutory", Error, "a promised limit longer than the statutory limit";
     VisitBoundExceeded => "flow::visit_bound_exceeded", Error, "a path with more on-site visits than the online mode allows";
     RhaiSyntax => "flow::rhai_syntax", Error, "a rhai expression that does not compile";
     EmptyBlock => "flow::empty_block", Error, "a flow, parallel block or branch without steps";

@@ -66,6 +66,16 @@ impl Limit {
     /// The limit in working-day equivalents, used only for static path sums.
     /// Calendar days count as working days and hours as eighths of a day: an
     /// over-estimate is the safe side for a warning.
+    /// Roughly how many calendar days the limit spans (a working week is
+    /// seven days), to compare limits given in different units.
+    pub fn approx_days(&self) -> f64 {
+        match self.unit {
+            Unit::Workdays => f64::from(self.value) * 7.0 / 5.0,
+            Unit::Days => f64::from(self.value),
+            Unit::Hours => f64::from(self.value) / 24.0,
+        }
+    }
+
     pub fn approx_workdays(&self) -> f64 {
         match self.unit {
             Unit::Workdays | Unit::Days => f64::from(self.value),

@@ -741,8 +741,76 @@ impl Ctx<'_> {
             place: &place,
             memo: HashMap::new(),
         };
+        // Limits count from acceptance: the step that starts the clock (the
+        // first step when none is marked).
+        let clock_start = flow
+            .all_steps()
+            .into_iter()
+            .find(|s| s.starts_clock)
+            .map_or(first.id.as_str(), |s| s.id.as_str());
+        if let (Some(promised), Some(statutory)) = (flow.item.promised, flow.item.statutory)
+            && promised.approx_days() > statutory.approx_days() + 1e-9
+        {
+            self.err(
+                Diagnostic::new(
+                    Code::PromisedOverStatutory,
+                    promised.span,
+                    format!("the promised limit {promised} is longer than the statutory limit {statutory}"),
+                )
+                .label("promised limit")
+                .related(statutory.span, format!("statutory limit: {statutory}"))
+                .help("the office's commitment (承诺时限) may only shorten the legal period (法定时限): lower the promised limit"),
+            );
+        }
+        // The clock starts when the acceptance step completes: its own limit
+        // is not part of the period.
+        let from_acceptance = |w: &mut Walker| {
+            let mut best = w.best(clock_start, Metric::Limit);
+            let own = flow
+                .all_steps()
+                .into_iter()
+                .find(|s| s.starts_clock && s.id == clock_start)
+                .and_then(|s| s.within);
+            if let Some(l) = own
+                && best.path.first().is_some_and(|(id, _)| id == clock_start)
+            {
+                best.path.remove(0);
+                best.value -= l.approx_workdays();
+            }
+            best
+        };
+        if let Some(statutory) = flow.item.statutory {
+            let best = from_acceptance(&mut w);
+            if best.value > statutory.approx_workdays() + 1e-9 {
+                let path = best
+                    .path
+                    .iter()
+                    .map(|(id, v)| format!("{id} ({v})"))
+                    .collect::<Vec<_>>()
+                    .join(" → ");
+                let mut d = Diagnostic::new(
+                    Code::LimitsExceedStatutory,
+                    statutory.span,
+                    format!(
+                        "step limits on one path from acceptance add up to {} working days, more than the statutory {}",
+                        fmt_num(best.value),
+                        statutory
+                    ),
+                )
+                .label("statutory limit")
+                .help(format!("path: {path}; a case handled within every step limit would still break the law: shorten the step limits"));
+                for (id, _) in &best.path {
+                    if let Some(st) = by_id.get(id.as_str())
+                        && let Some(l) = st.within
+                    {
+                        d = d.related(l.span, format!("`{id}`: {l}"));
+                    }
+                }
+                self.err(d);
+            }
+        }
         if let Some(promised) = flow.item.promised {
-            let best = w.best(&first.id, Metric::Limit);
+            let best = from_acceptance(&mut w);
             if best.value > promised.approx_workdays() + 1e-9 {
                 let path = best
                     .path

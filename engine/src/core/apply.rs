@@ -16,6 +16,10 @@ use govflow_dsl::ir::{
 pub enum CommandError {
     #[error("the calendar in force changes none of the case's provisional deadlines")]
     NothingToRecompute,
+    #[error(
+        "行政许可法第四十二条：延长须在法定期限内决定，法定期限已于 {due_date} 届满，不能再延长 / art. 42 of the Administrative Licensing Law: an extension is decided within the statutory period, which ended on {due_date}; it can no longer be extended"
+    )]
+    ExtensionAfterDeadline { due_date: String },
     #[error("case {case_no} already exists")]
     AlreadyStarted { case_no: String },
     #[error("the case has not been started")]
@@ -150,6 +154,7 @@ impl CommandError {
             CommandError::NoBranch { .. } => "decision.no_branch",
             CommandError::UnknownStep(_) => "flow.unknown_step",
             CommandError::NothingToRecompute => "calendar.nothing_to_recompute",
+            CommandError::ExtensionAfterDeadline { .. } => "special.after_deadline",
         }
     }
 }
@@ -1509,6 +1514,7 @@ impl Cx<'_> {
                 if !days.is_some_and(|d| d > 0 && d <= max) {
                     return Err(CommandError::ExtensionDays { max });
                 }
+                self.check_within_statutory()?;
             }
             SpecialClass::B => {
                 if let Some((sid, since)) = self.st.suspended {
@@ -1546,6 +1552,31 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// Art. 42: an extension is requested and approved within the statutory
+    /// period. A clock that stands still (a B procedure running now) has not
+    /// used the days since it stopped.
+    fn check_within_statutory(&self) -> R<()> {
+        let Some(d) = &self.st.statutory else {
+            return Ok(());
+        };
+        let held = self.st.suspended.map_or(0, |(_, since)| {
+            self.cal
+                .diff(since.date(), self.now.date())
+                .map_or(0, |n| n.max(0) as u32)
+        });
+        let d = if held > 0 {
+            self.moved(d, 0, held)
+        } else {
+            d.clone()
+        };
+        match d.due {
+            Some(due) if self.now >= due => Err(CommandError::ExtensionAfterDeadline {
+                due_date: d.due_date.map_or(String::new(), |x| x.to_string()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn end_special(
         &mut self,
         step_id: &str,
@@ -1579,7 +1610,10 @@ impl Cx<'_> {
         let counted = match sp.class {
             SpecialClass::A => match approved {
                 None => return Err(CommandError::ExtensionUndecided),
-                Some(true) => sp.days.unwrap_or(0),
+                Some(true) => {
+                    self.check_within_statutory()?;
+                    sp.days.unwrap_or(0)
+                }
                 Some(false) => 0,
             },
             SpecialClass::B => self
