@@ -480,8 +480,21 @@ impl RuleBook {
                             }
                             .into(),
                         );
-                        let used = cal.diff(s.started_at.date(), now.date()).unwrap_or(0);
-                        let left = s.days.map_or(NO_DEADLINE, |d| i64::from(d) - used);
+                        let left = match (s.due_date, s.due) {
+                            // Overdue from the instant the declared length passes,
+                            // weekends and holidays included (as case deadlines).
+                            (Some(date), Some(due)) if now >= due => {
+                                -cal.diff(date, now.date()).unwrap_or(1).max(1)
+                            }
+                            (Some(date), Some(_)) => {
+                                cal.diff(now.date(), date).unwrap_or(NO_DEADLINE)
+                            }
+                            // Recorded before due instants were kept.
+                            _ => {
+                                let used = cal.diff(s.started_at.date(), now.date()).unwrap_or(0);
+                                s.days.map_or(NO_DEADLINE, |d| i64::from(d) - used)
+                            }
+                        };
                         m.insert("left".into(), left.into());
                         m.insert("step".into(), s.step.clone().into());
                         let dept = state

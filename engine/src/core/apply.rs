@@ -1532,6 +1532,8 @@ impl Cx<'_> {
             }
         }
         let at = self.now;
+        // The declared length ends with its last working day.
+        let due_date = days.and_then(|d| self.cal.add_workdays(at.date(), d).ok());
         let special = Special {
             id: self.st.specials.len() as u32 + 1,
             step: step_id.to_string(),
@@ -1541,6 +1543,10 @@ impl Cx<'_> {
             requested_by: by.clone(),
             started_at: at,
             days,
+            due_date,
+            due: due_date
+                .and_then(|d| d.succ_opt())
+                .and_then(|d| d.and_hms_opt(0, 0, 0)),
             ended_at: None,
             result: None,
             opinion: None,

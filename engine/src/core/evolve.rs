@@ -411,6 +411,11 @@ impl CaseState {
                 push(format!("task:{}", t.id), d.due);
             }
         }
+        // A running special procedure's declared length: its overrun is raised
+        // at the instant it passes, whatever the day.
+        for sp in self.specials.iter().filter(|s| s.ended_at.is_none()) {
+            push(format!("special:{}", sp.id), sp.due);
+        }
         for (step, w) in &self.waits {
             // A wait's own timer is not a deadline: it fires once and the step ends.
             if let Some(until) = w.until {

@@ -319,6 +319,13 @@ pub struct Special {
     /// Declared length in working days (the applicant is told in writing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
+    /// The last day of the declared length, and the instant it passes (the
+    /// end of that day): a durable timer raises the overrun at that instant,
+    /// weekends and holidays included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
