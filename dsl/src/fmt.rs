@@ -556,6 +556,7 @@ impl Printer {
             ("visit", s.visit),
             ("risk_point", s.risk_point),
             ("starts_clock", s.starts_clock),
+            ("decides", s.decides),
         ] {
             if on {
                 head.push(' ');
@@ -915,6 +916,7 @@ impl Printer {
             ("visit", s.visit),
             ("risk_point", s.risk_point),
             ("starts_clock", s.starts_clock),
+            ("decides", s.decides),
         ] {
             if on {
                 self.line(i, &format!("{flag}: true"));

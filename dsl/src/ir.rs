@@ -466,6 +466,11 @@ pub struct Step {
     pub visit: bool,
     pub risk_point: bool,
     pub starts_clock: bool,
+    /// The step where the licensing decision is made (准予/不予许可): the
+    /// statutory decision clock stops when it completes (行政许可法第四十二条),
+    /// and issuing the licence has its own clock (第四十四条).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decides: bool,
     /// Special procedures allowed at this step (延长审批, 听证, 实地核查 …).
     pub special: Vec<String>,
     /// Where the step goes when it completes normally (a task's `pass`).

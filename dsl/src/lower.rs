@@ -105,6 +105,7 @@ fn step_allowed(kind: &str) -> &'static [&'static str] {
             "visit",
             "risk_point",
             "starts_clock",
+            "decides",
             "special",
             "next",
             "by",
@@ -1227,6 +1228,13 @@ impl Lower {
         }
         .and_then(|n| self.boolean(n, "starts_clock"))
         .unwrap_or(false);
+        let decides = if !applies("decides") {
+            None
+        } else {
+            f.take_value("decides")
+        }
+        .and_then(|n| self.boolean(n, "decides"))
+        .unwrap_or(false);
         let special = if !applies("special") {
             None
         } else {
@@ -1502,6 +1510,7 @@ impl Lower {
                 visit,
                 risk_point,
                 starts_clock,
+                decides,
                 special,
                 next,
                 span: id_span,

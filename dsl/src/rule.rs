@@ -38,6 +38,10 @@ pub const CLASSES: &[Class] = &[
             ("approaching", "临近时限预警"),
             ("step_overdue", "环节超期"),
             ("case_overdue", "办理超期"),
+            (
+                "issue_overdue",
+                "颁发、送达证件超期（行政许可法第四十四条）",
+            ),
             ("special_overrun", "特别程序超期"),
             ("prereview_overdue", "网上预审超期"),
             ("reply_overdue", "督办、投诉回复超期"),

@@ -136,6 +136,7 @@ pub const STEP_KEYS: Keys = &[
     ("visit", Arity::Flag),
     ("risk_point", Arity::Flag),
     ("starts_clock", Arity::Flag),
+    ("decides", Arity::Flag),
     ("special", Arity::List),
     ("next", Arity::Target),
     ("materials", Arity::List),

@@ -293,6 +293,7 @@ impl Gen {
                             visit: false,
                             risk_point: self.rng.chance(30),
                             starts_clock: false,
+                            decides: false,
                             special: Vec::new(),
                             next: Some(Self::t(Target::Join)),
                             span: Span::default(),
@@ -332,6 +333,7 @@ impl Gen {
             visit: !is_decision && self.rng.chance(20),
             risk_point: self.rng.chance(20),
             starts_clock: !is_decision && self.rng.chance(20),
+            decides: matches!(kind, StepKind::Task { .. }) && self.rng.chance(20),
             special: if !is_decision && self.rng.chance(30) {
                 vec![self.rng.pick(SPECIALS).to_string()]
             } else {

@@ -842,6 +842,35 @@ impl Runner<'_> {
 
     /// A deadline as text; with `frozen`, the clock stopped on that date (a B
     /// special procedure) and the working days left are counted from it.
+    /// The statutory clock once the decision is made: where it stopped.
+    fn decided_text(&self, d: &Deadline, at: Time) -> String {
+        let limit = match (d.extended, d.suspended) {
+            (0, 0) => d.limit.to_string(),
+            (e, 0) => format!("{}, +{e} extended", d.limit),
+            (0, s) => format!("{}, +{s} suspended", d.limit),
+            (e, s) => format!("{}, +{e} extended, +{s} suspended", d.limit),
+        };
+        match d.due_date {
+            Some(date) if Some(at) >= d.due => {
+                let n = self.cal.diff(date, at.date()).unwrap_or(0).max(1);
+                let days = if n == 1 { "day" } else { "days" };
+                format!(
+                    "decided {}, {n} working {days} after the deadline {date} ({limit})",
+                    fmt_time(at)
+                )
+            }
+            Some(date) => {
+                let n = self.cal.diff(at.date(), date).unwrap_or(0).max(0);
+                let days = if n == 1 { "day" } else { "days" };
+                format!(
+                    "decided {}, {n} working {days} before the deadline {date} ({limit})",
+                    fmt_time(at)
+                )
+            }
+            None => format!("decided {} ({limit})", fmt_time(at)),
+        }
+    }
+
     fn due_text_at(&self, d: &Deadline, frozen: Option<NaiveDate>) -> String {
         if let (Some(since), Some(date)) = (frozen, d.due_date) {
             let left = self.cal.diff(since, date).unwrap_or(0).max(0);
@@ -1086,6 +1115,18 @@ impl Runner<'_> {
                 }
                 s
             }
+            Event::Decided {
+                step,
+                action,
+                issue,
+                ..
+            } => match issue {
+                Some(d) => format!(
+                    "decision made at {step} ({action}): the statutory clock stops; the licence is issued and served {} (行政许可法第四十四条)",
+                    self.due_text(d)
+                ),
+                None => format!("decision made at {step} ({action}): the statutory clock stops"),
+            },
             Event::DeadlinesRecomputed {
                 calendar, changes, ..
             } => {
@@ -1136,10 +1177,17 @@ impl Runner<'_> {
         let frozen = held.map(|(_, since)| since).or(rectifying);
         let mut clocks = Map::new();
         if let Some(d) = &s.statutory {
-            clocks.insert("statutory".into(), self.due_text_at(d, frozen).into());
+            let text = match s.decided_at {
+                Some(at) => self.decided_text(d, at),
+                None => self.due_text_at(d, frozen),
+            };
+            clocks.insert("statutory".into(), text.into());
         }
         if let Some(d) = &s.promised {
             clocks.insert("promised".into(), self.due_text_at(d, frozen).into());
+        }
+        if let Some(d) = &s.issue {
+            clocks.insert("issue".into(), self.due_text(d).into());
         }
         if !clocks.is_empty() {
             entry.insert("deadlines".into(), Value::Object(clocks));

@@ -78,6 +78,7 @@ pub struct RuleBook {
 const TIMED_WORDS: &[&str] = &[
     "promised_left",
     "statutory_left",
+    "issue_left",
     "elapsed",
     "left",
     "staff",
@@ -659,7 +660,7 @@ fn numbers(state: &CaseState, cal: &Calendar, now: Time) -> [i64; 8] {
     };
     [
         clock(&state.promised),
-        clock(&state.statutory),
+        statutory_left(state, cal, at),
         elapsed(state, cal, at),
         days(&state.promised),
         days(&state.statutory),
@@ -667,6 +668,20 @@ fn numbers(state: &CaseState, cal: &Calendar, now: Time) -> [i64; 8] {
         i64::from(state.corrections),
         i64::from(state.visits),
     ]
+}
+
+/// Working days left to the statutory deadline. The decision clock stops at
+/// the licensing decision: one made in time has met it (no deadline left to
+/// approach), one made late stays overdue by what it was at the decision.
+fn statutory_left(state: &CaseState, cal: &Calendar, at: Time) -> i64 {
+    let Some(d) = &state.statutory else {
+        return NO_DEADLINE;
+    };
+    match state.decided_at {
+        Some(decided) if d.due.is_some_and(|due| decided < due) => NO_DEADLINE,
+        Some(decided) => left(d, cal, decided.min(at)),
+        None => left(d, cal, at),
+    }
 }
 
 /// The instant the case clocks read: the end for a finished case, the start of
@@ -745,7 +760,14 @@ fn facts(
         s.push_constant("promised_left", clock(&state.promised));
     }
     if need("statutory_left") {
-        s.push_constant("statutory_left", clock(&state.statutory));
+        s.push_constant("statutory_left", statutory_left(state, cal, at));
+    }
+    if need("issue_left") {
+        // Issuing the licence (颁发、送达) runs on its own clock until the case ends.
+        let v = state.issue.as_ref().map_or(NO_DEADLINE, |d| {
+            left(d, cal, state.finished_at.unwrap_or(now))
+        });
+        s.push_constant("issue_left", v);
     }
     if need("elapsed") {
         s.push_constant("elapsed", elapsed(state, cal, at));

@@ -161,6 +161,9 @@ impl CommandError {
 
 type R<T> = Result<T, CommandError>;
 
+/// 行政许可法第四十四条: “应当自作出决定之日起十日内向申请人颁发、送达行政许可证件”.
+pub const ISSUE_WORKDAYS: u32 = 10;
+
 /// The events `command` produces on `state` at `now`, or why it is refused.
 /// `state` is `None` for a case that does not exist yet.
 pub fn apply(
@@ -405,6 +408,7 @@ impl Cx<'_> {
         };
         add("case:statutory".into(), st.statutory.as_ref());
         add("case:promised".into(), st.promised.as_ref());
+        add("case:issue".into(), st.issue.as_ref());
         for t in st.tasks.values() {
             add(format!("task:{}", t.id), t.deadline.as_ref());
         }
@@ -1322,6 +1326,28 @@ impl Cx<'_> {
         self.visit(&step);
         if accepting {
             self.accept(by.clone(), document_no.clone(), defer, defer_within)?;
+        }
+        if step.decides && kind != ActionKind::Return && self.st.decided_at.is_none() {
+            // 行政许可法第四十四条: a licence is issued and served within 10
+            // working days of the decision to grant it; a decision that ends the
+            // case (不予许可) has nothing left to issue.
+            let issue = matches!(target, Some(Target::Step(_))).then(|| {
+                self.deadline(
+                    Period {
+                        value: ISSUE_WORKDAYS,
+                        unit: Unit::Workdays,
+                    },
+                    at,
+                    0,
+                    0,
+                )
+            });
+            self.emit(Event::Decided {
+                at,
+                step: step_id.to_string(),
+                action: kind.as_str().to_string(),
+                issue,
+            });
         }
         self.follow(step_id, target.as_ref(), Some(by), document_no.as_ref())
     }

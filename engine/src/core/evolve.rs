@@ -280,12 +280,17 @@ impl CaseState {
                     }
                 }
             }
+            Event::Decided { at, issue, .. } => {
+                self.decided_at = Some(*at);
+                self.issue = issue.clone();
+            }
             Event::DeadlinesRecomputed { changes, .. } => {
                 for c in changes {
                     let d = Some(c.deadline.clone());
                     match c.key.split_once(':') {
                         Some(("case", "statutory")) => self.statutory = d,
                         Some(("case", "promised")) => self.promised = d,
+                        Some(("case", "issue")) => self.issue = d,
                         Some(("task", id)) => {
                             if let Some(t) =
                                 id.parse().ok().and_then(|id: u32| self.tasks.get_mut(&id))
@@ -394,8 +399,16 @@ impl CaseState {
             if let Some(d) = &self.promised {
                 push("case:promised".into(), d.due);
             }
-            if let Some(d) = &self.statutory {
+            // The statutory decision clock stops at the decision.
+            if let Some(d) = self
+                .statutory
+                .as_ref()
+                .filter(|_| self.decided_at.is_none())
+            {
                 push("case:statutory".into(), d.due);
+            }
+            if let Some(d) = &self.issue {
+                push("case:issue".into(), d.due);
             }
         }
         let held = self

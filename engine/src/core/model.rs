@@ -481,6 +481,14 @@ pub struct CaseState {
     pub acceptance_no: Option<String>,
     pub statutory: Option<Deadline>,
     pub promised: Option<Deadline>,
+    /// When the licensing decision was made (the step marked `decides`): the
+    /// statutory decision clock stops there (行政许可法第四十二条).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Time>,
+    /// Issuing and serving the licence after a decision to grant: 10 working
+    /// days from the decision (第四十四条), a clock of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<Deadline>,
     pub tasks: BTreeMap<u32, Task>,
     pub next_task: u32,
     pub joins: BTreeMap<String, JoinState>,
@@ -686,6 +694,16 @@ pub enum Event {
         timer: String,
         due: Time,
     },
+    /// The licensing decision was made at `step` (`action`): the statutory
+    /// clock stops; when the case goes on to issue the licence, `issue` is
+    /// its clock (10 working days, 行政许可法第四十四条).
+    Decided {
+        at: Time,
+        step: String,
+        action: String,
+        #[serde(default)]
+        issue: Option<Deadline>,
+    },
     /// Provisional deadlines recomputed with a newly deployed calendar: one
     /// event per case and calendar version, with the old and new deadlines.
     DeadlinesRecomputed {
@@ -744,6 +762,7 @@ impl Event {
             | Event::Terminated { at, .. }
             | Event::Withdrawn { at, .. }
             | Event::DeadlinesRecomputed { at, .. }
+            | Event::Decided { at, .. }
             | Event::Completed { at, .. } => *at,
         }
     }
@@ -778,6 +797,7 @@ impl Event {
             Event::Terminated { .. } => "terminated",
             Event::Withdrawn { .. } => "withdrawn",
             Event::DeadlinesRecomputed { .. } => "deadlines_recomputed",
+            Event::Decided { .. } => "decided",
             Event::Completed { .. } => "completed",
         }
     }
