@@ -425,6 +425,10 @@ impl Printer {
             }),
         );
         kv("promised", i.promised.map(|l| l.to_string()));
+        kv(
+            "correction_within",
+            i.correction_within.map(|l| l.to_string()),
+        );
         kv("mode", Some(i.mode.as_str().to_string()));
         kv(
             "fee",
@@ -803,6 +807,10 @@ impl Printer {
             }),
         );
         kv("promised", i.promised.map(|l| l.to_string()));
+        kv(
+            "correction_within",
+            i.correction_within.map(|l| l.to_string()),
+        );
         kv("mode", Some(i.mode.as_str().to_string()));
         if i.fee == Fee::default() {
             kv("fee", Some("none".into()));

@@ -66,6 +66,13 @@ impl Limit {
     /// The limit in working-day equivalents, used only for static path sums.
     /// Calendar days count as working days and hours as eighths of a day: an
     /// over-estimate is the safe side for a warning.
+    /// 行政许可法第三十二条: a correction notice within five working days of receipt.
+    pub const CORRECTION_LAW: Limit = Limit {
+        value: 5,
+        unit: Unit::Workdays,
+        span: Span { start: 0, end: 0 },
+    };
+
     /// Roughly how many calendar days the limit spans (a working week is
     /// seven days), to compare limits given in different units.
     pub fn approx_days(&self) -> f64 {
@@ -156,6 +163,10 @@ pub struct Item {
     pub item_type: Option<String>,
     pub statutory: Option<Limit>,
     pub promised: Option<Limit>,
+    /// How soon after receipt (收件) a correction notice must go out; the law's
+    /// five working days when absent (行政许可法第三十二条), never longer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction_within: Option<Limit>,
     pub kind: CaseKind,
     pub mode: Mode,
     pub fee: Fee,

@@ -590,6 +590,9 @@ impl Lower {
             },
             None => CaseKind::Promised,
         };
+        let correction_within = f
+            .take_value("correction_within")
+            .and_then(|n| self.limit(n, "correction_within"));
         let promised_node = f.take_value("promised");
         let promised = promised_node.and_then(|n| self.limit(n, "promised"));
         if promised_node.is_none() && kind == CaseKind::Promised {
@@ -728,6 +731,7 @@ impl Lower {
             item_type,
             statutory,
             promised,
+            correction_within,
             kind,
             mode,
             fee,

@@ -38,6 +38,7 @@ pub const CLASSES: &[Class] = &[
             ("approaching", "临近时限预警"),
             ("step_overdue", "环节超期"),
             ("case_overdue", "办理超期"),
+            ("acceptance_overdue", "受理超期：逾期未告知补正，视为受理"),
             (
                 "issue_overdue",
                 "颁发、送达证件超期（行政许可法第四十四条）",

@@ -40,6 +40,7 @@ pub const ITEM_KEYS: Keys = &[
     ("type", Arity::One),
     ("statutory", Arity::Limit),
     ("promised", Arity::Limit),
+    ("correction_within", Arity::Limit),
     ("kind", Arity::One),
     ("mode", Arity::One),
     ("fee", Arity::OneOrBlock),

@@ -62,6 +62,15 @@ pub fn timers(flow: &Flow, source: &str) -> Vec<Timer> {
     if let Some(l) = &flow.item.promised {
         push("item.promised".into(), "promised", None, "承诺时限", l);
     }
+    if let Some(l) = &flow.item.correction_within {
+        push(
+            "item.correction_within".into(),
+            "correction",
+            None,
+            "补正告知时限",
+            l,
+        );
+    }
     for s in flow.all_steps() {
         if let Some(l) = &s.within {
             push(format!("step.{}.within", s.id), "step", Some(s), &s.name, l);

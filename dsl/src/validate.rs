@@ -748,6 +748,19 @@ impl Ctx<'_> {
             .into_iter()
             .find(|s| s.starts_clock)
             .map_or(first.id.as_str(), |s| s.id.as_str());
+        if let Some(w) = flow.item.correction_within
+            && w.approx_days() > Limit::CORRECTION_LAW.approx_days() + 1e-9
+        {
+            self.err(
+                Diagnostic::new(
+                    Code::CorrectionWindowTooLong,
+                    w.span,
+                    format!("a correction notice within {w} is later than the law allows (5 working days)"),
+                )
+                .label("correction window")
+                .help("行政许可法第三十二条: the notice goes out on the spot or within five working days of receipt; a flow may only shorten that"),
+            );
+        }
         if let (Some(promised), Some(statutory)) = (flow.item.promised, flow.item.statutory)
             && promised.approx_days() > statutory.approx_days() + 1e-9
         {

@@ -440,6 +440,11 @@ fn generate(seed: u64) -> Flow {
             } else {
                 None
             },
+            correction_within: g.rng.chance(30).then_some(Limit {
+                value: 3,
+                unit: Unit::Workdays,
+                span: Span::default(),
+            }),
             kind,
             mode: g.rng.pick(&[
                 Mode::Window,

@@ -1115,6 +1115,37 @@ impl Runner<'_> {
                 }
                 s
             }
+            Event::Received {
+                resubmission,
+                window,
+                ..
+            } => format!(
+                "{} (收件): a correction notice is due by {} at the latest (行政许可法第三十二条)",
+                if *resubmission {
+                    "resubmission received"
+                } else {
+                    "application received"
+                },
+                window.due_date.map_or("—".to_string(), |d| d.to_string())
+            ),
+            Event::DeemedAccepted {
+                received_at,
+                statutory,
+                promised,
+                ..
+            } => {
+                let mut s = format!(
+                    "deemed accepted (视为受理) as of {}: no notice in time (行政许可法第三十二条); clocks run from receipt",
+                    fmt_time(*received_at)
+                );
+                if let Some(d) = statutory {
+                    s.push_str(&format!("; statutory {}", self.due_text(d)));
+                }
+                if let Some(d) = promised {
+                    s.push_str(&format!("; promised {}", self.due_text(d)));
+                }
+                s
+            }
             Event::Decided {
                 step,
                 action,

@@ -782,6 +782,7 @@ fn facts(
     if need("statutory_days") {
         s.push_constant("statutory_days", days(&state.statutory));
     }
+    s.push_constant("deemed_accepted", state.deemed_accepted);
     s.push_constant("returns", i64::from(state.returns));
     s.push_constant("corrections", i64::from(state.corrections));
     s.push_constant("visits", i64::from(state.visits));

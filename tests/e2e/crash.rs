@@ -153,7 +153,7 @@ fn sigkill_mid_load_loses_nothing_and_applies_nothing_twice() {
     }
     // Timers that fell due while down fire, once each: the cases accepted
     // before the crash and still open (an acceptance replayed after the restart
-    // starts its clocks 40 days later, past the calendar's range).
+    // starts its clocks 40 days later).
     let accepted_before: BTreeSet<String> = acked
         .iter()
         .filter(|s| s.key.ends_with("-accept"))
@@ -162,8 +162,12 @@ fn sigkill_mid_load_loses_nothing_and_applies_nothing_twice() {
     let open: Vec<String> = accepted_before
         .iter()
         .filter(|no| {
+            // Still before the decision: the statutory timer stops at the
+            // decision (行政许可法第四十二条), so decided cases have none left.
             let events = event_types(port, no);
-            !events.iter().any(|e| e["type"] == "completed")
+            !events
+                .iter()
+                .any(|e| e["type"] == "completed" || e["type"] == "decided")
         })
         .cloned()
         .collect();

@@ -59,15 +59,31 @@ pub enum CommandError {
     #[error("material `{material}` cannot be deferred: {why}")]
     NotDeferrable { material: String, why: String },
     #[error(
-        "the correction notice must list every missing material in one notice (补齐补正); it leaves out: {left_out}"
+        "行政许可法第三十二条（一次性告知）：补正告知须一次列出事项全部缺少的必要材料，漏列 {left_out} / art. 32: the correction notice must list every missing material of the item in one notice (补齐补正); it leaves out: {left_out}"
     )]
     IncompleteNotice { left_out: String },
     #[error("nothing is missing: name the materials to correct in `missing`")]
     EmptyNotice,
     #[error(
-        "a correction (补正) comes before acceptance; case {case_no} was accepted — use a return or a special procedure"
+        "行政许可法第三十二条：补正告知在受理之前；办件 {case_no} 已受理（或因逾期未告知已视为受理），不能再要求补正 / a correction notice comes before acceptance (art. 32); case {case_no} is accepted — use a return or a special procedure"
     )]
     CorrectionAfterAcceptance { case_no: String },
+    #[error(
+        "行政许可法第三十二条：补正告知应在收件后 {due_date} 之前一次发出，已逾期；申请自收件之日起视为受理 / art. 32: the correction notice was due by {due_date}; the application counts as accepted as of receipt"
+    )]
+    CorrectionLate { due_date: String },
+    #[error(
+        "行政许可法第三十二条（一次性告知）：第二次补正告知只能针对重新提交后出现的问题，{outside} 不在其中 / art. 32 (one notice): a second notice may only name problems the resubmission introduced; {outside} are not among them (first notice: {first}; resubmitted: {resubmitted})"
+    )]
+    SecondNotice {
+        outside: String,
+        first: String,
+        resubmitted: String,
+    },
+    #[error(
+        "行政许可法第三十二条（一次性告知）：第二次补正告知须写明理由（opinion） / art. 32 (one notice): a second notice needs its reason in `opinion`"
+    )]
+    SecondNoticeReason,
     #[error(
         "special procedure `{kind}` is not declared at step `{step}`; declared there: {allowed}"
     )]
@@ -138,6 +154,9 @@ impl CommandError {
             CommandError::IncompleteNotice { .. } => "correction.incomplete",
             CommandError::EmptyNotice => "correction.empty",
             CommandError::CorrectionAfterAcceptance { .. } => "correction.after_acceptance",
+            CommandError::CorrectionLate { .. } => "correction.late",
+            CommandError::SecondNotice { .. } => "correction.second_notice",
+            CommandError::SecondNoticeReason => "correction.second_notice_reason",
             CommandError::SpecialNotAllowed { .. } => "special.not_allowed",
             CommandError::StepNotActive { .. } => "step.not_active",
             CommandError::AlreadySuspended { .. } => "special.already_suspended",
@@ -545,12 +564,73 @@ impl Cx<'_> {
         }
         if self.flow.acceptance_step().is_none() {
             self.accept(Actor::system(), None, &[], None)?;
+        } else {
+            self.receive(false);
         }
         let first = f.steps.first().map(|s| s.id.clone());
         match first {
             Some(id) => self.enter(&id),
             None => Ok(()),
         }
+    }
+
+    /// 收件: the office received a submission of an item with legal clocks;
+    /// a correction notice is due within the item's window (five working
+    /// days at most, 行政许可法第三十二条).
+    fn receive(&mut self, resubmission: bool) {
+        let item = &self.flow.flow.item;
+        // The rule is the licensing law's: items of other kinds (备案, 督办 …)
+        // keep their own acceptance practice.
+        if item.item_type.as_deref() != Some("行政许可")
+            || (item.statutory.is_none() && item.promised.is_none())
+        {
+            return;
+        }
+        let limit = item
+            .correction_within
+            .unwrap_or(govflow_dsl::ir::Limit::CORRECTION_LAW);
+        let at = self.now;
+        let window = self.deadline(Self::period(&limit), at, 0, 0);
+        self.emit(Event::Received {
+            at,
+            resubmission,
+            window,
+        });
+    }
+
+    /// The correction window passed with neither acceptance nor a notice: the
+    /// application counts as accepted on the day it was received.
+    fn deem_accepted(&mut self) {
+        let Some(received_at) = self.st.received_at else {
+            return;
+        };
+        let f = &self.flow.flow;
+        let statutory = f
+            .item
+            .statutory
+            .as_ref()
+            .map(|l| self.deadline(Self::period(l), received_at, 0, 0));
+        let promised = f
+            .item
+            .promised
+            .as_ref()
+            .map(|l| self.deadline(Self::period(l), received_at, 0, 0));
+        let due = self
+            .st
+            .receipt_window
+            .as_ref()
+            .and_then(|w| w.due_date)
+            .map_or(String::new(), |d| d.to_string());
+        let at = self.now;
+        self.emit(Event::DeemedAccepted {
+            at,
+            received_at,
+            reason: format!(
+                "行政许可法第三十二条：收件后至 {due} 既未受理也未一次告知补正，自收到申请材料之日起即为受理 / no acceptance and no correction notice by {due}: accepted by law as of receipt (art. 32)"
+            ),
+            statutory,
+            promised,
+        });
     }
 
     fn submit(&mut self, materials: &[MaterialIn], data: &Data) -> R<()> {
@@ -575,6 +655,7 @@ impl Cx<'_> {
         if self.st.status == Status::Correcting
             && let Some((reopen, _)) = self.st.correction.clone()
         {
+            self.receive(true);
             return self.enter(&reopen);
         }
         let waiting: Vec<(String, u32, Option<Time>)> = self
@@ -1222,7 +1303,16 @@ impl Cx<'_> {
                     case_no: self.st.case_no.clone(),
                 });
             }
-            let expected = self.missing_required(Some(&step), &[]);
+            if let Some(w) = &self.st.receipt_window
+                && w.due.is_some_and(|due| self.now >= due)
+            {
+                return Err(CommandError::CorrectionLate {
+                    due_date: w.due_date.map_or(String::new(), |d| d.to_string()),
+                });
+            }
+            // One notice lists everything to correct: every required material of
+            // the item that is missing, not only the current step's (art. 32).
+            let expected = self.missing_required(None, &[]);
             for m in missing {
                 if !self.flow.flow.materials.iter().any(|x| &x.id == m) {
                     return Err(CommandError::UnknownMaterial {
@@ -1244,6 +1334,31 @@ impl Cx<'_> {
             };
             if notice.is_empty() {
                 return Err(CommandError::EmptyNotice);
+            }
+            if let Some(last) = self.st.last_notice_at {
+                // A second notice: only what the first one named, or what the
+                // resubmission brought (a problem it introduced), with a reason.
+                let resubmitted: Vec<&String> = self
+                    .st
+                    .materials
+                    .iter()
+                    .filter(|(_, m)| m.at > last)
+                    .map(|(id, _)| id)
+                    .collect();
+                let outside: Vec<&String> = notice
+                    .iter()
+                    .filter(|m| !self.st.notified.contains(*m) && !resubmitted.contains(m))
+                    .collect();
+                if !outside.is_empty() {
+                    return Err(CommandError::SecondNotice {
+                        outside: list(outside),
+                        first: list(&self.st.notified),
+                        resubmitted: list(resubmitted),
+                    });
+                }
+                if opinion.as_deref().is_none_or(|o| o.trim().is_empty()) {
+                    return Err(CommandError::SecondNoticeReason);
+                }
             }
             let reopen = match &target {
                 Some(Target::Step(s)) => s.clone(),
@@ -1812,6 +1927,10 @@ impl Cx<'_> {
         let (kind, rest) = key.split_once(':').unwrap_or((key, ""));
         match kind {
             "wait" => self.end_wait(rest, "timer"),
+            "case" if rest == "receipt" => {
+                self.deem_accepted();
+                Ok(())
+            }
             "resubmit" => {
                 self.finish_abnormally(
                     "申请人逾期未按统一整改意见提交材料 (resubmission overdue)",

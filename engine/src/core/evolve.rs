@@ -92,10 +92,15 @@ impl CaseState {
             }
             Event::DecisionMade { .. } => {}
             Event::CorrectionRequested {
-                reopen, missing, ..
+                at,
+                reopen,
+                missing,
+                ..
             } => {
                 self.status = Status::Correcting;
                 self.corrections += 1;
+                self.notified.extend(missing.iter().cloned());
+                self.last_notice_at = Some(*at);
                 self.correction = Some((reopen.clone(), missing.clone()));
             }
             Event::Accepted {
@@ -280,6 +285,22 @@ impl CaseState {
                     }
                 }
             }
+            Event::Received { at, window, .. } => {
+                self.received_at = Some(*at);
+                self.receipt_window = Some(window.clone());
+            }
+            Event::DeemedAccepted {
+                received_at,
+                statutory,
+                promised,
+                ..
+            } => {
+                self.status = Status::Accepted;
+                self.accepted_at = Some(*received_at);
+                self.deemed_accepted = true;
+                self.statutory = statutory.clone();
+                self.promised = promised.clone();
+            }
             Event::Decided { at, issue, .. } => {
                 self.decided_at = Some(*at);
                 self.issue = issue.clone();
@@ -409,6 +430,13 @@ impl CaseState {
             }
             if let Some(d) = &self.issue {
                 push("case:issue".into(), d.due);
+            }
+            // 收件 → 受理 or one correction notice within the window (art. 32).
+            if self.accepted_at.is_none()
+                && self.status == Status::Applied
+                && let Some(w) = &self.receipt_window
+            {
+                push("case:receipt".into(), w.due);
             }
         }
         let held = self

@@ -478,6 +478,23 @@ pub struct CaseState {
     pub materials: BTreeMap<String, MaterialState>,
     pub accepted_at: Option<Time>,
     pub accepted_by: Option<Actor>,
+    /// 收件: when the latest submission (the application, or a resubmission
+    /// after a correction notice) was received, and by when the office must
+    /// accept it or send one correction notice (行政许可法第三十二条).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_window: Option<Deadline>,
+    /// Accepted by operation of law: no notice went out in time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deemed_accepted: bool,
+    /// Materials named in the correction notices so far, and when the last
+    /// notice went out (a second notice may only name these, or problems the
+    /// resubmission introduced).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub notified: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_notice_at: Option<Time>,
     pub acceptance_no: Option<String>,
     pub statutory: Option<Deadline>,
     pub promised: Option<Deadline>,
@@ -694,6 +711,25 @@ pub enum Event {
         timer: String,
         due: Time,
     },
+    /// 收件: a submission was received (the application, or a resubmission
+    /// after a correction notice); `window` is when a correction notice is due
+    /// at the latest (行政许可法第三十二条).
+    Received {
+        at: Time,
+        #[serde(default)]
+        resubmission: bool,
+        window: Deadline,
+    },
+    /// No correction notice went out within the window: the application counts
+    /// as accepted on the day it was received, and the clocks run from then
+    /// (行政许可法第三十二条: “逾期不告知的，自收到申请材料之日起即为受理”).
+    DeemedAccepted {
+        at: Time,
+        received_at: Time,
+        reason: String,
+        statutory: Option<Deadline>,
+        promised: Option<Deadline>,
+    },
     /// The licensing decision was made at `step` (`action`): the statutory
     /// clock stops; when the case goes on to issue the licence, `issue` is
     /// its clock (10 working days, 行政许可法第四十四条).
@@ -763,6 +799,8 @@ impl Event {
             | Event::Withdrawn { at, .. }
             | Event::DeadlinesRecomputed { at, .. }
             | Event::Decided { at, .. }
+            | Event::Received { at, .. }
+            | Event::DeemedAccepted { at, .. }
             | Event::Completed { at, .. } => *at,
         }
     }
@@ -798,6 +836,8 @@ impl Event {
             Event::Withdrawn { .. } => "withdrawn",
             Event::DeadlinesRecomputed { .. } => "deadlines_recomputed",
             Event::Decided { .. } => "decided",
+            Event::Received { .. } => "received",
+            Event::DeemedAccepted { .. } => "deemed_accepted",
             Event::Completed { .. } => "completed",
         }
     }
