@@ -13,7 +13,7 @@ const TEXT = {
     load: '载入', noProblems: '没有问题', problems: '个问题', errors: '错误', warnings: '警告',
     diagram: '流程图', timers: '时限', timer: '时限', kind: '类型', value: '数值', unit: '单位', line: '行',
     workdays: '工作日', days: '自然日', hours: '小时',
-    statutory: '法定时限', promised: '承诺时限', step: '环节时限', wait: '等待', resubmit: '重新提交',
+    statutory: '法定时限', promised: '承诺时限', issue: '颁发送达时限', receipt: '补正告知期限', decidedAt: '已作出决定', step: '环节时限', wait: '等待', resubmit: '重新提交',
     consolidate: '汇总意见', diffTitle: '与运行版本的差异', noChanges: '与运行版本相同，无需部署。',
     deployedOk: '已部署版本', unchanged: '文本未变，版本不变', editorHelp: '按 Esc 再按 Tab 离开编辑器；Ctrl+S 部署。',
     ruleFiles: '规则文件', tryIt: '试运行', tryCase: '办件编号', tryAt: '时间（默认现在）', run: '运行',
@@ -60,7 +60,7 @@ const TEXT = {
     load: 'Load', noProblems: 'No problems', problems: 'problem(s)', errors: 'errors', warnings: 'warnings',
     diagram: 'Diagram', timers: 'Deadlines', timer: 'Deadline', kind: 'Kind', value: 'Value', unit: 'Unit', line: 'Line',
     workdays: 'working days', days: 'calendar days', hours: 'hours',
-    statutory: 'Statutory', promised: 'Promised', step: 'Step', wait: 'Wait', resubmit: 'Resubmission',
+    statutory: 'Statutory', promised: 'Promised', issue: 'Issue the licence', receipt: 'Correction notice due', decidedAt: 'decided', step: 'Step', wait: 'Wait', resubmit: 'Resubmission',
     consolidate: 'Consolidation', diffTitle: 'Changes against the running version', noChanges: 'Same as the running version: nothing to deploy.',
     deployedOk: 'Deployed version', unchanged: 'Same text: version unchanged', editorHelp: 'Esc then Tab leaves the editor; Ctrl+S deploys.',
     ruleFiles: 'Rule files', tryIt: 'Try it', tryCase: 'Case number', tryAt: 'At (default now)', run: 'Run',
@@ -699,7 +699,7 @@ function stepIndex(ir) {
 }
 
 const EVENT_NAMES = {
-  zh: { case_started: '登记', materials_received: '收到材料', task_opened: '环节开始', task_completed: '环节办结', accepted: '受理', visit_recorded: '现场跑动', parallel_started: '并联开始', lane_finished: '并联分支完成', joined: '并联汇合', completed: '办结', correction_requested: '一次性告知补正', special_started: '特别程序开始', special_ended: '特别程序结束', deadlines_moved: '时限顺延', deadlines_recomputed: '按新日历重算时限', deadline_passed: '时限届满', terminated: '中止', withdrawn: '撤回', decision_made: '分支判断', data_set: '数据' },
+  zh: { case_started: '登记', materials_received: '收到材料', task_opened: '环节开始', task_completed: '环节办结', accepted: '受理', visit_recorded: '现场跑动', parallel_started: '并联开始', lane_finished: '并联分支完成', joined: '并联汇合', completed: '办结', correction_requested: '一次性告知补正', special_started: '特别程序开始', special_ended: '特别程序结束', deadlines_moved: '时限顺延', deadlines_recomputed: '按新日历重算时限', received: '收件', deemed_accepted: '视为受理（逾期未告知补正）', decided: '作出决定（法定时限停止）', deadline_passed: '时限届满', terminated: '中止', withdrawn: '撤回', decision_made: '分支判断', data_set: '数据' },
   en: {},
 };
 
@@ -718,7 +718,7 @@ async function pageCase(m, no) {
     const id = g.getAttribute('data-id');
     if (active.has(id)) g.classList.add('active'); else if (done.has(id)) g.classList.add('done');
   });
-  const clocks = ['statutory', 'promised'].map((k) => c.deadlines[k] ? h('div', { class: 'fact' }, t(k), h('b', {}, leftPill(c.deadlines[k])), h('span', { class: 'small muted' }, `${limitText(c.deadlines[k].limit)} · ${t('due')} ${c.deadlines[k].due_date || ''}${c.deadlines[k].suspended ? ' · ' + t('suspended') : ''}`)) : null);
+  const clocks = ['statutory', 'promised', 'issue', 'receipt'].map((k) => c.deadlines[k] ? h('div', { class: 'fact' }, t(k), k === 'statutory' && c.decided_at ? h('b', {}, pill(t('decidedAt'), 'ok')) : h('b', {}, leftPill(c.deadlines[k])), h('span', { class: 'small muted' }, `${limitText(c.deadlines[k].limit)} · ${t('due')} ${c.deadlines[k].due_date || ''}${c.deadlines[k].suspended ? ' · ' + t('suspended') : ''}`)) : null);
   const facts = h('div', { class: 'facts' }, clocks,
     h('div', { class: 'fact' }, t('visits'), h('b', {}, c.visits)), h('div', { class: 'fact' }, t('returns'), h('b', {}, c.returns)),
     h('div', { class: 'fact' }, t('corrections'), h('b', {}, c.corrections)),

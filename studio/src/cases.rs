@@ -279,7 +279,12 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
         "deadlines": {
             "statutory": s.statutory.as_ref().map(clock),
             "promised": s.promised.as_ref().map(clock),
+            "issue": s.issue.as_ref().map(clock),
+            "receipt": s.receipt_window.as_ref().filter(|_| s.accepted_at.is_none()).map(clock),
         },
+        "received_at": s.received_at,
+        "deemed_accepted": s.deemed_accepted,
+        "decided_at": s.decided_at,
         "tasks": tasks,
         // The durable timers the case holds now (deadlines not yet passed, waits).
         "timers": s.timers().iter().map(|t| json!({"key": t.key, "due": t.due})).collect::<Vec<_>>(),
