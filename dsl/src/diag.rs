@@ -54,6 +54,7 @@ codes! {
     LimitsExceedStatutory => "flow::limits_exceed_statutory", Error, "step limits on some path from acceptance add up to more than the statutory limit";
     PromisedOverStatutory => "flow::promised_over_statutory", Error, "a promised limit longer than the statutory limit";
     CorrectionWindowTooLong => "flow::correction_window_too_long", Error, "a correction notice window longer than the law's five working days";
+    MissingLegalBasis => "flow::missing_legal_basis", Error, "procedures declared to stop the statutory clock without the law that says so";
     VisitBoundExceeded => "flow::visit_bound_exceeded", Error, "a path with more on-site visits than the online mode allows";
     RhaiSyntax => "flow::rhai_syntax", Error, "a rhai expression that does not compile";
     EmptyBlock => "flow::empty_block", Error, "a flow, parallel block or branch without steps";

@@ -471,6 +471,17 @@ impl Printer {
         kv("online_payment", i.online_payment.map(|b| b.to_string()));
         kv("delivery", i.delivery.map(|b| b.to_string()));
         kv("co_handling", list(&i.co_handling));
+        kv("stops_statutory", list(&i.stops_statutory));
+        kv(
+            "stops_statutory_basis",
+            i.stops_statutory_basis.as_deref().map(crate::text::quote),
+        );
+        kv(
+            "stops_promised",
+            i.stops_promised
+                .as_ref()
+                .map(|v| list(v).unwrap_or_else(|| "[]".into())),
+        );
         for k in crate::schema::ITEM_TEXT_KEYS {
             if let Some(v) = i.text.get(*k) {
                 kv(k, Some(crate::text::quote(v)));
@@ -851,6 +862,17 @@ impl Printer {
         kv("online_payment", i.online_payment.map(|b| b.to_string()));
         kv("delivery", i.delivery.map(|b| b.to_string()));
         kv("co_handling", list(&i.co_handling));
+        kv("stops_statutory", list(&i.stops_statutory));
+        kv(
+            "stops_statutory_basis",
+            i.stops_statutory_basis.as_deref().map(q),
+        );
+        kv(
+            "stops_promised",
+            i.stops_promised
+                .as_ref()
+                .map(|v| list(v).unwrap_or_else(|| "[]".into())),
+        );
         for k in crate::schema::ITEM_TEXT_KEYS {
             if let Some(v) = i.text.get(*k) {
                 kv(k, Some(q(v)));

@@ -182,6 +182,16 @@ pub struct Item {
     pub online_payment: Option<bool>,
     pub delivery: Option<bool>,
     pub co_handling: Vec<String>,
+    /// Special procedures that stop the statutory clock for this item beyond
+    /// 行政许可法第四十五条's list (a specific law adds them), with that law.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stops_statutory: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_statutory_basis: Option<String>,
+    /// The special procedures that pause the promised clock (the office's own
+    /// commitment); every class-B procedure when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_promised: Option<Vec<String>>,
     /// Free-text elements (设定依据, 受理条件, 办理地点 …) by key.
     pub text: BTreeMap<String, String>,
 }
@@ -500,7 +510,11 @@ pub struct End {
     pub span: Span,
 }
 
-/// The special procedures the language knows; `A` extends, `B` suspends the clock.
+/// The special procedures the language knows (the guide's 附录三): `A`
+/// extends the period; everything else is class `B`. Which clocks a B
+/// procedure stops is not the kind's but the law's: the statutory clock for
+/// those 行政许可法第四十五条 lists (and those an item adds with its law), the
+/// promised clock as the item declares (engine `core::apply::ART45_PROCEDURES`).
 pub const SPECIAL_EXTENSION: &[&str] = &["延长审批", "延长", "extension"];
 pub const SPECIAL_SUSPENDING: &[&str] = &[
     "听证",
@@ -509,11 +523,21 @@ pub const SPECIAL_SUSPENDING: &[&str] = &[
     "专家评审",
     "检验检测",
     "检验检测检疫鉴定",
+    "检验",
+    "检测",
     "检疫",
     "鉴定",
     "招标",
     "拍卖",
+    "招标拍卖",
     "公示",
+    "书面审查",
+    "考试",
+    "考核",
+    "考试考核",
+    "技术审查",
+    "听取利害关系人意见",
+    "集体审查",
     "hearing",
     "inspection",
     "expert_review",

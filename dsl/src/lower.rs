@@ -689,6 +689,16 @@ impl Lower {
             .take_value("co_handling")
             .map(|n| self.strings(n, "co_handling"))
             .unwrap_or_default();
+        let stops_statutory = f
+            .take_value("stops_statutory")
+            .map(|n| self.strings(n, "stops_statutory"))
+            .unwrap_or_default();
+        let stops_statutory_basis = f
+            .take_value("stops_statutory_basis")
+            .and_then(|n| self.string(n, "stops_statutory_basis"));
+        let stops_promised = f
+            .take_value("stops_promised")
+            .map(|n| self.strings(n, "stops_promised"));
         let mut text = BTreeMap::new();
         for key in schema::ITEM_TEXT_KEYS {
             if let Some(n) = f.take_value(key)
@@ -747,6 +757,9 @@ impl Lower {
             online_payment,
             delivery,
             co_handling,
+            stops_statutory,
+            stops_statutory_basis,
+            stops_promised,
             text,
         })
     }

@@ -748,6 +748,50 @@ impl Ctx<'_> {
             .into_iter()
             .find(|s| s.starts_clock)
             .map_or(first.id.as_str(), |s| s.id.as_str());
+        for (key, names) in [
+            ("stops_statutory", &flow.item.stops_statutory),
+            (
+                "stops_promised",
+                &flow.item.stops_promised.clone().unwrap_or_default(),
+            ),
+        ] {
+            for n in names.iter() {
+                if !SPECIAL_SUSPENDING.contains(&n.as_str()) {
+                    let help = match did_you_mean(n, SPECIAL_SUSPENDING.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "class-B special procedures: {}",
+                            SPECIAL_SUSPENDING.join(", ")
+                        ),
+                    };
+                    self.err(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            flow.span,
+                            format!(
+                                "`{key}` names `{n}`, which is not a class-B special procedure"
+                            ),
+                        )
+                        .label("unknown special procedure")
+                        .help(help),
+                    );
+                }
+            }
+        }
+        if !flow.item.stops_statutory.is_empty() && flow.item.stops_statutory_basis.is_none() {
+            self.err(
+                Diagnostic::new(
+                    Code::MissingLegalBasis,
+                    flow.span,
+                    format!(
+                        "`stops_statutory [{}]` stops the statutory clock beyond 行政许可法第四十五条 without naming the law that says so",
+                        flow.item.stops_statutory.join(", ")
+                    ),
+                )
+                .label("no `stops_statutory_basis`")
+                .help("add `stops_statutory_basis \"《…》第…条\"`: only a law or regulation can exclude more time from the statutory period (第四十五条)"),
+            );
+        }
         if let Some(w) = flow.item.correction_within
             && w.approx_days() > Limit::CORRECTION_LAW.approx_days() + 1e-9
         {

@@ -473,6 +473,17 @@ fn generate(seed: u64) -> Flow {
             online_payment: None,
             delivery: None,
             co_handling: Vec::new(),
+            stops_statutory: if g.rng.chance(30) {
+                vec!["实地核查".into()]
+            } else {
+                Vec::new()
+            },
+            stops_statutory_basis: Some("《某某条例》第十条".into()),
+            stops_promised: match g.rng.below(3) {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => Some(vec!["听证".into(), "专家评审".into()]),
+            },
             text,
         },
         departments: g.depts.clone(),

@@ -1074,9 +1074,25 @@ impl Runner<'_> {
             Event::SpecialStarted { special, .. } => format!(
                 "special procedure {} ({}) started at {}{}",
                 special.kind,
-                match special.class {
-                    crate::core::SpecialClass::A => "A: extension requested",
-                    crate::core::SpecialClass::B => "B: clock suspended",
+                match (
+                    special.class,
+                    special.stops_statutory,
+                    special.stops_promised
+                ) {
+                    (crate::core::SpecialClass::A, ..) => "A: extension requested".to_string(),
+                    (_, true, true) => format!(
+                        "B: statutory and promised clocks stop ({}); notice {}",
+                        special.basis.as_deref().unwrap_or("行政许可法第四十五条"),
+                        special.notice.as_deref().unwrap_or("—")
+                    ),
+                    (_, true, false) => format!(
+                        "B: statutory clock stops ({}); notice {}",
+                        special.basis.as_deref().unwrap_or("行政许可法第四十五条"),
+                        special.notice.as_deref().unwrap_or("—")
+                    ),
+                    (_, false, true) =>
+                        "B: promised clock pauses; statutory clock runs".to_string(),
+                    (_, false, false) => "B: recorded; no clock stops".to_string(),
                 },
                 special.step,
                 special
@@ -1193,24 +1209,18 @@ impl Runner<'_> {
         if s.status == Status::Completed || s.status.is_finished() {
             return;
         }
-        let held = s.suspended.and_then(|(id, since)| {
-            s.specials
-                .iter()
-                .find(|x| x.id == id)
-                .map(|x| (x, since.date()))
-        });
-        let rectifying = s
-            .joint
-            .values()
-            .filter_map(|j| j.rectifying_since.filter(|_| j.awaiting_resubmission))
-            .map(|t| t.date())
-            .min();
-        let frozen = held.map(|(_, since)| since).or(rectifying);
+        // Each clock stands still only for what stops it (行政许可法第四十五条).
+        let held = s
+            .held()
+            .filter(|(sp, _)| sp.stops_promised)
+            .map(|(sp, since)| (sp, since.date()));
+        let frozen_statutory = s.held_statutory().map(|t| t.date());
+        let frozen = s.held_promised().map(|t| t.date());
         let mut clocks = Map::new();
         if let Some(d) = &s.statutory {
             let text = match s.decided_at {
                 Some(at) => self.decided_text(d, at),
-                None => self.due_text_at(d, frozen),
+                None => self.due_text_at(d, frozen_statutory),
             };
             clocks.insert("statutory".into(), text.into());
         }

@@ -441,16 +441,10 @@ impl RuleBook {
                         m.insert("name".into(), t.name.clone().into());
                         m.insert("department".into(), t.department.clone().into());
                         m.insert("risk_point".into(), t.risk_point.into());
+                        // The step's clock pauses with the promised one.
                         let frozen = state
-                            .suspended
-                            .and_then(|(id, since)| {
-                                state
-                                    .specials
-                                    .iter()
-                                    .find(|s| s.id == id)
-                                    .map(|s| (s, since))
-                            })
-                            .filter(|(s, _)| s.step == t.step)
+                            .held()
+                            .filter(|(s, _)| s.step == t.step && s.stops_promised)
                             .map(|(_, since)| since);
                         m.insert(
                             "left".into(),
@@ -660,7 +654,7 @@ fn numbers(state: &CaseState, cal: &Calendar, now: Time) -> [i64; 8] {
     };
     [
         clock(&state.promised),
-        statutory_left(state, cal, at),
+        statutory_left(state, cal, now),
         elapsed(state, cal, at),
         days(&state.promised),
         days(&state.statutory),
@@ -673,9 +667,15 @@ fn numbers(state: &CaseState, cal: &Calendar, now: Time) -> [i64; 8] {
 /// Working days left to the statutory deadline. The decision clock stops at
 /// the licensing decision: one made in time has met it (no deadline left to
 /// approach), one made late stays overdue by what it was at the decision.
-fn statutory_left(state: &CaseState, cal: &Calendar, at: Time) -> i64 {
+fn statutory_left(state: &CaseState, cal: &Calendar, now: Time) -> i64 {
     let Some(d) = &state.statutory else {
         return NO_DEADLINE;
+    };
+    // It stands still only for what stops it (行政许可法第四十五条).
+    let at = match (state.finished_at, state.held_statutory()) {
+        (Some(f), _) => f,
+        (None, Some(since)) => since,
+        (None, None) => now,
     };
     match state.decided_at {
         Some(decided) if d.due.is_some_and(|due| decided < due) => NO_DEADLINE,
@@ -684,26 +684,20 @@ fn statutory_left(state: &CaseState, cal: &Calendar, at: Time) -> i64 {
     }
 }
 
-/// The instant the case clocks read: the end for a finished case, the start of
-/// the stop while they stand still, else now.
+/// The instant the promised clock (and the figures that follow it) reads:
+/// the end for a finished case, the start of the stop while it stands still,
+/// else now.
 fn clock_instant(state: &CaseState, now: Time) -> Time {
-    match (state.finished_at, stopped_since(state)) {
+    match (state.finished_at, state.held_promised()) {
         (Some(f), _) => f,
         (None, Some(since)) => since,
         (None, None) => now,
     }
 }
 
-/// Since when the clocks stand still (a B procedure, the applicant's rectification).
+/// Since when some clock stands still (a B procedure, the applicant's rectification).
 fn stopped_since(state: &CaseState) -> Option<Time> {
-    state.suspended.map(|(_, since)| since).or_else(|| {
-        state
-            .joint
-            .values()
-            .filter(|j| j.awaiting_resubmission)
-            .filter_map(|j| j.rectifying_since)
-            .min()
-    })
+    state.held_promised().or_else(|| state.held_statutory())
 }
 
 /// Working days since acceptance, not counting the days the clock stood still.
@@ -760,7 +754,7 @@ fn facts(
         s.push_constant("promised_left", clock(&state.promised));
     }
     if need("statutory_left") {
-        s.push_constant("statutory_left", statutory_left(state, cal, at));
+        s.push_constant("statutory_left", statutory_left(state, cal, now));
     }
     if need("issue_left") {
         // Issuing the licence (颁发、送达) runs on its own clock until the case ends.

@@ -32,7 +32,7 @@ const TEXT = {
     notice: '预警', yellow: '黄牌', red: '红牌', state: '状态', issued: '出牌时间', coverage: '覆盖',
     holidays: '节假日与调休', off: '休', work: '班', regions: '地区日历', year: '年份',
     newUser: '新建用户', name: '姓名', role: '角色', position: '岗位', create: '创建', audit: '审计日志',
-    othersTask: '由其他部门办理', addRole: '添加角色', newToken: '签发 API 令牌（仅显示一次）', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
+    othersTask: '由其他部门办理', addRole: '添加角色', newToken: '签发 API 令牌（仅显示一次）', reviewReply: '审核回复', replyOrder: '回复督办', reason: '事由', days: '天数', startSpecial: '申请特别程序', specialNotice: '书面告知书', specialNoticeHint: '文号或日期（第四十五条所列程序必填）', endSpecial: '结束', result: '结果', finishedSpecial: '已完成', extension: '延期审批中', claim: '认领', release: '释放', claimedBy: '已被认领：', claimedByMe: '我已认领', riskPoint: '风险点', loading: '加载中…', saved: '已保存', forbidden: '无权办理', by: '办理人',
     statusNames: { applied: '已申请', registered: '已登记', correcting: '补正中', accepted: '已受理', suspended: '挂起', completed: '已办结', terminated: '已中止', withdrawn: '已撤回', pre_review: '预审中' },
     states: { pending: '预警中', issued: '已出牌', ordered: '已督办', closed: '已关闭', cancelled: '已解除', revoked: '申诉撤销', verified: '核实关闭' },
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
@@ -79,7 +79,7 @@ const TEXT = {
     notice: 'Notice', yellow: 'Yellow', red: 'Red', state: 'State', issued: 'Issued', coverage: 'Covers',
     holidays: 'Holidays and make-up days', off: 'off', work: 'work', regions: 'Region calendars', year: 'Year',
     newUser: 'New user', name: 'Name', role: 'Role', position: 'Position', create: 'Create', audit: 'Audit log',
-    othersTask: 'Handled by another department', addRole: 'Add role', newToken: 'Issue an API token (shown once)', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
+    othersTask: 'Handled by another department', addRole: 'Add role', newToken: 'Issue an API token (shown once)', reviewReply: 'review of the reply', replyOrder: 'reply', reason: 'Reason', days: 'Days', startSpecial: 'Start a special procedure', specialNotice: 'Written notice', specialNoticeHint: 'number or date (required when it stops the statutory clock)', endSpecial: 'End', result: 'Result', finishedSpecial: 'done', extension: 'extension pending', claim: 'Claim', release: 'Release', claimedBy: 'Claimed by', claimedByMe: 'Mine', riskPoint: 'risk point', loading: 'Loading…', saved: 'Saved', forbidden: 'Not allowed', by: 'By',
     statusNames: {},
     states: {},
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
@@ -803,14 +803,15 @@ function taskBox(c, task, step, ir, mine) {
     const kind = h('select', { 'aria-label': t('specials') }, kinds.map((k) => h('option', { value: k }, k)));
     const reason = h('input', { 'aria-label': t('reason'), placeholder: t('reason'), class: 'special-reason' });
     const days = h('input', { type: 'number', min: 1, max: 365, value: 5, 'aria-label': t('days'), style: 'width:5rem' });
+    const notice = h('input', { 'aria-label': t('specialNotice'), placeholder: t('specialNoticeHint'), class: 'special-notice' });
     return h('details', { class: 'special' }, h('summary', {}, t('startSpecial')),
-      h('div', { class: 'row' }, h('label', {}, t('specials'), kind), h('label', {}, t('reason'), reason), h('label', {}, t('days'), days),
+      h('div', { class: 'row' }, h('label', {}, t('specials'), kind), h('label', {}, t('reason'), reason), h('label', {}, t('days'), days), h('label', {}, t('specialNotice'), notice),
         h('button', {
           type: 'button', class: 'secondary', 'data-action': 'start-special',
           onclick: async () => {
             err.textContent = '';
             try {
-              await api('POST', `/cases/${encodeURIComponent(c.case_no)}/special/start`, { step: task.step, kind: kind.value, reason: reason.value || kind.value, days: Number(days.value), by: { name: S.me.name, department: task.department, role: task.role || undefined } });
+              await api('POST', `/cases/${encodeURIComponent(c.case_no)}/special/start`, { step: task.step, kind: kind.value, reason: reason.value || kind.value, days: Number(days.value), notice: notice.value.trim() || undefined, by: { name: S.me.name, department: task.department, role: task.role || undefined } });
               route();
             } catch (e) { err.textContent = e.message; }
           },

@@ -60,6 +60,9 @@ fn command_status(e: &CommandError) -> StatusCode {
         CommandError::InvalidPerson { .. }
         | CommandError::UnknownMaterial { .. }
         | CommandError::IncompleteNotice { .. }
+        | CommandError::SecondNotice { .. }
+        | CommandError::SecondNoticeReason
+        | CommandError::NoticeRequired { .. }
         | CommandError::EmptyNotice
         | CommandError::ExtensionDays { .. }
         | CommandError::ExtensionUndecided

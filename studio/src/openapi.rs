@@ -486,7 +486,7 @@ const BODIES: &[(&str, &str, &str)] = &[
     (
         "post",
         "/cases/{no}/special/start",
-        r##"{"type":"object","required":["step","kind","reason","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"reason":{"type":"string"},"days":{"type":"integer"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
+        r##"{"type":"object","required":["step","kind","reason","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"reason":{"type":"string"},"days":{"type":"integer"},"notice":{"type":"string","description":"the written notice to the applicant (行政许可法第四十五条), required when the procedure stops the statutory clock"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
     ),
     (
         "post",

@@ -17,6 +17,10 @@ pub enum CommandError {
     #[error("the calendar in force changes none of the case's provisional deadlines")]
     NothingToRecompute,
     #[error(
+        "行政许可法第四十五条：{kind} 所需时间不计算在法定期限内，应当书面告知申请人；请在 notice 中写明告知书文号或日期 / art. 45: the time {kind} takes is excluded from the statutory period and the applicant must be told in writing; give the written notice in `notice`"
+    )]
+    NoticeRequired { kind: String },
+    #[error(
         "行政许可法第四十二条：延长须在法定期限内决定，法定期限已于 {due_date} 届满，不能再延长 / art. 42 of the Administrative Licensing Law: an extension is decided within the statutory period, which ended on {due_date}; it can no longer be extended"
     )]
     ExtensionAfterDeadline { due_date: String },
@@ -173,6 +177,7 @@ impl CommandError {
             CommandError::NoBranch { .. } => "decision.no_branch",
             CommandError::UnknownStep(_) => "flow.unknown_step",
             CommandError::NothingToRecompute => "calendar.nothing_to_recompute",
+            CommandError::NoticeRequired { .. } => "special.notice_required",
             CommandError::ExtensionAfterDeadline { .. } => "special.after_deadline",
         }
     }
@@ -182,6 +187,25 @@ type R<T> = Result<T, CommandError>;
 
 /// 行政许可法第四十四条: “应当自作出决定之日起十日内向申请人颁发、送达行政许可证件”.
 pub const ISSUE_WORKDAYS: u32 = 10;
+
+/// 行政许可法第四十五条: “行政机关作出行政许可决定，依法需要听证、招标、拍卖、检验、检测、检疫、鉴定和专家评审的，
+/// 所需时间不计算在本节规定的期限内”. The guide's combined kind names count too.
+pub const ART45_PROCEDURES: &[&str] = &[
+    "听证",
+    "招标",
+    "拍卖",
+    "招标拍卖",
+    "检验",
+    "检测",
+    "检疫",
+    "鉴定",
+    "检验检测检疫鉴定",
+    "检验检测",
+    "专家评审",
+    "hearing",
+    "expert_review",
+    "testing",
+];
 
 /// The events `command` produces on `state` at `now`, or why it is refused.
 /// `state` is `None` for a case that does not exist yet.
@@ -265,8 +289,9 @@ pub fn apply(
             reason,
             days,
             by,
+            notice,
         } => {
-            cx.start_special(step, kind, reason, *days, by)?;
+            cx.start_special(step, kind, reason, *days, by, notice)?;
             Ok(cx.ev)
         }
         Command::EndSpecial {
@@ -1600,6 +1625,7 @@ impl Cx<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_special(
         &mut self,
         step_id: &str,
@@ -1607,6 +1633,7 @@ impl Cx<'_> {
         reason: &str,
         days: Option<u32>,
         by: &Actor,
+        notice: &Option<String>,
     ) -> R<()> {
         if self.st.accepted_at.is_none() {
             return Err(CommandError::NotAccepted {
@@ -1657,7 +1684,13 @@ impl Cx<'_> {
                 }
                 self.check_within_statutory()?;
             }
+            SpecialClass::B if !self.stops(kind).0 && !self.stops(kind).1 => {}
             SpecialClass::B => {
+                if self.stops(kind).0 && notice.as_deref().is_none_or(|n| n.trim().is_empty()) {
+                    return Err(CommandError::NoticeRequired {
+                        kind: kind.to_string(),
+                    });
+                }
                 if let Some((sid, since)) = self.st.suspended {
                     let kind = self
                         .st
@@ -1675,6 +1708,22 @@ impl Cx<'_> {
         let at = self.now;
         // The declared length ends with its last working day.
         let due_date = days.and_then(|d| self.cal.add_workdays(at.date(), d).ok());
+        let (stops_statutory, stops_promised) = match class {
+            SpecialClass::A => (false, false),
+            SpecialClass::B => self.stops(kind),
+        };
+        let basis = stops_statutory.then(|| {
+            if ART45_PROCEDURES.contains(&kind) {
+                "行政许可法第四十五条".to_string()
+            } else {
+                self.flow
+                    .flow
+                    .item
+                    .stops_statutory_basis
+                    .clone()
+                    .unwrap_or_default()
+            }
+        });
         let special = Special {
             id: self.st.specials.len() as u32 + 1,
             step: step_id.to_string(),
@@ -1693,10 +1742,29 @@ impl Cx<'_> {
             opinion: None,
             handled_by: None,
             counted_days: 0,
+            stops_statutory,
+            stops_promised,
+            basis,
+            notice: notice.clone().filter(|n| !n.trim().is_empty()),
             blocks: self.enclosing_blocks(step_id),
         };
         self.emit(Event::SpecialStarted { at, special });
         Ok(())
+    }
+
+    /// Which clocks a B procedure of `kind` stops: (statutory, promised).
+    /// 行政许可法第四十五条 lists what is excluded from the statutory period; an
+    /// item adds what a specific law excludes. The promised clock follows the
+    /// item's `stops_promised`, or stops for every B procedure.
+    fn stops(&self, kind: &str) -> (bool, bool) {
+        let item = &self.flow.flow.item;
+        let statutory =
+            ART45_PROCEDURES.contains(&kind) || item.stops_statutory.iter().any(|k| k == kind);
+        let promised = item
+            .stops_promised
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|k| k == kind));
+        (statutory, promised)
     }
 
     /// Art. 42: an extension is requested and approved within the statutory
@@ -1706,7 +1774,7 @@ impl Cx<'_> {
         let Some(d) = &self.st.statutory else {
             return Ok(());
         };
-        let held = self.st.suspended.map_or(0, |(_, since)| {
+        let held = self.st.held_statutory().map_or(0, |since| {
             self.cal
                 .diff(since.date(), self.now.date())
                 .map_or(0, |n| n.max(0) as u32)
@@ -1763,10 +1831,12 @@ impl Cx<'_> {
                 }
                 Some(false) => 0,
             },
-            SpecialClass::B => self
+            // Working days it took; they move only the clocks it stopped.
+            SpecialClass::B if sp.stops_statutory || sp.stops_promised => self
                 .cal
                 .diff(sp.started_at.date(), at.date())
                 .map_or(0, |d| d.max(0) as u32),
+            SpecialClass::B => 0,
         };
         self.emit(Event::SpecialEnded {
             at,
@@ -1781,8 +1851,28 @@ impl Cx<'_> {
                 SpecialClass::A => (counted, 0),
                 SpecialClass::B => (0, counted),
             };
-            let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, ext, susp));
-            let promised = self.st.promised.as_ref().map(|d| self.moved(d, ext, susp));
+            // A B procedure moves the statutory clock only when it stopped it
+            // (第四十五条, or the item's law); the promised clock, the step's and
+            // the stages' when it paused the promised one.
+            let (susp_stat, susp_prom) = if sp.class == SpecialClass::B {
+                (
+                    if sp.stops_statutory { susp } else { 0 },
+                    if sp.stops_promised { susp } else { 0 },
+                )
+            } else {
+                (0, 0)
+            };
+            let statutory = self
+                .st
+                .statutory
+                .as_ref()
+                .map(|d| self.moved(d, ext, susp_stat));
+            let promised = self
+                .st
+                .promised
+                .as_ref()
+                .map(|d| self.moved(d, ext, susp_prom));
+            let susp = susp_prom;
             let mut tasks = Vec::new();
             let mut stages = std::collections::BTreeMap::new();
             if sp.class == SpecialClass::A {
@@ -1803,7 +1893,7 @@ impl Cx<'_> {
                     stages.insert(step_id.to_string(), self.moved(d, ext, 0));
                 }
             }
-            if sp.class == SpecialClass::B {
+            if sp.class == SpecialClass::B && susp > 0 {
                 for t in self.st.tasks.values() {
                     if t.step == step_id
                         && let Some(d) = &t.deadline
@@ -1824,12 +1914,15 @@ impl Cx<'_> {
                     }
                 }
             }
+            let which = match (sp.stops_statutory, sp.stops_promised) {
+                (true, true) => "clocks",
+                (true, false) => "statutory clock",
+                _ => "promised clock",
+            };
+            let unit = if counted == 1 { "day" } else { "days" };
             let reason = match sp.class {
                 SpecialClass::A => format!("{} approved: +{counted} working days", sp.kind),
-                SpecialClass::B if counted == 1 => {
-                    format!("{}: clock stopped 1 working day", sp.kind)
-                }
-                SpecialClass::B => format!("{}: clock stopped {counted} working days", sp.kind),
+                SpecialClass::B => format!("{}: {which} stopped {counted} working {unit}", sp.kind),
             };
             self.emit(Event::DeadlinesMoved {
                 at,

@@ -231,7 +231,9 @@ impl CaseState {
                 }
             }
             Event::SpecialStarted { at, special } => {
-                if special.class == SpecialClass::B {
+                if special.class == SpecialClass::B
+                    && (special.stops_statutory || special.stops_promised)
+                {
                     self.suspended = Some((special.id, *at));
                     self.status = Status::Suspended;
                 }
@@ -393,6 +395,40 @@ impl CaseState {
 
     /// The durable timers this state needs, soonest first. Deadlines already
     /// fired and clocks held by a suspension have none.
+    /// The running B procedure that stops a clock, with since when.
+    pub fn held(&self) -> Option<(&Special, Time)> {
+        let (id, since) = self.suspended?;
+        self.specials
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s, since))
+    }
+
+    /// Since when the statutory clock stands still: a procedure that stops it
+    /// (行政许可法第四十五条), or the applicant's rectification.
+    pub fn held_statutory(&self) -> Option<Time> {
+        self.held()
+            .filter(|(s, _)| s.stops_statutory)
+            .map(|(_, t)| t)
+            .or_else(|| self.rectifying_since())
+    }
+
+    /// Since when the promised clock (and the steps' and stages') stands still.
+    pub fn held_promised(&self) -> Option<Time> {
+        self.held()
+            .filter(|(s, _)| s.stops_promised)
+            .map(|(_, t)| t)
+            .or_else(|| self.rectifying_since())
+    }
+
+    fn rectifying_since(&self) -> Option<Time> {
+        self.joint
+            .values()
+            .filter(|j| j.awaiting_resubmission)
+            .filter_map(|j| j.rectifying_since)
+            .min()
+    }
+
     pub fn timers(&self) -> Vec<Timer> {
         let mut out = Vec::new();
         if self.status.is_finished() {
@@ -406,7 +442,11 @@ impl CaseState {
             .filter(|(_, j)| j.awaiting_resubmission)
             .map(|(s, _)| s)
             .collect();
-        let suspended = self.suspended.is_some() || !rectifying.is_empty();
+        let held = self
+            .suspended
+            .and_then(|(id, _)| self.specials.iter().find(|s| s.id == id));
+        let stop_statutory = held.is_some_and(|s| s.stops_statutory) || !rectifying.is_empty();
+        let stop_promised = held.is_some_and(|s| s.stops_promised) || !rectifying.is_empty();
         let fired = &self.fired;
         let mut deadlines: Vec<Timer> = Vec::new();
         let mut push = |key: String, due: Option<Time>| {
@@ -416,18 +456,19 @@ impl CaseState {
                 deadlines.push(Timer { key, due });
             }
         };
-        if !suspended {
-            if let Some(d) = &self.promised {
-                push("case:promised".into(), d.due);
-            }
-            // The statutory decision clock stops at the decision.
-            if let Some(d) = self
+        if !stop_promised && let Some(d) = &self.promised {
+            push("case:promised".into(), d.due);
+        }
+        // The statutory decision clock stops at the decision.
+        if !stop_statutory
+            && let Some(d) = self
                 .statutory
                 .as_ref()
                 .filter(|_| self.decided_at.is_none())
-            {
-                push("case:statutory".into(), d.due);
-            }
+        {
+            push("case:statutory".into(), d.due);
+        }
+        {
             if let Some(d) = &self.issue {
                 push("case:issue".into(), d.due);
             }
@@ -439,9 +480,8 @@ impl CaseState {
                 push("case:receipt".into(), w.due);
             }
         }
-        let held = self
-            .suspended
-            .and_then(|(id, _)| self.specials.iter().find(|s| s.id == id));
+        // The step and the stages around it pause with the promised clock.
+        let held = held.filter(|s| s.stops_promised);
         let held_step = held.map(|s| s.step.clone());
         let held_blocks: Vec<String> = held.map(|s| s.blocks.clone()).unwrap_or_default();
         for t in self.tasks.values() {

@@ -177,6 +177,11 @@ pub enum Command {
         #[serde(default)]
         days: Option<u32>,
         by: Actor,
+        /// The written notice telling the applicant the time the procedure
+        /// takes (its number or date): 行政许可法第四十五条 asks for it when
+        /// the procedure stops the statutory clock.
+        #[serde(default)]
+        notice: Option<String>,
     },
     /// End the running special procedure of `kind` at `step`; for A,
     /// `approved` says whether the extension was granted.
@@ -263,6 +268,9 @@ pub struct Deadline {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisional: bool,
 }
+fn yes() -> bool {
+    true
+}
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -337,6 +345,20 @@ pub struct Special {
     /// Working days the extension added, or the clock stood still.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub counted_days: u32,
+    /// Which clocks the procedure stops (B only): the statutory one for the
+    /// procedures of 行政许可法第四十五条 and those the item adds with their
+    /// law; the promised one for every B procedure unless the item says which.
+    /// Records from before this distinction stopped both.
+    #[serde(default = "yes")]
+    pub stops_statutory: bool,
+    #[serde(default = "yes")]
+    pub stops_promised: bool,
+    /// The law that makes it stop the statutory clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+    /// The written notice to the applicant (第四十五条).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
     /// The parallel, joint-review or subflow blocks around the step: their
     /// stage limits stop with the step's clock.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
