@@ -836,65 +836,54 @@ impl Ctx<'_> {
             }
             best
         };
-        if let Some(statutory) = flow.item.statutory {
+        // A path from acceptance whose step limits add up past a case limit:
+        // the statutory one is an error, the promised one a warning.
+        let checks = [
+            (
+                flow.item.statutory,
+                Code::LimitsExceedStatutory,
+                "statutory",
+                "from acceptance ",
+                "a case handled within every step limit would still break the law: shorten the step limits",
+            ),
+            (
+                flow.item.promised,
+                Code::LimitsExceedPromised,
+                "promised",
+                "",
+                "shorten the step limits or raise the promised limit",
+            ),
+        ];
+        for (limit, code, which, from, advice) in checks {
+            let Some(limit) = limit else { continue };
             let best = from_acceptance(&mut w);
-            if best.value > statutory.approx_workdays() + 1e-9 {
-                let path = best
-                    .path
-                    .iter()
-                    .map(|(id, v)| format!("{id} ({v})"))
-                    .collect::<Vec<_>>()
-                    .join(" → ");
-                let mut d = Diagnostic::new(
-                    Code::LimitsExceedStatutory,
-                    statutory.span,
-                    format!(
-                        "step limits on one path from acceptance add up to {} working days, more than the statutory {}",
-                        fmt_num(best.value),
-                        statutory
-                    ),
-                )
-                .label("statutory limit")
-                .help(format!("path: {path}; a case handled within every step limit would still break the law: shorten the step limits"));
-                for (id, _) in &best.path {
-                    if let Some(st) = by_id.get(id.as_str())
-                        && let Some(l) = st.within
-                    {
-                        d = d.related(l.span, format!("`{id}`: {l}"));
-                    }
-                }
-                self.err(d);
+            if best.value <= limit.approx_workdays() + 1e-9 {
+                continue;
             }
-        }
-        if let Some(promised) = flow.item.promised {
-            let best = from_acceptance(&mut w);
-            if best.value > promised.approx_workdays() + 1e-9 {
-                let path = best
-                    .path
-                    .iter()
-                    .map(|(id, v)| format!("{id} ({v})"))
-                    .collect::<Vec<_>>()
-                    .join(" → ");
-                let mut d = Diagnostic::new(
-                    Code::LimitsExceedPromised,
-                    promised.span,
-                    format!(
-                        "step limits on one path add up to {} working days, more than the promised {}",
-                        fmt_num(best.value),
-                        promised
-                    ),
-                )
-                .label("promised limit")
-                .help(format!("path: {path}; shorten the step limits or raise the promised limit"));
-                for (id, _) in &best.path {
-                    if let Some(st) = by_id.get(id.as_str())
-                        && let Some(l) = st.within
-                    {
-                        d = d.related(l.span, format!("`{id}`: {l}"));
-                    }
+            let path = best
+                .path
+                .iter()
+                .map(|(id, v)| format!("{id} ({v})"))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            let mut d = Diagnostic::new(
+                code,
+                limit.span,
+                format!(
+                    "step limits on one path {from}add up to {} working days, more than the {which} {limit}",
+                    fmt_num(best.value)
+                ),
+            )
+            .label(format!("{which} limit"))
+            .help(format!("path: {path}; {advice}"));
+            for (id, _) in &best.path {
+                if let Some(st) = by_id.get(id.as_str())
+                    && let Some(l) = st.within
+                {
+                    d = d.related(l.span, format!("`{id}`: {l}"));
                 }
-                self.err(d);
             }
+            self.err(d);
         }
         if let Some(bound) = flow.item.mode.visit_bound() {
             let best = w.best(&first.id, Metric::Visits);
