@@ -1,15 +1,17 @@
 //! The six exchange record types (办件信息) of the 2016 guideline, derived
 //! from a case's event log: 申请信息, 申请材料信息, 受理信息, 办理环节信息,
 //! 特别程序信息, 办结信息. Field names are the standard's; times are
-//! `yyyy-mm-dd hh24:mi:ss`, dates `yyyy-mm-dd`.
+//! `yyyy-mm-dd hh24:mi:ss` with their offset (`+08:00`), dates `yyyy-mm-dd`.
 
 use crate::core::{Actor, Deadline, Event, SpecialClass, Time};
 use govflow_dsl::Flow;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// A time of the standard's `yyyy-mm-dd hh24:mi:ss` with its offset, so that
+/// no receiving system takes China Standard Time for UTC.
 fn ts(t: Time) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    t.format("%Y-%m-%d %H:%M:%S+08:00").to_string()
 }
 
 fn day(t: Time) -> String {

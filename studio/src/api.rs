@@ -216,7 +216,9 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/login", post(crate::auth::login))
         .route("/logout", post(crate::auth::logout))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        // Every instant the API gives carries its +08:00 offset.
+        .layer(middleware::from_fn(crate::offsets::layer));
     Router::new()
         .merge(crate::studio::pages())
         .nest("/api", api)

@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod calendar;
 mod cases;
+mod offsets;
 mod openapi;
 mod packs;
 mod stats;

@@ -528,7 +528,8 @@ async fn try_rules(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules.invalid", e))?;
     let now = match body.at.as_deref() {
         None | Some("") => now_cst(),
-        Some(t) => chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+        Some(t) => crate::offsets::parse_instant(t)
+            .ok_or(())
             .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
             .map_err(|_| {
                 ApiError::new(

@@ -101,8 +101,28 @@ fn scenario(db: &str, extra: &[&str], two_nodes: bool) {
     assert_eq!(before["beyond_calendar"], false, "{before}");
     let d1 = before["due_date"].as_str().unwrap_or_default().to_string();
     assert!(d1.starts_with(&y.to_string()), "{before}");
+    // Every instant the API gives carries its offset; dates stay dates.
+    let case = get(pb, &format!("/api/cases/{}", cases[0]));
+    assert!(
+        case["accepted_at"]
+            .as_str()
+            .is_some_and(|t| t.len() == 25 && t.ends_with("+08:00")),
+        "{case}"
+    );
+    assert!(
+        before["due"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("T00:00:00+08:00")),
+        "{before}"
+    );
     // The exchange record says so too.
     let acceptance = get(pb, &format!("/api/cases/{}/exchange", cases[0]))["受理信息"].clone();
+    assert!(
+        acceptance["受理时间"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(" 10:00:00+08:00") || t.ends_with("+08:00")),
+        "{acceptance}"
+    );
     assert_eq!(acceptance["法定办结日期"], d1.as_str(), "{acceptance}");
     assert_eq!(acceptance["法定办结日期为临时计算"], "是", "{acceptance}");
 
@@ -179,7 +199,7 @@ fn scenario(db: &str, extra: &[&str], two_nodes: bool) {
         let next_day = chrono::NaiveDate::parse_from_str(&d2, "%Y-%m-%d")
             .ok()
             .and_then(|d| d.succ_opt())
-            .map(|d| format!("{d}T00:00:00"))
+            .map(|d| format!("{d}T00:00:00+08:00"))
             .unwrap_or_default();
         assert_eq!(timer["due"], next_day.as_str(), "{no}: {case}");
     }
