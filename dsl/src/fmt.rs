@@ -468,6 +468,10 @@ impl Printer {
         kv("change_type", i.change_type.as_deref().map(dsl_value));
         kv("running_system", i.running_system.as_deref().map(dsl_value));
         kv("appointment", i.appointment.map(|b| b.to_string()));
+        kv(
+            "correction_on_site",
+            i.correction_on_site.then(|| "true".to_string()),
+        );
         kv("online_payment", i.online_payment.map(|b| b.to_string()));
         kv("delivery", i.delivery.map(|b| b.to_string()));
         kv("co_handling", list(&i.co_handling));
@@ -859,6 +863,10 @@ impl Printer {
         kv("change_type", i.change_type.as_deref().map(q));
         kv("running_system", i.running_system.as_deref().map(q));
         kv("appointment", i.appointment.map(|b| b.to_string()));
+        kv(
+            "correction_on_site",
+            i.correction_on_site.then(|| "true".to_string()),
+        );
         kv("online_payment", i.online_payment.map(|b| b.to_string()));
         kv("delivery", i.delivery.map(|b| b.to_string()));
         kv("co_handling", list(&i.co_handling));

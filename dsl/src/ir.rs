@@ -184,6 +184,11 @@ pub struct Item {
     pub co_handling: Vec<String>,
     /// Special procedures that stop the statutory clock for this item beyond
     /// 行政许可法第四十五条's list (a specific law adds them), with that law.
+    /// Corrections need the applicant on site (the guide's default is 网上补正,
+    /// online): the visit proof then counts a correction trip on every path
+    /// through a step that can send a correction notice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub correction_on_site: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stops_statutory: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

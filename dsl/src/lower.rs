@@ -679,6 +679,10 @@ impl Lower {
         let appointment = f
             .take_value("appointment")
             .and_then(|n| self.boolean(n, "appointment"));
+        let correction_on_site = f
+            .take_value("correction_on_site")
+            .and_then(|n| self.boolean(n, "correction_on_site"))
+            .unwrap_or(false);
         let online_payment = f
             .take_value("online_payment")
             .and_then(|n| self.boolean(n, "online_payment"));
@@ -757,6 +761,7 @@ impl Lower {
             online_payment,
             delivery,
             co_handling,
+            correction_on_site,
             stops_statutory,
             stops_statutory_basis,
             stops_promised,

@@ -57,6 +57,7 @@ pub const CLASSES: &[Class] = &[
             ("not_accepted", "结果异常：不予受理"),
             ("denied", "决定异常：不予许可"),
             ("returned", "退回次数异常"),
+            ("visits", "跑动次数超出办理模式上限（最多跑一次）"),
         ],
     ),
     (

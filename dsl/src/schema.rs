@@ -53,6 +53,7 @@ pub const ITEM_KEYS: Keys = &[
     ("change_type", Arity::One),
     ("running_system", Arity::One),
     ("appointment", Arity::One),
+    ("correction_on_site", Arity::One),
     ("online_payment", Arity::One),
     ("delivery", Arity::One),
     ("co_handling", Arity::List),

@@ -740,6 +740,7 @@ impl Ctx<'_> {
             order: &order,
             place: &place,
             memo: HashMap::new(),
+            correction_visits: flow.item.correction_on_site,
         };
         // Limits count from acceptance: the step that starts the clock (the
         // first step when none is marked).
@@ -910,15 +911,24 @@ impl Ctx<'_> {
                 .help(format!(
                     "path: {}; visits at {}; move a visit online or change the mode",
                     full.join(" → "),
-                    visits
+                    best.path
                         .iter()
-                        .map(|v| format!("`{v}`"))
+                        .map(|(id, kind)| if kind == "visit" {
+                            format!("`{id}`")
+                        } else {
+                            format!("`{id}` ({kind})")
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                for v in &visits {
-                    if let Some(st) = by_id.get(v) {
-                        d = d.related(st.span, "on-site visit");
+                for (id, kind) in &best.path {
+                    if let Some(st) = by_id.get(id.as_str()) {
+                        let what = if kind == "visit" {
+                            "on-site visit"
+                        } else {
+                            "on-site correction"
+                        };
+                        d = d.related(st.span, what);
                     }
                 }
                 self.err(d);
@@ -989,6 +999,14 @@ struct Walker<'a> {
     order: &'a HashMap<String, usize>,
     place: &'a HashMap<String, Place>,
     memo: HashMap<(String, Metric), Val>,
+    /// The item's corrections need the applicant on site: a step that can send
+    /// a correction notice counts one more visit.
+    correction_visits: bool,
+}
+
+/// A task that can send a correction notice (补齐补正).
+fn corrects(s: &Step) -> bool {
+    matches!(&s.kind, StepKind::Task { actions, .. } if actions.iter().any(|a| a.kind == ActionKind::Correct))
 }
 
 impl Walker<'_> {
@@ -1051,7 +1069,11 @@ impl Walker<'_> {
                 }
                 v
             }
-            Metric::Visits => f64::from(u8::from(s.visit)) + inner.into_iter().sum::<f64>(),
+            Metric::Visits => {
+                f64::from(u8::from(s.visit))
+                    + f64::from(u8::from(self.correction_visits && corrects(s)))
+                    + inner.into_iter().sum::<f64>()
+            }
         }
     }
 
@@ -1141,6 +1163,9 @@ impl Walker<'_> {
                 Metric::Visits => {
                     if s.visit {
                         out.push((s.id.clone(), "visit".into()));
+                    }
+                    if self.correction_visits && corrects(s) {
+                        out.push((s.id.clone(), "on-site correction".into()));
                     }
                     for f in firsts {
                         self.contributions(&f.id, metric, out, depth + 1);

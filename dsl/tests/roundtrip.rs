@@ -473,6 +473,7 @@ fn generate(seed: u64) -> Flow {
             online_payment: None,
             delivery: None,
             co_handling: Vec::new(),
+            correction_on_site: g.rng.chance(20),
             stops_statutory: if g.rng.chance(30) {
                 vec!["实地核查".into()]
             } else {

@@ -539,14 +539,24 @@ fn describe(c: &Command) -> String {
     };
     match c {
         Command::Start { .. } => "start".into(),
-        Command::SubmitMaterials { materials, .. } => format!(
-            "submit {}",
-            materials
-                .iter()
-                .map(|m| m.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Command::SubmitMaterials {
+            materials, on_site, ..
+        } => {
+            let what = if materials.is_empty() {
+                "data".to_string()
+            } else {
+                materials
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if *on_site {
+                format!("submit {what} at the window")
+            } else {
+                format!("submit {what}")
+            }
+        }
         Command::Complete {
             step, action, by, ..
         } => format!("complete {step} ({action}) by {}", who(by)),
@@ -1003,7 +1013,12 @@ impl Runner<'_> {
                 }
                 s
             }
-            Event::VisitRecorded { step, .. } => format!("on-site visit at {step}"),
+            Event::VisitRecorded { step, cause, .. } => match cause.as_deref() {
+                None | Some("flow") => format!("on-site visit at {step}"),
+                Some("applicant") => format!("on-site visit at {step} (the applicant's choice)"),
+                Some(c) => format!("on-site visit at {step} ({c}: the office's doing)"),
+            },
+
             Event::ParallelStarted {
                 step,
                 lanes,

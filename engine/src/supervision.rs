@@ -777,6 +777,14 @@ fn facts(
         s.push_constant("statutory_days", days(&state.statutory));
     }
     s.push_constant("deemed_accepted", state.deemed_accepted);
+    // 最多跑一次: trips of the office's doing against the mode's bound
+    // (原件预审 2, 原件核验 1, 全程网办 0; 9999 for window handling).
+    s.push_constant("office_visits", i64::from(state.office_visits));
+    s.push_constant(
+        "visit_bound",
+        flow.and_then(|f| f.flow.item.mode.visit_bound())
+            .map_or(NO_DEADLINE, i64::from),
+    );
     s.push_constant("returns", i64::from(state.returns));
     s.push_constant("corrections", i64::from(state.corrections));
     s.push_constant("visits", i64::from(state.visits));

@@ -536,6 +536,9 @@ struct CompleteBody {
     defer_within: Option<Period>,
     #[serde(default)]
     document_no: Option<String>,
+    /// Whether the applicant was there (到现场); see the engine's `Complete`.
+    #[serde(default)]
+    on_site: Option<bool>,
 }
 
 fn pass() -> String {
@@ -560,6 +563,7 @@ async fn complete_task(
         defer: b.defer,
         defer_within: b.defer_within,
         document_no: b.document_no,
+        on_site: b.on_site,
     };
     run(&state, &principal, &headers, Some(no), None, cmd).await
 }

@@ -481,7 +481,7 @@ const BODIES: &[(&str, &str, &str)] = &[
     (
         "post",
         "/cases/{no}/tasks/{step}/complete",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"}}}"##,
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"},"on_site":{"type":"boolean","description":"the applicant was there (default: yes the first time a visit step completes)"}}}"##,
     ),
     (
         "post",
@@ -496,7 +496,7 @@ const BODIES: &[(&str, &str, &str)] = &[
     (
         "post",
         "/cases/{no}/materials",
-        r#"{"type":"object","required":["materials"],"properties":{"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}},"data":{"type":"object"}}}"#,
+        r#"{"type":"object","required":["materials"],"properties":{"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}},"data":{"type":"object"},"on_site":{"type":"boolean","description":"the applicant brought them to the window (their own choice, unless the item's corrections need them on site)"}}}"#,
     ),
     (
         "post",

@@ -222,6 +222,7 @@ pub fn apply(
         st: state.cloned().unwrap_or_default(),
         ev: Vec::new(),
         now,
+        on_site: None,
     };
     let started = state.is_some_and(|s| s.version > 0);
     match command {
@@ -255,8 +256,12 @@ pub fn apply(
             case_no: cx.st.case_no.clone(),
             status: cx.st.status.as_str().into(),
         }),
-        Command::SubmitMaterials { materials, data } => {
-            cx.submit(materials, data)?;
+        Command::SubmitMaterials {
+            materials,
+            data,
+            on_site,
+        } => {
+            cx.submit(materials, data, *on_site)?;
             Ok(cx.ev)
         }
         Command::Complete {
@@ -269,7 +274,9 @@ pub fn apply(
             defer,
             defer_within,
             document_no,
+            on_site,
         } => {
+            cx.on_site = *on_site;
             cx.complete(
                 step,
                 action,
@@ -371,6 +378,8 @@ struct Cx<'a> {
     st: CaseState,
     ev: Vec<Event>,
     now: Time,
+    /// A completion's word on whether the applicant was there.
+    on_site: Option<bool>,
 }
 
 fn list<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
@@ -658,7 +667,7 @@ impl Cx<'_> {
         });
     }
 
-    fn submit(&mut self, materials: &[MaterialIn], data: &Data) -> R<()> {
+    fn submit(&mut self, materials: &[MaterialIn], data: &Data, on_site: bool) -> R<()> {
         if materials.is_empty() && data.is_empty() {
             return Err(CommandError::EmptySubmission);
         }
@@ -677,9 +686,32 @@ impl Cx<'_> {
                 values: data.clone(),
             });
         }
-        if self.st.status == Status::Correcting
-            && let Some((reopen, _)) = self.st.correction.clone()
-        {
+        let correcting = self.st.status == Status::Correcting;
+        // A trip to the window: the office's doing when the item's corrections
+        // need the applicant on site, the applicant's own choice otherwise
+        // (corrections are received online, 网上补正).
+        let on_site_correction = correcting && self.flow.flow.item.correction_on_site;
+        if on_site_correction || on_site {
+            let step = self
+                .st
+                .correction
+                .as_ref()
+                .filter(|_| correcting)
+                .map_or("applicant".to_string(), |(reopen, _)| reopen.clone());
+            self.emit(Event::VisitRecorded {
+                at,
+                step,
+                cause: Some(
+                    if on_site_correction {
+                        "correction"
+                    } else {
+                        "applicant"
+                    }
+                    .into(),
+                ),
+            });
+        }
+        if correcting && let Some((reopen, _)) = self.st.correction.clone() {
             self.receive(true);
             return self.enter(&reopen);
         }
@@ -1507,12 +1539,22 @@ impl Cx<'_> {
 
     /// An on-site visit, counted once per visit step: a correction or a
     /// return that reopens the step does not bring the applicant again.
+    /// A step completed with the applicant there: by default the first time
+    /// a `visit` step completes (the flow's trip). Any other trip is recorded
+    /// when the completion says so (`on_site: true`), as the office's doing —
+    /// a return to the window that needs the originals again, say.
     fn visit(&mut self, step: &Step) {
-        if step.visit && !self.st.visited.contains(&step.id) {
+        let first = step.visit && !self.st.visited.contains(&step.id);
+        if !self.on_site.unwrap_or(first) {
+            return;
+        }
+        let cause = Some(if first { "flow" } else { "office" }.to_string());
+        if let Some(cause) = cause {
             let at = self.now;
             self.emit(Event::VisitRecorded {
                 at,
                 step: step.id.clone(),
+                cause: Some(cause),
             });
         }
     }

@@ -119,8 +119,11 @@ impl CaseState {
                 self.promised = promised.clone();
                 self.deferred = deferred.clone();
             }
-            Event::VisitRecorded { step, .. } => {
+            Event::VisitRecorded { step, cause, .. } => {
                 self.visits += 1;
+                if cause.as_deref() != Some("applicant") {
+                    self.office_visits += 1;
+                }
                 self.visited.insert(step.clone());
             }
             Event::ParallelStarted {

@@ -144,6 +144,10 @@ pub enum Command {
         materials: Vec<MaterialIn>,
         #[serde(default)]
         data: Data,
+        /// The applicant brought them to the window (a trip of their own
+        /// choosing, unless the item's corrections need them on site).
+        #[serde(default)]
+        on_site: bool,
     },
     /// Complete the open task at `step` with an action.
     Complete {
@@ -167,6 +171,11 @@ pub enum Command {
         /// 受理文书编号 / 结果证照编号, when the step produces one.
         #[serde(default)]
         document_no: Option<String>,
+        /// Whether the applicant was there (到现场): by default yes the first
+        /// time a `visit` step completes, no otherwise. A trip recorded here is
+        /// of the office's doing and counts against the mode's bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_site: Option<bool>,
     },
     /// Start a special procedure at a step: A 延长审批 asks for `days` more
     /// working days; B kinds suspend the clock until they end.
@@ -543,6 +552,10 @@ pub struct CaseState {
     pub corrections: u32,
     pub returns: u32,
     pub visits: u32,
+    /// Trips of the office's doing (every cause but the applicant's own
+    /// choice): the mode's bound (最多跑一次) applies to these.
+    #[serde(default)]
+    pub office_visits: u32,
     /// Visit steps already counted.
     #[serde(default)]
     pub visited: BTreeSet<String>,
@@ -629,9 +642,15 @@ pub enum Event {
         #[serde(default)]
         deferred: Option<Deferred>,
     },
+    /// An on-site trip (到现场) with its cause: `flow` (a step that needs the
+    /// applicant, the first time), `office` (the office had the applicant come
+    /// again), `correction` (the item's corrections need the applicant on
+    /// site), `applicant` (a trip the applicant chose). Older records: `flow`.
     VisitRecorded {
         at: Time,
         step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
     },
     ParallelStarted {
         at: Time,
