@@ -543,6 +543,7 @@ pub const SPECIAL_SUSPENDING: &[&str] = &[
     "技术审查",
     "听取利害关系人意见",
     "集体审查",
+    "申请人整改",
     "hearing",
     "inspection",
     "expert_review",

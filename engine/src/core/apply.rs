@@ -190,6 +190,10 @@ pub const ISSUE_WORKDAYS: u32 = 10;
 
 /// 行政许可法第四十五条: “行政机关作出行政许可决定，依法需要听证、招标、拍卖、检验、检测、检疫、鉴定和专家评审的，
 /// 所需时间不计算在本节规定的期限内”. The guide's combined kind names count too.
+/// The applicant's rectification after a joint review's consolidated opinion,
+/// declared like a B procedure (`stops_statutory`, `stops_promised`).
+pub const RECTIFICATION: &str = "申请人整改";
+
 pub const ART45_PROCEDURES: &[&str] = &[
     "听证",
     "招标",
@@ -715,24 +719,36 @@ impl Cx<'_> {
             self.receive(true);
             return self.enter(&reopen);
         }
-        let waiting: Vec<(String, u32, Option<Time>)> = self
+        type Waiting = (String, u32, Option<Time>, (bool, bool));
+        let waiting: Vec<Waiting> = self
             .st
             .joint
             .iter()
             .filter(|(_, j)| j.awaiting_resubmission)
-            .map(|(s, j)| (s.clone(), j.round, j.rectifying_since))
+            .map(|(s, j)| {
+                (
+                    s.clone(),
+                    j.round,
+                    j.rectifying_since,
+                    (j.rectify_stops_statutory, j.rectify_stops_promised),
+                )
+            })
             .collect();
-        for (step, round, since) in waiting {
+        for (step, round, since, (stat, prom)) in waiting {
             // The applicant's time is not the authority's: the case clocks and
             // the stage limit move by the working days the rectification took.
             let days = since
                 .and_then(|t| self.cal.diff(t.date(), at.date()).ok())
                 .map_or(0, |d| d.max(0) as u32);
-            if days > 0 {
-                let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, 0, days));
-                let promised = self.st.promised.as_ref().map(|d| self.moved(d, 0, days));
+            if days > 0 && (stat || prom) {
+                // Only the clocks the rectification stops move (the item's
+                // declaration, as for a B procedure).
+                let (ds, dp) = (if stat { days } else { 0 }, if prom { days } else { 0 });
+                let statutory = self.st.statutory.as_ref().map(|d| self.moved(d, 0, ds));
+                let promised = self.st.promised.as_ref().map(|d| self.moved(d, 0, dp));
                 let mut stages = std::collections::BTreeMap::new();
-                if let Some(d) = self.st.joint.get(&step).and_then(|j| j.deadline.as_ref()) {
+                if prom && let Some(d) = self.st.joint.get(&step).and_then(|j| j.deadline.as_ref())
+                {
                     stages.insert(step.clone(), self.moved(d, 0, days));
                 }
                 let unit = if days == 1 { "day" } else { "days" };
@@ -1307,12 +1323,15 @@ impl Cx<'_> {
             }
             let round = self.st.joint.get(step_id).map_or(1, |j| j.round);
             let resubmit_due = resubmit_within.map(|l| self.deadline(Self::period(&l), at, 0, 0));
+            let (stops_statutory, stops_promised) = self.stops(RECTIFICATION);
             self.emit(Event::RectificationIssued {
                 at,
                 step: step_id.to_string(),
                 round,
                 opinion: opinion.clone(),
                 resubmit_due,
+                stops_statutory,
+                stops_promised,
             });
             return Ok(());
         }

@@ -176,6 +176,8 @@ impl CaseState {
                         resubmit_due: None,
                         awaiting_resubmission: false,
                         rectifying_since: None,
+                        rectify_stops_statutory: true,
+                        rectify_stops_promised: true,
                         deadline: deadline.clone(),
                     },
                 );
@@ -187,12 +189,16 @@ impl CaseState {
                 at,
                 step,
                 resubmit_due,
+                stops_statutory,
+                stops_promised,
                 ..
             } => {
                 if let Some(j) = self.joint.get_mut(step) {
                     j.awaiting_resubmission = true;
                     j.resubmit_due = resubmit_due.clone();
                     j.rectifying_since = Some(*at);
+                    j.rectify_stops_statutory = *stops_statutory;
+                    j.rectify_stops_promised = *stops_promised;
                 }
                 if self.status == Status::Accepted {
                     self.status = Status::Rectifying;
@@ -413,7 +419,7 @@ impl CaseState {
         self.held()
             .filter(|(s, _)| s.stops_statutory)
             .map(|(_, t)| t)
-            .or_else(|| self.rectifying_since())
+            .or_else(|| self.rectifying_since(true))
     }
 
     /// Since when the promised clock (and the steps' and stages') stands still.
@@ -421,13 +427,22 @@ impl CaseState {
         self.held()
             .filter(|(s, _)| s.stops_promised)
             .map(|(_, t)| t)
-            .or_else(|| self.rectifying_since())
+            .or_else(|| self.rectifying_since(false))
     }
 
-    fn rectifying_since(&self) -> Option<Time> {
+    /// Since when a rectification that stops the statutory (or the promised)
+    /// clock has been running.
+    fn rectifying_since(&self, statutory: bool) -> Option<Time> {
         self.joint
             .values()
             .filter(|j| j.awaiting_resubmission)
+            .filter(|j| {
+                if statutory {
+                    j.rectify_stops_statutory
+                } else {
+                    j.rectify_stops_promised
+                }
+            })
             .filter_map(|j| j.rectifying_since)
             .min()
     }
@@ -448,8 +463,8 @@ impl CaseState {
         let held = self
             .suspended
             .and_then(|(id, _)| self.specials.iter().find(|s| s.id == id));
-        let stop_statutory = held.is_some_and(|s| s.stops_statutory) || !rectifying.is_empty();
-        let stop_promised = held.is_some_and(|s| s.stops_promised) || !rectifying.is_empty();
+        let stop_statutory = self.held_statutory().is_some();
+        let stop_promised = self.held_promised().is_some();
         let fired = &self.fired;
         let mut deadlines: Vec<Timer> = Vec::new();
         let mut push = |key: String, due: Option<Time>| {
@@ -519,7 +534,13 @@ impl CaseState {
             .chain(self.subflows.iter().map(|(s, j)| (s, &j.deadline)))
             .chain(self.joint.iter().map(|(s, j)| (s, &j.deadline)));
         for (step, d) in stages {
-            if held_blocks.contains(step) || rectifying.contains(&step) {
+            // The stage under rectification pauses with the promised clock.
+            let rectifying_here = rectifying.contains(&step)
+                && self
+                    .joint
+                    .get(step)
+                    .is_some_and(|j| j.rectify_stops_promised);
+            if held_blocks.contains(step) || rectifying_here {
                 continue;
             }
             if let Some(d) = d {

@@ -451,9 +451,13 @@ pub struct JointState {
     pub resubmit_due: Option<Deadline>,
     #[serde(default)]
     pub awaiting_resubmission: bool,
-    /// Since when the applicant has been rectifying (the clock stands still).
+    /// Since when the applicant has been rectifying (the clocks it stops stand still).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rectifying_since: Option<Time>,
+    #[serde(default = "yes")]
+    pub rectify_stops_statutory: bool,
+    #[serde(default = "yes")]
+    pub rectify_stops_promised: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Deadline>,
 }
@@ -694,6 +698,14 @@ pub enum Event {
         round: u32,
         opinion: Option<String>,
         resubmit_due: Option<Deadline>,
+        /// Which clocks the applicant's rectification (申请人整改) stops, as
+        /// the item declares it like a B procedure: the statutory clock only
+        /// when the item names it with its law, the promised one by default.
+        /// Older records stopped both.
+        #[serde(default = "yes")]
+        stops_statutory: bool,
+        #[serde(default = "yes")]
+        stops_promised: bool,
     },
     WaitStarted {
         at: Time,
