@@ -30,6 +30,7 @@ fn complete(step: &str, actor: Actor) -> Command {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     }
 }

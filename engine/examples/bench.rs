@@ -79,6 +79,7 @@ fn steps() -> Vec<Command> {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     })
     .collect()

@@ -81,6 +81,7 @@ fn accept() -> Command {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     }
 }

@@ -985,10 +985,20 @@ impl Runner<'_> {
             }
             Event::DecisionMade { step, target, .. } => format!("decision {step} → {target}"),
             Event::CorrectionRequested {
-                missing, reopen, ..
+                missing,
+                reopen,
+                fixes,
+                ..
             } => format!(
                 "correction notice (补齐补正) listing {}; {reopen} reopens on resubmission",
-                missing.join(", ")
+                missing
+                    .iter()
+                    .map(|m| match fixes.get(m) {
+                        Some(f) => format!("{m} ({f})"),
+                        None => m.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Event::Accepted {
                 statutory,

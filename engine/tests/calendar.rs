@@ -129,6 +129,7 @@ async fn accepted_case(engine: &Engine) -> String {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     };
     engine.execute(&req(Some(&no), None, accept)).await.unwrap();

@@ -30,6 +30,7 @@ fn complete(step: &str, dept: &str) -> Command {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     }
 }

@@ -126,6 +126,7 @@ fn complete(step: &str, by: Actor) -> Command {
         defer: vec![],
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     }
 }

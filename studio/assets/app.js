@@ -38,7 +38,7 @@ const TEXT = {
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
     roleNames: { admin: '管理员', analyst: '业务分析', deployer: '部署', clerk: '窗口人员', reviewer: '审查人员', supervisor: '监察人员' },
     mode: '办理模式', date: '日期', unchangedLines: '行未改动', notRaised: '未触发', beyondCalendar: '超出日历范围',
-    discard: '编辑的内容尚未部署，确定离开吗？', confirmAction: '确定要执行此操作吗？', sendCorrection: '发出一次性补正告知',
+    discard: '编辑的内容尚未部署，确定离开吗？', confirmAction: '确定要执行此操作吗？', sendCorrection: '发出一次性补正告知', fixHint: '需补正的内容（已收到的材料必填）', toSupply: '缺少，需补交',
     pwHint: '至少 10 个字符', deptHint: '部门编号，如 window', posHint: '岗位编号，如 clerk',
     time: '时间', actor: '操作人', action: '操作', detail: '内容',
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
@@ -85,7 +85,7 @@ const TEXT = {
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
     roleNames: {},
     mode: 'Mode', date: 'Date', unchangedLines: 'unchanged lines', notRaised: 'not raised', beyondCalendar: 'beyond the calendar',
-    discard: 'The edited text has not been deployed. Leave anyway?', confirmAction: 'Do this?', sendCorrection: 'Send the correction notice',
+    discard: 'The edited text has not been deployed. Leave anyway?', confirmAction: 'Do this?', sendCorrection: 'Send the correction notice', fixHint: 'what to fix (required for a received material)', toSupply: 'missing: to supply',
     pwHint: 'at least 10 characters', deptHint: 'department id, e.g. window', posHint: 'position id, e.g. clerk',
     time: 'Time', actor: 'Actor', action: 'Action', detail: 'Detail',
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
@@ -773,11 +773,12 @@ function taskBox(c, task, step, ir, mine) {
   const actions = step?.kind?.task?.actions || [];
   const opinion = h('textarea', { rows: 2, 'aria-label': `${task.name} ${t('opinion')}`, class: 'opinion' });
   const err = h('p', { class: 'status-bad', role: 'alert' });
-  const act = async (action, missing) => {
+  const act = async (action, missing, fixes) => {
     err.textContent = '';
     const body = { by: { name: S.me.name, department: task.department, role: task.role || undefined }, opinion: opinion.value || undefined };
     if (action !== 'pass') body.action = action;
     if (missing) body.missing = missing;
+    if (fixes && Object.keys(fixes).length) body.fixes = fixes;
     try {
       await api('POST', `/cases/${encodeURIComponent(c.case_no)}/tasks/${encodeURIComponent(task.step)}/complete`, body);
       toast(`${task.name}: ${t(action)}`);
@@ -788,12 +789,15 @@ function taskBox(c, task, step, ir, mine) {
   };
   // 一次性告知: the clerk ticks every missing material (those not received are ticked already).
   const correction = h('fieldset', { class: 'correction', hidden: true }, h('legend', {}, t('correct')),
-    ir.materials.map((x) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: x.id, checked: !c.materials[x.id] }), x.name)),
+    // One notice lists every missing material; a received one that is not in legal form says what to fix.
+    ir.materials.map((x) => h('div', { class: 'row fix-row' }, h('label', { class: 'check' }, h('input', { type: 'checkbox', value: x.id, checked: !c.materials[x.id] }), x.name),
+      c.materials[x.id] ? h('input', { class: 'fix', 'data-material': x.id, placeholder: t('fixHint'), 'aria-label': `${x.name}: ${t('fixHint')}` }) : h('span', { class: 'muted small' }, t('toSupply')))),
     h('div', { class: 'actions' }, h('button', {
       type: 'button', 'data-action': 'send-correction',
       onclick: () => {
-        const missing = [...correction.querySelectorAll('input:checked')].map((i) => i.value);
-        if (missing.length) act('correct', missing);
+        const missing = [...correction.querySelectorAll('input[type=checkbox]:checked')].map((i) => i.value);
+        const fixes = Object.fromEntries([...correction.querySelectorAll('input.fix')].filter((i) => missing.includes(i.dataset.material) && i.value.trim()).map((i) => [i.dataset.material, i.value.trim()]));
+        if (missing.length) act('correct', missing, fixes);
       },
     }, t('sendCorrection'))));
   // 特别程序 allowed at this step: start one (the clock stops, or an extension is asked for).

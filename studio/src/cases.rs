@@ -62,6 +62,7 @@ fn command_status(e: &CommandError) -> StatusCode {
         | CommandError::IncompleteNotice { .. }
         | CommandError::SecondNotice { .. }
         | CommandError::SecondNoticeReason
+        | CommandError::FixRequired { .. }
         | CommandError::NoticeRequired { .. }
         | CommandError::EmptyNotice
         | CommandError::ExtensionDays { .. }
@@ -539,6 +540,9 @@ struct CompleteBody {
     /// Whether the applicant was there (到现场); see the engine's `Complete`.
     #[serde(default)]
     on_site: Option<bool>,
+    /// For `correct`: what to fix, by material.
+    #[serde(default)]
+    fixes: std::collections::BTreeMap<String, String>,
 }
 
 fn pass() -> String {
@@ -563,6 +567,7 @@ async fn complete_task(
         defer: b.defer,
         defer_within: b.defer_within,
         document_no: b.document_no,
+        fixes: b.fixes,
         on_site: b.on_site,
     };
     run(&state, &principal, &headers, Some(no), None, cmd).await

@@ -481,7 +481,7 @@ const BODIES: &[(&str, &str, &str)] = &[
     (
         "post",
         "/cases/{no}/tasks/{step}/complete",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"},"on_site":{"type":"boolean","description":"the applicant was there (default: yes the first time a visit step completes)"}}}"##,
+        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"fixes":{"type":"object","additionalProperties":{"type":"string"},"description":"for correct: what to fix, by material (required for a material already received)"},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"},"on_site":{"type":"boolean","description":"the applicant was there (default: yes the first time a visit step completes)"}}}"##,
     ),
     (
         "post",

@@ -648,6 +648,7 @@ async fn reply_order(
         defer: Vec::new(),
         defer_within: None,
         document_no: None,
+        fixes: Default::default(),
         on_site: None,
     };
     run(&state, &principal, &headers, Some(no), None, cmd).await

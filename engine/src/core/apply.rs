@@ -69,6 +69,10 @@ pub enum CommandError {
     #[error("nothing is missing: name the materials to correct in `missing`")]
     EmptyNotice,
     #[error(
+        "行政许可法第三十二条：补正告知须写明每项需要补正的内容；{materials} 已收到，请在 fixes 中说明哪里不符合法定形式 / art. 32: the notice says what to correct; {materials} were received — say in `fixes` what is not in legal form"
+    )]
+    FixRequired { materials: String },
+    #[error(
         "行政许可法第三十二条：补正告知在受理之前；办件 {case_no} 已受理（或因逾期未告知已视为受理），不能再要求补正 / a correction notice comes before acceptance (art. 32); case {case_no} is accepted — use a return or a special procedure"
     )]
     CorrectionAfterAcceptance { case_no: String },
@@ -157,6 +161,7 @@ impl CommandError {
             CommandError::NotDeferrable { .. } => "material.not_deferrable",
             CommandError::IncompleteNotice { .. } => "correction.incomplete",
             CommandError::EmptyNotice => "correction.empty",
+            CommandError::FixRequired { .. } => "correction.fix_required",
             CommandError::CorrectionAfterAcceptance { .. } => "correction.after_acceptance",
             CommandError::CorrectionLate { .. } => "correction.late",
             CommandError::SecondNotice { .. } => "correction.second_notice",
@@ -227,6 +232,7 @@ pub fn apply(
         ev: Vec::new(),
         now,
         on_site: None,
+        fixes: Default::default(),
     };
     let started = state.is_some_and(|s| s.version > 0);
     match command {
@@ -279,8 +285,10 @@ pub fn apply(
             defer_within,
             document_no,
             on_site,
+            fixes,
         } => {
             cx.on_site = *on_site;
+            cx.fixes = fixes.clone();
             cx.complete(
                 step,
                 action,
@@ -384,6 +392,8 @@ struct Cx<'a> {
     now: Time,
     /// A completion's word on whether the applicant was there.
     on_site: Option<bool>,
+    /// A correction notice's word on what to fix, by material.
+    fixes: std::collections::BTreeMap<String, String>,
 }
 
 fn list<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
@@ -1411,6 +1421,7 @@ impl Cx<'_> {
             if notice.is_empty() {
                 return Err(CommandError::EmptyNotice);
             }
+            let fixes = self.fixes.clone();
             if let Some(last) = self.st.last_notice_at {
                 // A second notice: only what the first one named, or what the
                 // resubmission brought (a problem it introduced), with a reason.
@@ -1436,6 +1447,24 @@ impl Cx<'_> {
                     return Err(CommandError::SecondNoticeReason);
                 }
             }
+            // Each item says what to fix: a received material named in the
+            // notice is not in legal form, and the notice must say how.
+            if let Some(extra) = self.fixes.keys().find(|k| !notice.contains(k)) {
+                return Err(CommandError::UnknownMaterial {
+                    given: extra.clone(),
+                    known: list(&notice),
+                });
+            }
+            let unexplained: Vec<&String> = notice
+                .iter()
+                .filter(|m| self.st.materials.contains_key(*m))
+                .filter(|m| self.fixes.get(*m).is_none_or(|f| f.trim().is_empty()))
+                .collect();
+            if !unexplained.is_empty() {
+                return Err(CommandError::FixRequired {
+                    materials: list(unexplained),
+                });
+            }
             let reopen = match &target {
                 Some(Target::Step(s)) => s.clone(),
                 _ => step_id.to_string(),
@@ -1456,6 +1485,7 @@ impl Cx<'_> {
                 step: step_id.to_string(),
                 reopen,
                 missing: notice,
+                fixes,
             });
             return Ok(());
         }

@@ -168,6 +168,10 @@ pub enum Command {
         /// At acceptance: when the deferred materials are due (default: the promised limit).
         #[serde(default)]
         defer_within: Option<Period>,
+        /// For `correct`: what to fix, by material — required for a material
+        /// already received (not in legal form); a missing one is to be supplied.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        fixes: BTreeMap<String, String>,
         /// 受理文书编号 / 结果证照编号, when the step produces one.
         #[serde(default)]
         document_no: Option<String>,
@@ -635,6 +639,10 @@ pub enum Event {
         step: String,
         reopen: String,
         missing: Vec<String>,
+        /// What to fix, by material: for one received but not in legal form,
+        /// what is wrong with it (a missing one is simply to be supplied).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        fixes: BTreeMap<String, String>,
     },
     Accepted {
         at: Time,
