@@ -708,9 +708,15 @@ fn calendar(op: CalendarOp, files: &[PathBuf]) -> ExitCode {
         CalendarOp::Import { .. } | CalendarOp::Status { .. } => Ok(String::new()),
         CalendarOp::Diff { from, to } => {
             let (a, b) = (parse_date(&from)?, parse_date(&to)?);
-            cal.diff(a, b)
-                .map(|n| n.to_string())
-                .map_err(|e| e.to_string())
+            let n = cal.diff(a, b).map_err(|e| e.to_string())?;
+            if cal.provisional_between(a, b) {
+                eprintln!(
+                    "临时（provisional）：{} 之后尚无国务院放假安排，按法定节假日计算，不含调休 / no official arrangement after {}: counted with the statutory holidays, no make-up days",
+                    cal.covered_until(),
+                    cal.covered_until()
+                );
+            }
+            Ok(n.to_string())
         }
     });
     match result {
@@ -886,6 +892,8 @@ fn export(case: &str, db: &str) -> ExitCode {
 
 /// The calendar in force in a database (its deployments; the shipped years
 /// where none), with the store for deploying.
+type CalendarRows = Vec<(govflow_engine::store::Deployment, String, i64)>;
+
 fn calendar_in_db(
     url: &str,
     division: &str,
@@ -893,6 +901,7 @@ fn calendar_in_db(
     (
         govflow_engine::store::Store,
         govflow_engine::calendars::InForce,
+        CalendarRows,
     ),
     String,
 > {
@@ -905,12 +914,17 @@ fn calendar_in_db(
         };
         let store = govflow_engine::store::Store::open(url, &opts)
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "{url}: {e}\nhint: 数据库由 govflow serve --db URL 创建；先启动一次服务 / the database is created by `govflow serve --db URL`; start the server once first"
+                )
+            })?;
         let rows = store
             .calendar_deployments()
             .await
             .map_err(|e| e.to_string())?;
-        Ok((store, govflow_engine::calendars::build(&rows, division)))
+        let in_force = govflow_engine::calendars::build(&rows, division);
+        Ok((store, in_force, rows))
     })
 }
 
@@ -982,24 +996,29 @@ fn calendar_import(
             return ExitCode::from(2);
         }
     };
-    let cal = in_db
-        .as_ref()
-        .map_or_else(govflow_engine::calendar::Calendar::china, |(_, f)| {
-            f.calendar.clone()
-        });
-    let replaces = if region == calendars::NATIONAL && cal.official_years().contains(&year.year) {
+    let (cal, rows) = in_db.as_ref().map_or_else(
+        || (govflow_engine::calendar::Calendar::china(), Vec::new()),
+        |(_, f, rows)| (f.calendar.clone(), rows.clone()),
+    );
+    let problems = calendars::check_import(&cal, region, &year, &text);
+    if !problems.is_empty() {
+        render_calendar_problems(&name, &text, &problems);
+        return ExitCode::from(1);
+    }
+    let after = calendars::after_deploy(&rows, division, region, &year).calendar;
+    let replaces = if region != calendars::NATIONAL {
+        "地区日历，合并在全国安排之上 / a region's days over the national arrangement"
+    } else if cal.official_years().contains(&year.year) {
         "替换已生效的官方安排 / replaces the official arrangement in force"
     } else {
         "替换临时规则 / replaces the provisional rule"
     };
+    let wd = after.working_days_in(year.year).unwrap_or(0);
     println!(
-        "{name}: {} 年（{region}）工作日 {} 天 / {} working days in {} ({region}); {replaces}",
-        year.year,
-        year.working_days(),
-        year.working_days(),
-        year.year
+        "{name}: {} 年（{region}）工作日 {wd} 天 / {wd} working days in {} ({region}); {replaces}",
+        year.year, year.year
     );
-    let changes = cal.changes(&year);
+    let changes = cal.changes_to(&after, year.year);
     if changes.is_empty() {
         println!("与现行日历相同 / no change against the calendar in force");
     } else {
@@ -1022,7 +1041,7 @@ fn calendar_import(
             );
         }
     }
-    if deploy && let Some((store, _)) = in_db {
+    if deploy && let Some((store, _, _)) = in_db {
         let id = calendars::deployment_id(region, year.year);
         let rt = match tokio::runtime::Runtime::new() {
             Ok(rt) => rt,
@@ -1032,9 +1051,10 @@ fn calendar_import(
             }
         };
         let actor = std::env::var("USER").map_or("cli".to_string(), |u| format!("cli:{u}"));
-        let done = rt.block_on(store.deploy(
-            &id,
-            &year.to_text(),
+        let done = rt.block_on(calendars::deploy_year(
+            &store,
+            region,
+            &year,
             &name,
             &actor,
             govflow_engine::service::now_cst(),
@@ -1060,7 +1080,7 @@ fn calendar_import(
 fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
     let (cal, years) = match db {
         Some(url) => match calendar_in_db(url, division) {
-            Ok((_, f)) => (f.calendar, f.years),
+            Ok((_, f, _)) => (f.calendar, f.years),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -1075,7 +1095,7 @@ fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
     println!("official years / 官方安排: {}", list.join(", "));
     for y in &years {
         println!(
-            "  {} {} v{} ({} working days; {} by {})",
+            "  {} {} v{} ({} working days; {}+08:00 by {})",
             y.region, y.year, y.version, y.working_days, y.deployed_at, y.deployed_by
         );
     }
@@ -1084,7 +1104,12 @@ fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
         "after that / 之后: provisional (weekends and the statutory holidays off, no 调休) until {}",
         cal.last()
     );
-    if left < 60 {
+    if left < 0 {
+        println!(
+            "warning: 官方安排已于 {covered} 到期（{} 天前），现行期限按临时规则计算；请导入放假安排 / official arrangements ended on {covered} ({} days ago): deadlines are provisional; import the arrangement (govflow calendar import FILE --db URL --deploy)",
+            -left, -left
+        );
+    } else if left < 60 {
         println!(
             "warning: 日历将在 {left} 天后到期，请导入下一年放假安排 / coverage ends in {left} days: import next year's arrangement (govflow calendar import FILE --db URL --deploy)"
         );

@@ -11,6 +11,7 @@ use crate::alarms::with_pools;
 use crate::calendar::{Calendar, YearArrangement, year};
 use crate::core::Time;
 use crate::store::{Deployment, Store, StoreError};
+use chrono::Datelike;
 use sqlx::Row;
 
 /// The prefix of calendar deployments in the `deployments` table.
@@ -226,10 +227,119 @@ impl Store {
     }
 }
 
-/// Whether a stored snapshot holds a provisional deadline (serde writes the
-/// flag only when it is set).
-pub(crate) fn has_provisional(snapshot: &str) -> bool {
-    snapshot.contains("\"provisional\":true")
+/// The calendar in force after deploying `y` for `region`: the stored
+/// deployments plus this one as their newest version (what a preview shows).
+pub fn after_deploy(
+    rows: &[(Deployment, String, i64)],
+    division: &str,
+    region: &str,
+    y: &YearArrangement,
+) -> InForce {
+    let id = deployment_id(region, y.year);
+    let version = rows
+        .iter()
+        .filter(|r| r.0.flow_id == id)
+        .map(|r| r.0.version)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut rows = rows.to_vec();
+    rows.push((
+        Deployment {
+            flow_id: id,
+            version,
+            hash: String::new(),
+            file: "preview".into(),
+            deployed_at: String::new(),
+            deployed_by: String::new(),
+        },
+        y.to_text(),
+        i64::MAX,
+    ));
+    build(&rows, division)
+}
+
+/// What deploying a year would be refused for beyond its file's own
+/// problems: a year the tables cannot hold (before the first official year,
+/// or more than a year past the covered ones), and — for a national year —
+/// a statutory holiday of the 2024 measures on a weekday left as a working
+/// day (only 调休 moves weekends; no notice removes a public holiday).
+pub fn check_import(
+    current: &Calendar,
+    region: &str,
+    y: &YearArrangement,
+    text: &str,
+) -> Vec<year::Problem> {
+    let mut out = Vec::new();
+    let first = current.first().year();
+    let last = current.covered_until().year() + 1;
+    if y.year < first || y.year > last {
+        out.push(year::whole_file_problem(
+            text,
+            "calendar::year_out_of_range",
+            format!("{} 年不在可导入的范围（{first} 至 {last} 年）", y.year),
+            format!(
+                "{} is outside the years that can be loaded ({first} to {last})",
+                y.year
+            ),
+            "先导入下一年的安排；更远的年份等国务院发布通知后再导入",
+            "load next year's arrangement first; later years once their notice is published",
+        ));
+    }
+    if region == NATIONAL && y.year >= 2025 {
+        let missing: Vec<String> = crate::calendar::statutory::holidays(y.year)
+            .into_iter()
+            .filter(|(d, _)| y.is_working_day(*d))
+            .map(|(d, name)| format!("{d} {name}"))
+            .collect();
+        if !missing.is_empty() {
+            out.push(year::whole_file_problem(
+                text,
+                "calendar::holiday_missing",
+                format!("法定节假日在文件中是工作日：{}", missing.join("、")),
+                format!("statutory holidays left as working days: {}", missing.join(", ")),
+                "《全国年节及纪念日放假办法》第二条规定的节日每年放假；逐日列为 off（落在周末的也可列出）",
+                "the national holiday measures (art. 2) give these days off every year; list them as `off`",
+            ));
+        }
+    }
+    out
+}
+
+/// Deploys a year for a region: a new version unless the text in force is
+/// the same. A text an older version had is deployed again as the newest (a
+/// rollback), with a comment saying so: versions are never reused.
+pub async fn deploy_year(
+    store: &Store,
+    region: &str,
+    y: &YearArrangement,
+    file: &str,
+    actor: &str,
+    now: Time,
+) -> Result<(Deployment, bool), StoreError> {
+    let id = deployment_id(region, y.year);
+    let text = y.to_text();
+    let (d, new) = store.deploy(&id, &text, file, actor, now).await?;
+    if new {
+        return Ok((d, true));
+    }
+    let latest = store
+        .deployments(&id)
+        .await?
+        .into_iter()
+        .map(|d| d.version)
+        .max()
+        .unwrap_or(0);
+    if d.version == latest {
+        return Ok((d, false));
+    }
+    let again = format!(
+        "{text}# {} 重新部署第 {} 版的内容 / version {} deployed again\n",
+        now.format("%Y-%m-%dT%H:%M:%S+08:00"),
+        d.version,
+        d.version
+    );
+    store.deploy(&id, &again, file, actor, now).await
 }
 
 #[cfg(test)]
@@ -243,5 +353,35 @@ mod tests {
         assert_eq!(parse_id("rules/a.rules"), None);
         assert_eq!(overlay_regions("330106"), ["330106", "330100", "330000"]);
         assert!(valid_region("CN") && valid_region("330100") && !valid_region("3301"));
+    }
+
+    fn d(s: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_region_overlay_previews_as_its_own_days_only() {
+        let before = build(&[], "330106");
+        let local = year::parse("year 2027\n2027-03-03 off 地方节日（测试）\n").unwrap();
+        let after = after_deploy(&[], "330106", "330100", &local).calendar;
+        let changes = before.calendar.changes_to(&after, 2027);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].date, d("2027-03-03"));
+        // 春节 stays off (the provisional national rule), the region adds its day.
+        assert!(!after.is_working_day(d("2027-02-08")).unwrap());
+        assert!(check_import(&before.calendar, "330100", &local, "").is_empty());
+    }
+
+    #[test]
+    fn imports_are_checked_against_the_law_and_the_tables() {
+        let cal = build(&[], "330100").calendar;
+        let thin = year::parse("year 2026\n2026-01-01 off 元旦\n").unwrap();
+        let p = check_import(&cal, NATIONAL, &thin, "year 2026\n2026-01-01 off 元旦\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].code, "calendar::holiday_missing");
+        assert!(p[0].message_zh.contains("春节"), "{}", p[0].message_zh);
+        let far = year::parse("year 2040\n2040-01-01 off 元旦\n").unwrap();
+        let p = check_import(&cal, "330100", &far, "");
+        assert_eq!(p[0].code, "calendar::year_out_of_range");
     }
 }

@@ -249,13 +249,26 @@ impl Engine {
             let Some(last) = page.last().map(|(no, _)| no.clone()) else {
                 break;
             };
+            let cal = in_force.calendar.clone();
+            let label = in_force.label.clone();
+            let now = now_cst();
             for (no, snap) in &page {
                 st.cases += 1;
-                if !crate::calendars::has_provisional(snap) {
+                // Decided in memory first (the pure core): only a case whose
+                // deadlines the new calendar changes gets a command.
+                let changes = serde_json::from_str::<crate::core::CaseState>(snap)
+                    .ok()
+                    .and_then(|state| {
+                        let flow = self.flows.get(&state.flow_id, state.flow_version)?;
+                        let cmd = crate::core::Command::Recalendar {
+                            calendar: label.clone(),
+                        };
+                        crate::core::apply(&flow, &cal, Some(&state), &cmd, now).ok()
+                    })
+                    .is_some_and(|ev| !ev.is_empty());
+                if !changes {
                     continue;
                 }
-                // Settle only what the new calendar covers: a deadline still past
-                // the official years stays provisional and is not rewritten.
                 let req = Request {
                     case_no: Some(no.clone()),
                     flow_id: None,

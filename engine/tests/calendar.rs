@@ -245,6 +245,50 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_deployed() {
     let events_after = engine.store.events(&no).await.unwrap();
     assert_eq!(events_after.len(), events.len());
 
+    // --- A corrected arrangement (version 2 of the year) moves the deadlines
+    // counted with version 1; deploying version 1's text again (a rollback)
+    // is a new version and moves them back. ---
+    let corrected = TEST_ONLY_2027.replace("2027-01-04 off 测试假日\n", "");
+    let v2 = govflow_engine::calendar::year::parse(&corrected).unwrap();
+    let now = govflow_engine::service::now_cst();
+    let (dep, new) =
+        govflow_engine::calendars::deploy_year(&engine.store, "CN", &v2, "v2", "test", now)
+            .await
+            .unwrap();
+    assert_eq!((dep.version, new), (2, true));
+    assert!(engine.refresh_calendar().await);
+    assert_eq!(engine.recompute_provisional().await.recomputed, 1);
+    let statutory = engine
+        .store
+        .case(&no)
+        .await
+        .unwrap()
+        .unwrap()
+        .statutory
+        .unwrap();
+    assert_eq!(
+        statutory.due_date,
+        Some(d("2027-02-01")),
+        "one day off less"
+    );
+    let v1 = govflow_engine::calendar::year::parse(TEST_ONLY_2027).unwrap();
+    let (dep, new) =
+        govflow_engine::calendars::deploy_year(&engine.store, "CN", &v1, "v1 again", "test", now)
+            .await
+            .unwrap();
+    assert_eq!((dep.version, new), (3, true), "a rollback is a new version");
+    assert!(engine.refresh_calendar().await);
+    assert_eq!(engine.recompute_provisional().await.recomputed, 1);
+    let statutory = engine
+        .store
+        .case(&no)
+        .await
+        .unwrap()
+        .unwrap()
+        .statutory
+        .unwrap();
+    assert_eq!(statutory.due_date, Some(d("2027-02-02")));
+
     // --- A deadline that moves earlier: its card is raised at once. ---
     let engine = engine_b().await;
     clock("2027-01-27 10:00");

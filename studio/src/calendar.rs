@@ -106,39 +106,59 @@ fn read_year(body: &YearBody) -> Result<(String, YearArrangement), ApiError> {
             ),
         ));
     }
-    match year::parse(&body.text) {
-        Ok(y) => Ok((region, y)),
-        Err(problems) => {
-            let first = problems
-                .first()
-                .map(|p| format!("{}:{}: {} / {}", p.line, p.column, p.message_zh, p.message))
-                .unwrap_or_default();
-            Err(ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "calendar.invalid",
-                message: format!(
-                    "日历文件有 {} 个问题，未作任何更改 / the calendar file has {} problem(s); nothing changed. {first}",
-                    problems.len(),
-                    problems.len()
-                ),
-                details: json!({"problems": problems}),
-            })
-        }
-    }
+    year::parse(&body.text)
+        .map(|y| (region, y))
+        .map_err(|problems| invalid(&problems))
 }
 
-fn summary(cal: &Calendar, region: &str, y: &YearArrangement) -> Value {
-    let changes = cal.changes(y);
-    let official = cal.official_years().contains(&y.year) && region == NATIONAL;
+/// 422 `calendar.invalid` with every problem; nothing is stored.
+fn invalid(problems: &[year::Problem]) -> ApiError {
+    let first = problems
+        .first()
+        .map(|p| format!("{}:{}: {} / {}", p.line, p.column, p.message_zh, p.message))
+        .unwrap_or_default();
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "calendar.invalid",
+        message: format!(
+            "日历文件有 {} 个问题，未作任何更改 / the calendar file has {} problem(s); nothing changed. {first}",
+            problems.len(),
+            problems.len()
+        ),
+        details: json!({"problems": problems}),
+    }
+}
+fn summary(before: &Calendar, after: &Calendar, region: &str, y: &YearArrangement) -> Value {
+    let changes = before.changes_to(after, y.year);
+    let official = before.official_years().contains(&y.year) && region == NATIONAL;
     json!({
         "region": region,
         "year": y.year,
-        "working_days": y.working_days(),
+        "working_days": after.working_days_in(y.year),
         "days": y.days.iter().map(|(d, (k, n))| json!({"date": d, "kind": k, "name": n})).collect::<Vec<_>>(),
-        "replaces": if official { "official" } else { "provisional" },
+        "replaces": if official { "official" } else if region == NATIONAL { "provisional" } else { "region" },
         "changes": changes,
         "text": y.to_text(),
     })
+}
+
+/// The checks beyond the file's own (years in range, statutory holidays
+/// present), then the calendar as it would be after deploying.
+async fn check_and_simulate(
+    state: &AppState,
+    body: &YearBody,
+) -> Result<(String, YearArrangement, Calendar, Calendar), ApiError> {
+    let (region, y) = read_year(body)?;
+    let engine = state.engine();
+    engine.refresh_calendar().await;
+    let before = engine.calendar_in_force();
+    let problems = calendars::check_import(&before.calendar, &region, &y, &body.text);
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
+    }
+    let rows = engine.store.calendar_deployments().await?;
+    let after = calendars::after_deploy(&rows, engine.store.region(), &region, &y);
+    Ok((region, y, before.calendar.clone(), after.calendar))
 }
 
 async fn preview(
@@ -146,10 +166,8 @@ async fn preview(
     body: Result<Json<YearBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
-    let (region, y) = read_year(&body)?;
-    state.engine().refresh_calendar().await;
-    let in_force = state.engine().calendar_in_force();
-    Ok(Json(summary(&in_force.calendar, &region, &y)))
+    let (region, y, before, after) = check_and_simulate(&state, &body).await?;
+    Ok(Json(summary(&before, &after, &region, &y)))
 }
 
 async fn deploy(
@@ -158,20 +176,15 @@ async fn deploy(
     body: Result<Json<YearBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(bad_body)?;
-    let (region, y) = read_year(&body)?;
+    let (region, y, before, after) = check_and_simulate(&state, &body).await?;
     let engine = state.engine();
-    engine.refresh_calendar().await;
-    let before = engine.calendar_in_force();
-    let mut out = summary(&before.calendar, &region, &y);
-    let id = calendars::deployment_id(&region, y.year);
+    let mut out = summary(&before, &after, &region, &y);
     let file = body
         .file
         .as_deref()
         .map_or_else(|| "studio".to_string(), |f| format!("studio:{f}"));
-    let (d, new) = engine
-        .store
-        .deploy(&id, &y.to_text(), &file, p.login(), now_cst())
-        .await?;
+    let (d, new) =
+        calendars::deploy_year(&engine.store, &region, &y, &file, p.login(), now_cst()).await?;
     // In force here at once; the recomputation runs in the background.
     engine.refresh_calendar().await;
     if let Some(o) = out.as_object_mut() {

@@ -244,7 +244,12 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let in_force = engine.calendar_in_force();
     let covered = in_force.calendar.covered_until();
     let left = (covered - now.date()).num_days();
-    if left < calendar::COVERAGE_WARNING_DAYS {
+    if left < 0 {
+        eprintln!(
+            "warning: 工作日历的官方安排已于 {covered} 到期（{} 天前），现行期限按法定节假日临时计算并标注“临时”。请导入放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the official working-day calendar ended on {covered} ({} days ago); deadlines are provisional. Load the arrangement: govflow calendar import FILE --db URL --deploy",
+            -left, -left
+        );
+    } else if left < calendar::COVERAGE_WARNING_DAYS {
         eprintln!(
             "warning: 工作日历只覆盖到 {covered}（还有 {left} 天）；之后的期限按法定节假日临时计算并标注“临时”。请导入下一年国务院放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the working-day calendar covers official arrangements up to {covered} ({left} days left); deadlines after that are provisional. Load next year's arrangement: govflow calendar import FILE --db URL --deploy"
         );

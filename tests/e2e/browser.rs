@@ -853,12 +853,7 @@ fn calendar_scenario(d: &Driver, db: &str) {
     d.shot("14-calendar-problems");
 
     // A TEST-ONLY year: preview marks its changes, then deploy.
-    let mut fixture = format!(
-        "# TEST-ONLY fixture, not the official {y} arrangement\nyear {y}\n{y}-01-01 off 元旦\n"
-    );
-    for day in 4..=8 {
-        fixture.push_str(&format!("{y}-01-{day:02} off 测试假日（TEST-ONLY）\n"));
-    }
+    let fixture = super::calendar::test_only_year(y);
     set_text(&fixture);
     d.click("#cal-preview-btn");
     let summary = d.wait(

@@ -20,10 +20,13 @@ fn next_year() -> i32 {
 
 /// TEST-ONLY: not any year's official arrangement. 元旦 and a made-up
 /// holiday 01-04..01-08, so that deadlines counted through January move.
-fn test_only_year(y: i32) -> String {
-    let mut s = format!(
-        "# TEST-ONLY fixture, not the official {y} arrangement\nyear {y}\n{y}-01-01 off 元旦\n"
-    );
+/// The statutory holidays of the 2024 measures are there (an import without
+/// them is refused); the made-up week is what moves deadlines.
+pub fn test_only_year(y: i32) -> String {
+    let mut s = format!("# TEST-ONLY fixture, not the official {y} arrangement\nyear {y}\n");
+    for (d, name) in govflow_engine::calendar::statutory::holidays(y) {
+        s.push_str(&format!("{d} off {name}\n"));
+    }
     for day in 4..=8 {
         s.push_str(&format!("{y}-01-{day:02} off 测试假日（TEST-ONLY）\n"));
     }

@@ -53,7 +53,7 @@ fn calendar_add_and_diff() {
 /// TEST-ONLY fixture: NOT the official 2027 arrangement (which the State
 /// Council has not published as these tests are written). It differs from the
 /// provisional rule on purpose so that recomputation moves deadlines.
-pub const TEST_ONLY_2027: &str = "# TEST-ONLY fixture, not the official 2027 arrangement\nyear 2027\n2027-01-01 off 元旦\n2027-01-02 off 元旦\n2027-01-03 off 元旦\n2027-01-04 off 元旦（测试）\n2027-02-05 off 春节\n2027-02-06 off 春节\n2027-02-07 off 春节\n2027-02-08 off 春节\n2027-02-09 off 春节\n2027-02-10 off 春节\n2027-02-11 off 春节\n2027-02-12 off 春节（测试）\n2027-02-20 work 春节调休（测试）\n";
+pub const TEST_ONLY_2027: &str = "# TEST-ONLY fixture, not the official 2027 arrangement\nyear 2027\n2027-01-01 off 元旦\n2027-01-02 off 元旦\n2027-01-03 off 元旦\n2027-01-04 off 元旦（测试）\n2027-02-05 off 春节\n2027-02-06 off 春节\n2027-02-07 off 春节\n2027-02-08 off 春节\n2027-02-09 off 春节\n2027-02-10 off 春节\n2027-02-11 off 春节\n2027-02-12 off 春节（测试）\n2027-02-20 work 春节调休（测试）\n2027-04-05 off 清明节\n2027-05-01 off 劳动节\n2027-05-02 off 劳动节\n2027-06-09 off 端午节\n2027-09-15 off 中秋节\n2027-10-01 off 国庆节\n2027-10-02 off 国庆节\n2027-10-03 off 国庆节\n";
 
 #[test]
 fn calendar_import_checks_a_year_and_lists_its_changes() {
@@ -68,8 +68,9 @@ fn calendar_import_checks_a_year_and_lists_its_changes() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // 261 weekdays, off: 01-01, 01-04, 02-05, 02-08..02-12 (8 weekdays); +1 make-up day.
-    assert!(out.contains("工作日 254 天"), "{out}");
+    // 261 weekdays, off: 01-01, 01-04, 02-05, 02-08..02-12, 04-05, 06-09, 09-15, 10-01
+    // (12 weekdays); +1 make-up day.
+    assert!(out.contains("工作日 250 天"), "{out}");
     assert!(out.contains("replaces the provisional rule"), "{out}");
     assert!(out.contains("2027-01-04 周一 班→休"), "{out}");
     assert!(out.contains("2027-02-20 周六 休→班"), "{out}");
@@ -95,6 +96,16 @@ fn calendar_import_checks_a_year_and_lists_its_changes() {
     ] {
         assert!(err.contains(needle), "{needle} missing in:\n{err}");
     }
+    // A national year without its statutory holidays is refused, with the days named.
+    let thin = dir.join("thin.txt");
+    std::fs::write(&thin, "year 2027\n2027-01-01 off 元旦\n").unwrap();
+    let o = govflow(&["calendar", "import", &thin.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("calendar::holiday_missing") && err.contains("2027-02-08 春节"),
+        "{err}"
+    );
     let empty = dir.join("empty.json");
     std::fs::write(&empty, "{\"year\": 2027, \"days\": []}").unwrap();
     let o = govflow(&["calendar", "import", &empty.display().to_string()]);

@@ -350,6 +350,50 @@ impl Calendar {
         self.t.provisional.iter().map(|(d, n)| (*d, *n))
     }
 
+    /// The days of `year` whose standing (working or not) differs between this
+    /// calendar and `after`, with their names in each.
+    pub fn changes_to(&self, after: &Calendar, year: i32) -> Vec<DayChange> {
+        let Some(first) = NaiveDate::from_ymd_opt(year, 1, 1) else {
+            return Vec::new();
+        };
+        first
+            .iter_days()
+            .take_while(|d| d.year() == year)
+            .filter_map(|d| {
+                let was = self.is_working_day(d).ok()?;
+                let now = after.is_working_day(d).ok()?;
+                (was != now).then(|| DayChange {
+                    date: d,
+                    was_working: was,
+                    working: now,
+                    was: self.day_name(d),
+                    now: after.day_name(d),
+                })
+            })
+            .collect()
+    }
+
+    /// Working days in `year` (None when the tables do not cover it whole).
+    pub fn working_days_in(&self, year: i32) -> Option<i64> {
+        let start = NaiveDate::from_ymd_opt(year, 1, 1)?;
+        let end = NaiveDate::from_ymd_opt(year, 12, 31)?;
+        let before = if self.is_working_day(start).ok()? {
+            1
+        } else {
+            0
+        };
+        Some(self.diff(start, end).ok()? + before)
+    }
+
+    fn day_name(&self, d: NaiveDate) -> String {
+        self.t
+            .names
+            .get(&d)
+            .map(|(_, n)| n.clone())
+            .or_else(|| self.t.provisional.get(&d).map(|n| n.to_string()))
+            .unwrap_or_default()
+    }
+
     /// How `new` would change the standing of the days of its year, against
     /// this calendar (official or provisional).
     pub fn changes(&self, new: &YearArrangement) -> Vec<DayChange> {

@@ -48,12 +48,28 @@ pub struct Problem {
 }
 
 /// Which format a file is in: JSON when its first non-blank character is `{`.
+/// A UTF-8 byte-order mark (some editors write one) is ignored.
 pub fn parse(text: &str) -> Result<YearArrangement, Vec<Problem>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
         parse_json(text)
     } else {
         parse_plain(text)
     }
+}
+
+/// A problem about the whole file, placed at its `year` line (or the start).
+pub fn whole_file_problem(
+    text: &str,
+    code: &'static str,
+    zh: String,
+    en: String,
+    hint_zh: &str,
+    hint: &str,
+) -> Problem {
+    let at = At { text };
+    let offset = text.find("year").unwrap_or(0);
+    at.problem(code, offset, 4, zh, en, hint_zh, hint)
 }
 
 struct At<'a> {
@@ -114,6 +130,15 @@ fn parse_plain(text: &str) -> Result<YearArrangement, Vec<Problem>> {
         let words: Vec<&str> = content.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
+            ["year", y] if year.is_some() => problems.push(at.problem(
+                "calendar::syntax",
+                offset_of(y),
+                y.len(),
+                "`year` 只能写一次".to_string(),
+                "`year` is given twice".to_string(),
+                "一个文件只写一年的安排",
+                "a file holds one year's arrangement",
+            )),
             ["year", y] => match y.parse::<i32>() {
                 Ok(v) if (1900..=2099).contains(&v) => year = Some((v, offset_of(y))),
                 _ => problems.push(at.problem(
@@ -466,6 +491,18 @@ mod tests {
         assert_eq!(
             codes("{\"year\": 2027, \"days\": [")[0].0,
             "calendar::syntax"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_year_is_given_once() {
+        let y = parse("\u{feff}year 2027\n2027-01-01 off 元旦\n").unwrap();
+        assert_eq!(y.days.len(), 1);
+        let y = parse("\u{feff}{\"year\": 2027, \"days\": [{\"name\": \"元旦\", \"date\": \"2027-01-01\", \"isOffDay\": true}]}").unwrap();
+        assert_eq!(y.days.len(), 1);
+        assert_eq!(
+            codes("year 2027\nyear 2028\n2027-01-01 off 元旦\n"),
+            [("calendar::syntax".to_string(), 2, 6)]
         );
     }
 

@@ -14,7 +14,7 @@ use govflow_dsl::ir::{
 /// Why a command was refused. The message names what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    #[error("the calendar in force changes none of the case's provisional deadlines")]
+    #[error("the calendar in force changes none of the case's deadlines")]
     NothingToRecompute,
     #[error(
         "行政许可法第四十五条：{kind} 所需时间不计算在法定期限内，应当书面告知申请人；请在 notice 中写明告知书文号或日期 / art. 45: the time {kind} takes is excluded from the statutory period and the applicant must be told in writing; give the written notice in `notice`"
@@ -93,7 +93,7 @@ pub enum CommandError {
     )]
     SecondNoticeReason,
     #[error(
-        "special procedure `{kind}` is not declared at step `{step}`; declared there: {allowed}"
+        "环节 {step} 未声明特别程序 {kind}（已声明：{allowed}） / special procedure `{kind}` is not declared at step `{step}`; declared there: {allowed}"
     )]
     SpecialNotAllowed {
         kind: String,
@@ -104,7 +104,9 @@ pub enum CommandError {
         "step `{step}` is not active; special procedures run at an active step (active: {active})"
     )]
     StepNotActive { step: String, active: String },
-    #[error("the clock is already suspended by `{kind}` since {since}; end it first")]
+    #[error(
+        "时钟已因 {kind} 停止（自 {since}），一次只能有一个停止时钟的特别程序，请先结束 / the clock is already stopped by `{kind}` since {since}; end it first"
+    )]
     AlreadySuspended { kind: String, since: String },
     #[error(
         "step `{step}` is suspended by `{kind}`; end the special procedure before completing the task"
@@ -112,13 +114,17 @@ pub enum CommandError {
     StepSuspended { step: String, kind: String },
     #[error("special procedures start after acceptance; case {case_no} is {status}")]
     NotAccepted { case_no: String, status: String },
-    #[error("an extension needs `days` (working days, at most {max})")]
+    #[error(
+        "行政许可法第四十二条：延长期限为 1 至 {max} 个工作日（二十日延长十日；统一、联合、集中办理的四十五日延长十五日） / art. 42: an extension is 1 to {max} working days (10 on 20, 15 on 45 for joint handling); give it in `days`"
+    )]
     ExtensionDays { max: u32 },
     #[error(
-        "the case was already extended once ({days} working days); the law allows one extension"
+        "行政许可法第四十二条：本件已延长一次（{days} 个工作日），不能再次延长 / art. 42: the case was already extended once ({days} working days); the law allows one extension"
     )]
     AlreadyExtended { days: u32 },
-    #[error("an extension ends with `approved: true` or `approved: false`")]
+    #[error(
+        "延长审批须由负责人决定：approved 为 true 或 false / an extension ends with `approved: true` or `approved: false` (the head of the office decides, art. 42)"
+    )]
     ExtensionUndecided,
     #[error("no `{kind}` is running at step `{step}`; running: {running}")]
     NoSuchSpecial {
@@ -463,13 +469,16 @@ impl Cx<'_> {
         }
     }
 
-    /// Every provisional deadline of the case, recomputed with the calendar
-    /// now in force; one event records the old and new due dates.
+    /// Every deadline of the case recomputed with the calendar now in force:
+    /// provisional ones settle when their year's arrangement arrives, and a
+    /// corrected arrangement (a new version of a year) moves the deadlines
+    /// counted with the old one. One event records the old and new dates of
+    /// those that changed.
     fn recalendar(&mut self, calendar: &str) -> R<()> {
         let st = &self.st;
         let mut found: Vec<(String, Deadline)> = Vec::new();
         let mut add = |key: String, d: Option<&Deadline>| {
-            if let Some(d) = d.filter(|d| d.provisional) {
+            if let Some(d) = d {
                 found.push((key, d.clone()));
             }
         };
@@ -1791,7 +1800,7 @@ impl Cx<'_> {
                         .map_or(String::new(), |s| s.kind.clone());
                     return Err(CommandError::AlreadySuspended {
                         kind,
-                        since: since.to_string(),
+                        since: since.format("%Y-%m-%dT%H:%M:%S+08:00").to_string(),
                     });
                 }
             }
