@@ -539,7 +539,13 @@ impl Printer {
             StepKind::JointReview { lead: Some(l), .. } => {
                 let _ = write!(head, " lead {l}");
             }
-            StepKind::Subflow { lead, items, join } => {
+            StepKind::Subflow {
+                lead,
+                items,
+                join,
+                pauses_for,
+                pauses_for_basis,
+            } => {
                 if let Some(l) = lead {
                     let _ = write!(head, " lead {l}");
                 }
@@ -557,6 +563,20 @@ impl Printer {
                         .map(|j| format!(" join {j}"))
                         .unwrap_or_default(),
                 );
+                if !pauses_for.is_empty() {
+                    let _ = write!(
+                        head,
+                        " pauses_for [{}]",
+                        pauses_for
+                            .iter()
+                            .map(|i| dsl_value(i))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                if let Some(b) = pauses_for_basis {
+                    let _ = write!(head, " pauses_for_basis {}", crate::text::quote(b));
+                }
             }
             StepKind::Wait { timer, event } => {
                 if let Some(t) = timer {
@@ -928,13 +948,25 @@ impl Printer {
             StepKind::JointReview { lead: Some(l), .. } => {
                 self.line(i, &format!("lead: {}", yaml_scalar(l, false)))
             }
-            StepKind::Subflow { lead, items, join } => {
+            StepKind::Subflow {
+                lead,
+                items,
+                join,
+                pauses_for,
+                pauses_for_basis,
+            } => {
                 if let Some(l) = lead {
                     self.line(i, &format!("lead: {}", yaml_scalar(l, false)));
                 }
                 self.line(i, &format!("items: {}", yaml_list(items)));
                 if let Some(j) = join_text(*join) {
                     self.line(i, &format!("join: {j}"));
+                }
+                if !pauses_for.is_empty() {
+                    self.line(i, &format!("pauses_for: {}", yaml_list(pauses_for)));
+                }
+                if let Some(b) = pauses_for_basis {
+                    self.line(i, &format!("pauses_for_basis: {}", yaml_scalar(b, false)));
                 }
             }
             StepKind::Wait { timer, event } => {

@@ -462,6 +462,12 @@ pub enum StepKind {
         lead: Option<String>,
         items: Vec<String>,
         join: Join,
+        /// The item cases' special procedures that pause this stage's clock
+        /// (the stage's own limit), and the rule that says so.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pauses_for: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pauses_for_basis: Option<String>,
     },
     Wait {
         timer: Option<Limit>,

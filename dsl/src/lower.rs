@@ -160,6 +160,8 @@ fn step_allowed(kind: &str) -> &'static [&'static str] {
             "next",
             "items",
             "join",
+            "pauses_for",
+            "pauses_for_basis",
         ],
         "wait" => &[
             "name",
@@ -1505,7 +1507,20 @@ impl Lower {
                     .and_then(|n| self.join(n))
                     .unwrap_or(Join::All);
                 let lead = f.take_value("lead").and_then(|n| self.string(n, "lead"));
-                StepKind::Subflow { lead, items, join }
+                let pauses_for = f
+                    .take_value("pauses_for")
+                    .map(|n| self.strings(n, "pauses_for"))
+                    .unwrap_or_default();
+                let pauses_for_basis = f
+                    .take_value("pauses_for_basis")
+                    .and_then(|n| self.string(n, "pauses_for_basis"));
+                StepKind::Subflow {
+                    lead,
+                    items,
+                    join,
+                    pauses_for,
+                    pauses_for_basis,
+                }
             }
             "wait" => {
                 let timer = f.take_value("for").and_then(|n| self.limit(n, "for"));

@@ -149,6 +149,8 @@ pub const STEP_KEYS: Keys = &[
     ("join", Arity::Join),
     ("reports", Arity::List),
     ("items", Arity::List),
+    ("pauses_for", Arity::List),
+    ("pauses_for_basis", Arity::One),
     ("for", Arity::Limit),
     ("event", Arity::One),
     ("resubmit_within", Arity::Limit),

@@ -779,6 +779,39 @@ impl Ctx<'_> {
                 }
             }
         }
+        for s in flow.all_steps() {
+            if let StepKind::Subflow {
+                pauses_for,
+                pauses_for_basis,
+                ..
+            } = &s.kind
+            {
+                for n in pauses_for {
+                    if !SPECIAL_SUSPENDING.contains(&n.as_str()) {
+                        self.err(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                s.span,
+                                format!("`pauses_for` names `{n}`, which is not a class-B special procedure"),
+                            )
+                            .label("unknown special procedure")
+                            .help(format!("class-B special procedures: {}", SPECIAL_SUSPENDING.join(", "))),
+                        );
+                    }
+                }
+                if !pauses_for.is_empty() && pauses_for_basis.is_none() {
+                    self.err(
+                        Diagnostic::new(
+                            Code::MissingLegalBasis,
+                            s.span,
+                            format!("stage `{}` pauses for its items' procedures without naming the rule that says so", s.id),
+                        )
+                        .label("no `pauses_for_basis`")
+                        .help("add `pauses_for_basis \"《…》第…条\"`: the rule under which the stage's clock follows its item cases"),
+                    );
+                }
+            }
+        }
         if !flow.item.stops_statutory.is_empty() && flow.item.stops_statutory_basis.is_none() {
             self.err(
                 Diagnostic::new(

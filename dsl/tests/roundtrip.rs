@@ -318,6 +318,12 @@ impl Gen {
                     None
                 },
                 items: vec!["item_a".into(), "立项".into()],
+                pauses_for: if self.rng.chance(50) {
+                    vec!["专家评审".into()]
+                } else {
+                    Vec::new()
+                },
+                pauses_for_basis: Some("《某某办法》第八条".into()),
                 join: if self.rng.chance(50) {
                     Join::All
                 } else {

@@ -575,6 +575,16 @@ fn describe(c: &Command) -> String {
         }
         Command::Signal { name, .. } => format!("signal {name}"),
         Command::SubcaseFinished { item, result, .. } => format!("sub-case {item}: {result}"),
+        Command::SubcaseClock {
+            item,
+            case_no,
+            kind,
+            stopped,
+            ..
+        } => format!(
+            "sub-case {item} ({case_no}): {kind} {}",
+            if *stopped { "started" } else { "ended" }
+        ),
         Command::Terminate { by, .. } => format!("terminate by {}", who(by)),
         Command::Withdraw { .. } => "withdraw".into(),
         Command::Fire { timer } => format!("timer {timer}"),
@@ -1187,6 +1197,18 @@ impl Runner<'_> {
                 }
                 s
             }
+            Event::StageClock {
+                step,
+                case_no,
+                kind,
+                paused,
+                basis,
+                ..
+            } => format!(
+                "stage {step} clock {} with {kind} in item case {case_no} ({})",
+                if *paused { "stopped" } else { "resumes" },
+                basis.as_deref().unwrap_or("—")
+            ),
             Event::Decided {
                 step,
                 action,

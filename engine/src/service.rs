@@ -900,6 +900,8 @@ impl Engine {
                     {
                         Ok(o) if !o.replayed => queue.push(o),
                         Ok(_) => {}
+                        // The stage does not follow that item procedure: nothing to do.
+                        Err(ExecError::Command(crate::core::CommandError::NoStageEffect)) => {}
                         Err(e) => eprintln!(
                             "follow-up {} of case {} failed: {e}",
                             follow.command.name(),
@@ -981,10 +983,68 @@ impl Engine {
                         actor: "engine".into(),
                     });
                 }
+                // A clock-stopping procedure in an item case: its stage follows
+                // when it declares the procedure (the parent decides).
+                Event::SpecialStarted { special, .. }
+                    if special.stops_statutory || special.stops_promised =>
+                {
+                    if let Some(r) = self
+                        .stage_clock(&out.case_no, special.id, &special.kind, true)
+                        .await
+                    {
+                        reqs.push(r);
+                    }
+                }
+                Event::SpecialEnded { id, .. } => {
+                    let Ok(Some(child)) = self.store.case(&out.case_no).await else {
+                        continue;
+                    };
+                    let Some(sp) = child
+                        .specials
+                        .iter()
+                        .find(|s| s.id == *id && (s.stops_statutory || s.stops_promised))
+                    else {
+                        continue;
+                    };
+                    if let Some(r) = self.stage_clock(&out.case_no, *id, &sp.kind, false).await {
+                        reqs.push(r);
+                    }
+                }
                 _ => {}
             }
         }
         reqs
+    }
+
+    /// The `subcase_clock` hand-off to the stage that started `child`, if any.
+    async fn stage_clock(
+        &self,
+        child: &str,
+        special: u32,
+        kind: &str,
+        stopped: bool,
+    ) -> Option<Request> {
+        let case = self.store.case(child).await.ok()??;
+        let parent = case.data.get("parent")?;
+        let (p, step, item) = (
+            parent.get("case")?.as_str()?,
+            parent.get("step")?.as_str()?,
+            parent.get("item")?.as_str()?,
+        );
+        let edge = if stopped { "start" } else { "end" };
+        Some(Request {
+            case_no: Some(p.to_string()),
+            flow_id: None,
+            command: crate::core::Command::SubcaseClock {
+                step: step.to_string(),
+                item: item.to_string(),
+                case_no: child.to_string(),
+                kind: kind.to_string(),
+                stopped,
+            },
+            idempotency_key: Some(format!("stageclock:{child}:{special}:{edge}")),
+            actor: "engine".into(),
+        })
     }
 
     /// A finished order is noted on its card; a finished complaint changes

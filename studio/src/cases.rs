@@ -508,12 +508,15 @@ async fn case_command(
     let Json(cmd) = body.map_err(bad_body)?;
     if matches!(
         cmd,
-        Command::Start { .. } | Command::Fire { .. } | Command::Recalendar { .. }
+        Command::Start { .. }
+            | Command::Fire { .. }
+            | Command::Recalendar { .. }
+            | Command::SubcaseClock { .. }
     ) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "`start` is POST /api/cases; timers fire by themselves; deadlines are recomputed when a calendar is deployed",
+            "`start` is POST /api/cases; timers fire by themselves; deadlines are recomputed when a calendar is deployed; stage clocks follow their item cases by themselves",
         ));
     }
     run(&state, &principal, &headers, Some(no), None, cmd).await

@@ -20,6 +20,8 @@ pub enum CommandError {
         "行政许可法第四十五条：{kind} 所需时间不计算在法定期限内，应当书面告知申请人；请在 notice 中写明告知书文号或日期 / art. 45: the time {kind} takes is excluded from the statutory period and the applicant must be told in writing; give the written notice in `notice`"
     )]
     NoticeRequired { kind: String },
+    #[error("the stage does not follow this item procedure (its `pauses_for` does not name it)")]
+    NoStageEffect,
     #[error(
         "行政许可法第四十二条：延长须在法定期限内决定，法定期限已于 {due_date} 届满，不能再延长 / art. 42 of the Administrative Licensing Law: an extension is decided within the statutory period, which ended on {due_date}; it can no longer be extended"
     )]
@@ -189,6 +191,7 @@ impl CommandError {
             CommandError::UnknownStep(_) => "flow.unknown_step",
             CommandError::NothingToRecompute => "calendar.nothing_to_recompute",
             CommandError::NoticeRequired { .. } => "special.notice_required",
+            CommandError::NoStageEffect => "subflow.no_stage_effect",
             CommandError::ExtensionAfterDeadline { .. } => "special.after_deadline",
         }
     }
@@ -332,6 +335,16 @@ pub fn apply(
         }
         Command::Signal { name, data } => {
             cx.signal(name, data)?;
+            Ok(cx.ev)
+        }
+        Command::SubcaseClock {
+            step,
+            case_no,
+            kind,
+            stopped,
+            ..
+        } => {
+            cx.subcase_clock(step, case_no, kind, *stopped)?;
             Ok(cx.ev)
         }
         Command::SubcaseFinished {
@@ -2062,6 +2075,73 @@ impl Cx<'_> {
         });
         let next = self.step(step)?.next.as_ref().map(|t| t.target.clone());
         self.follow(step, next.as_ref(), None, None)
+    }
+
+    /// An item case's clock-stopping procedure started or ended: the stage's
+    /// clock follows only for the procedures the stage declares
+    /// (`pauses_for`, with its rule); when it resumes, the stage limit moves by
+    /// the working days it stood still.
+    fn subcase_clock(&mut self, step: &str, case_no: &str, kind: &str, stopped: bool) -> R<()> {
+        let Some(sf) = self.st.subflows.get(step).cloned() else {
+            return Err(CommandError::NoStageEffect);
+        };
+        let StepKind::Subflow {
+            pauses_for,
+            pauses_for_basis,
+            ..
+        } = &self.step(step)?.kind
+        else {
+            return Err(CommandError::NoStageEffect);
+        };
+        if !pauses_for.iter().any(|k| k == kind) {
+            return Err(CommandError::NoStageEffect);
+        }
+        let basis = pauses_for_basis.clone();
+        let at = self.now;
+        match (&sf.paused, stopped) {
+            (None, true) => {
+                self.emit(Event::StageClock {
+                    at,
+                    step: step.to_string(),
+                    case_no: case_no.to_string(),
+                    kind: kind.to_string(),
+                    paused: true,
+                    basis,
+                });
+                Ok(())
+            }
+            (Some((since, c, k)), false) if c == case_no && k == kind => {
+                let days = self
+                    .cal
+                    .diff(since.date(), at.date())
+                    .map_or(0, |d| d.max(0) as u32);
+                self.emit(Event::StageClock {
+                    at,
+                    step: step.to_string(),
+                    case_no: case_no.to_string(),
+                    kind: kind.to_string(),
+                    paused: false,
+                    basis,
+                });
+                if days > 0
+                    && let Some(d) = sf.deadline.as_ref()
+                {
+                    let mut stages = std::collections::BTreeMap::new();
+                    stages.insert(step.to_string(), self.moved(d, 0, days));
+                    let unit = if days == 1 { "day" } else { "days" };
+                    self.emit(Event::DeadlinesMoved {
+                        at,
+                        reason: format!("{kind} in item case {case_no}: stage clock stopped {days} working {unit}"),
+                        statutory: self.st.statutory.clone(),
+                        promised: self.st.promised.clone(),
+                        tasks: Vec::new(),
+                        stages,
+                    });
+                }
+                Ok(())
+            }
+            _ => Err(CommandError::NoStageEffect),
+        }
     }
 
     fn subcase(&mut self, step: &str, item: &str, case_no: &str, result: &str) -> R<()> {

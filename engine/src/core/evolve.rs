@@ -224,6 +224,7 @@ impl CaseState {
                         needed: *needed,
                         finished: Default::default(),
                         deadline: deadline.clone(),
+                        paused: None,
                     },
                 );
             }
@@ -311,6 +312,18 @@ impl CaseState {
                 self.deemed_accepted = true;
                 self.statutory = statutory.clone();
                 self.promised = promised.clone();
+            }
+            Event::StageClock {
+                at,
+                step,
+                case_no,
+                kind,
+                paused,
+                ..
+            } => {
+                if let Some(s) = self.subflows.get_mut(step) {
+                    s.paused = paused.then(|| (*at, case_no.clone(), kind.clone()));
+                }
             }
             Event::Decided { at, issue, .. } => {
                 self.decided_at = Some(*at);
@@ -540,7 +553,9 @@ impl CaseState {
                     .joint
                     .get(step)
                     .is_some_and(|j| j.rectify_stops_promised);
-            if held_blocks.contains(step) || rectifying_here {
+            // A cross-item stage pauses with its item cases as it declares.
+            let items_paused = self.subflows.get(step).is_some_and(|s| s.paused.is_some());
+            if held_blocks.contains(step) || rectifying_here || items_paused {
                 continue;
             }
             if let Some(d) = d {

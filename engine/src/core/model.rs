@@ -221,6 +221,16 @@ pub enum Command {
         case_no: String,
         result: String,
     },
+    /// A special procedure that stops a clock started (`stopped`) or ended in
+    /// an item case of the stage `step`: the stage's clock follows when the
+    /// stage declares the procedure (`pauses_for`). Sent by the engine.
+    SubcaseClock {
+        step: String,
+        item: String,
+        case_no: String,
+        kind: String,
+        stopped: bool,
+    },
     /// 中止: end the case abnormally, with a reason.
     Terminate { reason: String, by: Actor },
     /// 撤回: the applicant withdraws.
@@ -247,6 +257,7 @@ impl Command {
             Command::EndSpecial { .. } => "end_special",
             Command::Signal { .. } => "signal",
             Command::SubcaseFinished { .. } => "subcase_finished",
+            Command::SubcaseClock { .. } => "subcase_clock",
             Command::Terminate { .. } => "terminate",
             Command::Withdraw { .. } => "withdraw",
             Command::Fire { .. } => "fire",
@@ -484,6 +495,10 @@ pub struct SubflowState {
     pub finished: BTreeMap<String, (String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Deadline>,
+    /// The stage's clock stands still since then, for an item case's procedure
+    /// the stage declares: (since, item case, procedure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<(Time, String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -801,6 +816,17 @@ pub enum Event {
         #[serde(default)]
         issue: Option<Deadline>,
     },
+    /// A stage's clock stopped (`paused`) or resumed with an item case's
+    /// procedure, as the stage declares (`pauses_for`, with `basis`).
+    StageClock {
+        at: Time,
+        step: String,
+        case_no: String,
+        kind: String,
+        paused: bool,
+        #[serde(default)]
+        basis: Option<String>,
+    },
     /// Provisional deadlines recomputed with a newly deployed calendar: one
     /// event per case and calendar version, with the old and new deadlines.
     DeadlinesRecomputed {
@@ -860,6 +886,7 @@ impl Event {
             | Event::Withdrawn { at, .. }
             | Event::DeadlinesRecomputed { at, .. }
             | Event::Decided { at, .. }
+            | Event::StageClock { at, .. }
             | Event::Received { at, .. }
             | Event::DeemedAccepted { at, .. }
             | Event::Completed { at, .. } => *at,
@@ -897,6 +924,7 @@ impl Event {
             Event::Withdrawn { .. } => "withdrawn",
             Event::DeadlinesRecomputed { .. } => "deadlines_recomputed",
             Event::Decided { .. } => "decided",
+            Event::StageClock { .. } => "stage_clock",
             Event::Received { .. } => "received",
             Event::DeemedAccepted { .. } => "deemed_accepted",
             Event::Completed { .. } => "completed",

@@ -1,0 +1,228 @@
+#![allow(clippy::unwrap_used)]
+//! A cross-item stage's clock follows its item cases as the stage declares:
+//! an item case's 专家评审 (declared in the stage's `pauses_for`, with its
+//! rule) stops the stage limit, which moves by the working days it took; an
+//! item case's 实地核查 (not declared) leaves it alone. The hand-offs run
+//! through the engine like sub-case results (each once, keyed).
+//!
+//! The test drives the engine's clock, so it is the only test in this binary.
+
+use chrono::NaiveDateTime;
+use govflow_engine::calendar::Calendar;
+use govflow_engine::core::{Actor, Command, Person};
+use govflow_engine::ids::IdKind;
+use govflow_engine::service::{Engine, set_clock_offset};
+use govflow_engine::store::{Options, Request, Store, load_registry};
+use std::sync::Arc;
+
+fn t(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+}
+
+fn clock(at: &str) {
+    let real = (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc();
+    set_clock_offset((t(at) - real).num_seconds());
+}
+
+fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request {
+    Request {
+        case_no: case.map(str::to_string),
+        flow_id: flow.map(str::to_string),
+        command,
+        idempotency_key: None,
+        actor: "test".into(),
+    }
+}
+
+fn by(dept: &str) -> Actor {
+    Actor {
+        name: "办事员".into(),
+        department: Some(dept.into()),
+        role: None,
+    }
+}
+
+fn complete(step: &str, dept: &str) -> Command {
+    Command::Complete {
+        step: step.into(),
+        action: "pass".into(),
+        by: by(dept),
+        opinion: None,
+        data: Default::default(),
+        missing: vec![],
+        defer: vec![],
+        defer_within: None,
+        fixes: Default::default(),
+        document_no: None,
+        on_site: None,
+    }
+}
+
+fn special(kind: &str, start: bool) -> Command {
+    if start {
+        Command::StartSpecial {
+            step: "review".into(),
+            kind: kind.into(),
+            reason: "测试".into(),
+            days: Some(3),
+            by: by("x"),
+            notice: Some("告知书（测试）".into()),
+        }
+    } else {
+        Command::EndSpecial {
+            step: "review".into(),
+            kind: kind.into(),
+            result: "完成".into(),
+            opinion: None,
+            approved: None,
+            by: by("x"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stage_follows_the_item_procedures_it_declares() {
+    let dir = std::env::temp_dir().join(format!("govflow-stage-clock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(
+        &format!("sqlite://{}", dir.join("s.db").display()),
+        &Options::default(),
+    )
+    .await
+    .unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/stage_clock");
+    for name in ["stage_x", "item_x"] {
+        let source = std::fs::read_to_string(fixtures.join(format!("{name}.flow"))).unwrap();
+        store
+            .deploy(
+                name,
+                &source,
+                &format!("{name}.flow"),
+                "test",
+                t("2025-09-01 08:00"),
+            )
+            .await
+            .unwrap();
+    }
+    let (flows, problems) = load_registry(&store).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(flows),
+        Arc::new(Calendar::china()),
+        None,
+    );
+
+    // The stage is accepted on Monday 2025-11-03; its item case starts.
+    clock("2025-11-03 09:00");
+    let start = Command::Start {
+        case_no: String::new(),
+        applicant: Person {
+            name: "杭州示例科技有限公司".into(),
+            id_kind: IdKind::CreditCode,
+            id_number: "91110000600037341L".into(),
+            legacy: false,
+            phone: None,
+            address: None,
+            postcode: None,
+            legal_representative: None,
+        },
+        agent: None,
+        source: None,
+        project_code: None,
+        data: Default::default(),
+        materials: vec![],
+    };
+    let stage = engine
+        .execute(&req(None, Some("stage_x"), start))
+        .await
+        .unwrap()
+        .case_no;
+    engine
+        .execute(&req(Some(&stage), None, complete("accept", "lead")))
+        .await
+        .unwrap();
+    let parent = store.case(&stage).await.unwrap().unwrap();
+    let due_before = parent.subflows["permits"]
+        .deadline
+        .clone()
+        .unwrap()
+        .due_date;
+    assert_eq!(
+        due_before,
+        Some(chrono::NaiveDate::from_ymd_opt(2025, 11, 17).unwrap())
+    );
+    let tasks = store.tasks(None, None, 100, 0).await.unwrap();
+    let item = tasks
+        .iter()
+        .find(|r| r.case_no != stage)
+        .unwrap()
+        .case_no
+        .clone();
+    engine
+        .execute(&req(Some(&item), None, complete("accept", "x")))
+        .await
+        .unwrap();
+
+    // 实地核查 in the item case: not declared by the stage, which runs on.
+    engine
+        .execute(&req(Some(&item), None, special("实地核查", true)))
+        .await
+        .unwrap();
+    let parent = store.case(&stage).await.unwrap().unwrap();
+    assert!(parent.subflows["permits"].paused.is_none());
+    clock("2025-11-04 09:00");
+    engine
+        .execute(&req(Some(&item), None, special("实地核查", false)))
+        .await
+        .unwrap();
+
+    // 专家评审: declared, so the stage's clock stops (its timer is gone) ...
+    engine
+        .execute(&req(Some(&item), None, special("专家评审", true)))
+        .await
+        .unwrap();
+    let parent = store.case(&stage).await.unwrap().unwrap();
+    assert!(parent.subflows["permits"].paused.is_some());
+    assert!(!parent.timers().iter().any(|t| t.key == "stage:permits"));
+    // ... and after 3 working days it resumes, the stage limit 3 days later.
+    clock("2025-11-07 09:00");
+    engine
+        .execute(&req(Some(&item), None, special("专家评审", false)))
+        .await
+        .unwrap();
+    let parent = store.case(&stage).await.unwrap().unwrap();
+    assert!(parent.subflows["permits"].paused.is_none());
+    let due_after = parent.subflows["permits"]
+        .deadline
+        .clone()
+        .unwrap()
+        .due_date;
+    assert_eq!(
+        due_after,
+        Some(chrono::NaiveDate::from_ymd_opt(2025, 11, 20).unwrap())
+    );
+    assert!(parent.timers().iter().any(|t| t.key == "stage:permits"));
+    // One pause and one resume, each once, with the stage's rule.
+    let events = store.events(&stage).await.unwrap();
+    let clocks: Vec<(bool, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            govflow_engine::core::Event::StageClock { paused, basis, .. } => {
+                Some((*paused, basis.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clocks.len(), 2, "{clocks:?}");
+    assert!(clocks[0].0 && !clocks[1].0);
+    assert!(
+        clocks[0]
+            .1
+            .as_deref()
+            .is_some_and(|b| b.contains("示例办法"))
+    );
+    set_clock_offset(0);
+}
