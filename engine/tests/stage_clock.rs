@@ -115,8 +115,9 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
         None,
     );
 
-    // The stage is accepted on Monday 2025-11-03; its item case starts.
-    clock("2025-11-03 09:00");
+    // The stage is accepted on Monday 2025-09-29, before 国庆 (10-01..10-08 off,
+    // 10-11 a make-up Saturday): its limit of 10 working days ends 10-20.
+    clock("2025-09-29 09:00");
     let start = Command::Start {
         case_no: String::new(),
         applicant: Person {
@@ -152,7 +153,7 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
         .due_date;
     assert_eq!(
         due_before,
-        Some(chrono::NaiveDate::from_ymd_opt(2025, 11, 17).unwrap())
+        Some(chrono::NaiveDate::from_ymd_opt(2025, 10, 20).unwrap())
     );
     let tasks = store.tasks(None, None, 100, 0).await.unwrap();
     let item = tasks
@@ -173,7 +174,7 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
         .unwrap();
     let parent = store.case(&stage).await.unwrap().unwrap();
     assert!(parent.subflows["permits"].paused.is_none());
-    clock("2025-11-04 09:00");
+    clock("2025-09-30 09:00");
     engine
         .execute(&req(Some(&item), None, special("实地核查", false)))
         .await
@@ -187,8 +188,8 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
     let parent = store.case(&stage).await.unwrap().unwrap();
     assert!(parent.subflows["permits"].paused.is_some());
     assert!(!parent.timers().iter().any(|t| t.key == "stage:permits"));
-    // ... and after 3 working days it resumes, the stage limit 3 days later.
-    clock("2025-11-07 09:00");
+    // ... and resumes after the holiday: 2 working days (10-09, 10-10) stood still.
+    clock("2025-10-10 09:00");
     engine
         .execute(&req(Some(&item), None, special("专家评审", false)))
         .await
@@ -202,7 +203,7 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
         .due_date;
     assert_eq!(
         due_after,
-        Some(chrono::NaiveDate::from_ymd_opt(2025, 11, 20).unwrap())
+        Some(chrono::NaiveDate::from_ymd_opt(2025, 10, 22).unwrap())
     );
     assert!(parent.timers().iter().any(|t| t.key == "stage:permits"));
     // One pause and one resume, each once, with the stage's rule.
