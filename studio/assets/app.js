@@ -38,7 +38,7 @@ const TEXT = {
     modes: { pre_review: '原件预审', verification: '原件核验', full_online: '全程网办' },
     roleNames: { admin: '管理员', analyst: '业务分析', deployer: '部署', clerk: '窗口人员', reviewer: '审查人员', supervisor: '监察人员' },
     mode: '办理模式', date: '日期', unchangedLines: '行未改动', notRaised: '未触发', beyondCalendar: '超出日历范围',
-    discard: '编辑的内容尚未部署，确定离开吗？', confirmAction: '确定要执行此操作吗？', sendCorrection: '发出一次性补正告知', fixHint: '需补正的内容（已收到的材料必填）', toSupply: '缺少，需补交',
+    discard: '编辑的内容尚未部署，确定离开吗？', confirmAction: '确定要执行此操作吗？', sendCorrection: '发出一次性补正告知', onSite: '申请人到场', onSiteHint: '申请人本次到窗口（计入跑动次数；首次到“须到现场”的环节时自动计入）', fixHint: '需补正的内容（已收到的材料必填）', toSupply: '缺少，需补交',
     pwHint: '至少 10 个字符', deptHint: '部门编号，如 window', posHint: '岗位编号，如 clerk',
     time: '时间', actor: '操作人', action: '操作', detail: '内容',
     weekdays: ['一', '二', '三', '四', '五', '六', '日'],
@@ -85,7 +85,7 @@ const TEXT = {
     modes: { pre_review: 'pre-review', verification: 'verification', full_online: 'full online' },
     roleNames: {},
     mode: 'Mode', date: 'Date', unchangedLines: 'unchanged lines', notRaised: 'not raised', beyondCalendar: 'beyond the calendar',
-    discard: 'The edited text has not been deployed. Leave anyway?', confirmAction: 'Do this?', sendCorrection: 'Send the correction notice', fixHint: 'what to fix (required for a received material)', toSupply: 'missing: to supply',
+    discard: 'The edited text has not been deployed. Leave anyway?', confirmAction: 'Do this?', sendCorrection: 'Send the correction notice', onSite: 'Applicant present', onSiteHint: 'The applicant came to the window this time (counted as a trip; the first time at a step that needs presence counts by itself)', fixHint: 'what to fix (required for a received material)', toSupply: 'missing: to supply',
     pwHint: 'at least 10 characters', deptHint: 'department id, e.g. window', posHint: 'position id, e.g. clerk',
     time: 'Time', actor: 'Actor', action: 'Action', detail: 'Detail',
     weekdays: ['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'],
@@ -773,12 +773,16 @@ function taskBox(c, task, step, ir, mine) {
   const actions = step?.kind?.task?.actions || [];
   const opinion = h('textarea', { rows: 2, 'aria-label': `${task.name} ${t('opinion')}`, class: 'opinion' });
   const err = h('p', { class: 'status-bad', role: 'alert' });
+  // 最多跑一次: the applicant came (again) to this step — a trip of the office's doing, counted against the mode's bound.
+  const present = h('input', { type: 'checkbox', class: 'on-site' });
+  const presentBox = h('label', { class: 'check small', title: t('onSiteHint') }, present, t('onSite'));
   const act = async (action, missing, fixes) => {
     err.textContent = '';
     const body = { by: { name: S.me.name, department: task.department, role: task.role || undefined }, opinion: opinion.value || undefined };
     if (action !== 'pass') body.action = action;
     if (missing) body.missing = missing;
     if (fixes && Object.keys(fixes).length) body.fixes = fixes;
+    if (present.checked) body.on_site = true;
     try {
       await api('POST', `/cases/${encodeURIComponent(c.case_no)}/tasks/${encodeURIComponent(task.step)}/complete`, body);
       toast(`${task.name}: ${t(action)}`);
@@ -843,7 +847,7 @@ function taskBox(c, task, step, ir, mine) {
             if (a.kind === 'correct') { correction.hidden = !correction.hidden; return; }
             if (confirm(`${t(a.kind)}: ${t('confirmAction')}`)) act(a.kind);
           },
-        }, t(a.kind)))),
+        }, t(a.kind))), presentBox),
       correction, specialStart]
       : h('p', { class: 'small muted' }, t('othersTask')),
     err);
