@@ -525,7 +525,7 @@ pub struct End {
 /// extends the period; everything else is class `B`. Which clocks a B
 /// procedure stops is not the kind's but the law's: the statutory clock for
 /// those 行政许可法第四十五条 lists (and those an item adds with its law), the
-/// promised clock as the item declares (engine `core::apply::ART45_PROCEDURES`).
+/// promised clock as the item declares (engine `core::clocks::ART45_PROCEDURES`).
 pub const SPECIAL_EXTENSION: &[&str] = &["延长审批", "延长", "extension"];
 pub const SPECIAL_SUSPENDING: &[&str] = &[
     "听证",

@@ -1,5 +1,9 @@
 //! `Node` → IR, reporting every problem with the node's span.
 //!
+//! Why this file is long: it is the one place where every key of both syntaxes
+//! gets its meaning (item elements, each step kind, limits, actions); keeping
+//! it whole is what guarantees a check or a message cannot differ by syntax.
+//!
 //! Both syntaxes arrive here as `Node`s, so every key check, value check and
 //! message is shared. Cross-reference checks that need the whole flow live in
 //! validate.rs.

@@ -1,6 +1,9 @@
 //! Whole-flow checks on the IR: references, structure, soundness, clocks,
 //! visit bounds and rhai expressions. Every problem is reported; nothing stops
 //! at the first one.
+//!
+//! Why this file is long: the checks share one control-flow graph and one
+//! longest-path walker (limits, visits); they are grouped by concern below.
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::ir::*;

@@ -2,6 +2,10 @@
 //! calendar, and print what happened as a YAML trace. `govflow run` prints one
 //! trace; `govflow test` compares every scenario's trace with the snapshot
 //! beside it. The format is documented in docs/scenarios.md.
+//!
+//! Why this file is long: the reader of scenario files and the trace printer
+//! (one line per event kind, the clocks in words) live together because the
+//! trace is the scenario format's other half; the next split is the printer.
 
 use crate::calendar::Calendar;
 use crate::core::{

@@ -1,6 +1,10 @@
 //! Durable storage: SQLite (WAL, synchronous=FULL) as the embedded default
 //! and PostgreSQL for several nodes, behind one interface.
 //!
+//! Why this file is long: it holds both dialects' DDL, the writer, the
+//! command pipeline and the list queries (a shared `macro_rules!` backend).
+//! Splitting it behind storage traits with versioned migrations is issue 13.
+//!
 //! Each command runs in one transaction: it checks its idempotency key, loads
 //! the case snapshot, applies the pure core, appends the events, writes the
 //! snapshot with an optimistic version check, replaces the case's open tasks

@@ -5,6 +5,7 @@
 //! instant comes in as an argument; the calendar is data.
 
 mod apply;
+mod clocks;
 mod compiled;
 mod evolve;
 mod model;
