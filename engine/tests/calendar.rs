@@ -9,13 +9,14 @@
 //! Council's (unpublished as this is written). The test drives the engine's
 //! clock (`set_clock_offset`), so it is the only test in this binary.
 
+mod common;
+
 use chrono::{NaiveDate, NaiveDateTime};
+use common::{complete, req};
 use govflow_engine::calendar::Calendar;
 use govflow_engine::calendars::deployment_id;
-use govflow_engine::core::{Actor, Command, MaterialIn, Person};
-use govflow_engine::ids::IdKind;
 use govflow_engine::service::{Engine, set_clock_offset};
-use govflow_engine::store::{Options, Request, Store, load_registry};
+use govflow_engine::store::{Options, Store, load_registry};
 use std::sync::Arc;
 
 /// TEST-ONLY: not the official 2027 arrangement. 元旦, a made-up holiday week
@@ -35,16 +36,6 @@ fn clock(at: &str) -> NaiveDateTime {
     let real = (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc();
     set_clock_offset((t(at) - real).num_seconds());
     t(at)
-}
-
-fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request {
-    Request {
-        case_no: case.map(str::to_string),
-        flow_id: flow.map(str::to_string),
-        command,
-        idempotency_key: None,
-        actor: "test".into(),
-    }
 }
 
 async fn engine(name: &str) -> Engine {
@@ -85,53 +76,13 @@ async fn engine(name: &str) -> Engine {
 
 /// Registers a case and accepts it now; returns its number.
 async fn accepted_case(engine: &Engine) -> String {
-    let start = Command::Start {
-        case_no: String::new(),
-        applicant: Person {
-            name: "杭州示例科技有限公司".into(),
-            id_kind: IdKind::CreditCode,
-            id_number: "91110000600037341L".into(),
-            legacy: false,
-            phone: None,
-            address: None,
-            postcode: None,
-            legal_representative: None,
-        },
-        agent: None,
-        source: None,
-        project_code: None,
-        data: Default::default(),
-        materials: ["application", "project_doc", "land_doc"]
-            .iter()
-            .map(|m| MaterialIn {
-                id: (*m).into(),
-                how: "upload".into(),
-                count: 1,
-            })
-            .collect(),
-    };
+    let start = common::start(&["application", "project_doc", "land_doc"]);
     let no = engine
         .execute(&req(None, Some("parallel_approval"), start))
         .await
         .unwrap()
         .case_no;
-    let accept = Command::Complete {
-        step: "accept".into(),
-        action: "pass".into(),
-        by: Actor {
-            name: "窗口".into(),
-            department: Some("window".into()),
-            role: Some("clerk".into()),
-        },
-        opinion: None,
-        data: Default::default(),
-        missing: vec![],
-        defer: vec![],
-        defer_within: None,
-        document_no: None,
-        fixes: Default::default(),
-        on_site: None,
-    };
+    let accept = complete("accept", "window", Some("clerk"));
     engine.execute(&req(Some(&no), None, accept)).await.unwrap();
     no
 }

@@ -3,46 +3,18 @@
 //! a stage whose sub-cases were never started gets them, and sub-cases that
 //! finished without reporting are reported.
 
+mod common;
+
 use chrono::NaiveDateTime;
+use common::{complete, req};
 use govflow_engine::calendar::Calendar;
-use govflow_engine::core::{Actor, Command, Person, Status};
-use govflow_engine::ids::IdKind;
+use govflow_engine::core::Status;
 use govflow_engine::service::Engine;
-use govflow_engine::store::{Options, Request, Store, Table, load_registry};
+use govflow_engine::store::{Options, Store, Table, load_registry};
 use std::sync::Arc;
 
 fn t(s: &str) -> NaiveDateTime {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
-}
-
-fn complete(step: &str, dept: &str) -> Command {
-    Command::Complete {
-        step: step.into(),
-        action: "pass".into(),
-        by: Actor {
-            name: "办事员".into(),
-            department: Some(dept.into()),
-            role: None,
-        },
-        opinion: None,
-        data: Default::default(),
-        missing: vec![],
-        defer: vec![],
-        defer_within: None,
-        document_no: None,
-        fixes: Default::default(),
-        on_site: None,
-    }
-}
-
-fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request {
-    Request {
-        case_no: case.map(str::to_string),
-        flow_id: flow.map(str::to_string),
-        command,
-        idempotency_key: None,
-        actor: "test".into(),
-    }
 }
 
 #[tokio::test]
@@ -80,24 +52,7 @@ async fn cut_hand_offs_are_redone_once() {
         None,
     );
     let at = t("2025-09-26 10:00");
-    let start = Command::Start {
-        case_no: String::new(),
-        applicant: Person {
-            name: "杭州示例科技有限公司".into(),
-            id_kind: IdKind::CreditCode,
-            id_number: "91110000600037341L".into(),
-            legacy: false,
-            phone: None,
-            address: None,
-            postcode: None,
-            legal_representative: None,
-        },
-        agent: None,
-        source: None,
-        project_code: None,
-        data: Default::default(),
-        materials: vec![],
-    };
+    let start = common::start(&[]);
     // Straight through the store: the parent reaches its stage, but (as if
     // the process died) no sub-case is started.
     let parent = store
@@ -112,7 +67,7 @@ async fn cut_hand_offs_are_redone_once() {
         .case_no;
     store
         .execute(
-            &req(Some(&parent), None, complete("accept", "lead")),
+            &req(Some(&parent), None, complete("accept", "lead", None)),
             &engine.flows,
             &engine.calendar(),
             at,
@@ -135,7 +90,7 @@ async fn cut_hand_offs_are_redone_once() {
                 &req(
                     Some(&row.case_no),
                     None,
-                    complete("review", &row.department),
+                    complete("review", &row.department, None),
                 ),
                 &engine.flows,
                 &engine.calendar(),

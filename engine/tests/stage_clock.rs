@@ -7,12 +7,14 @@
 //!
 //! The test drives the engine's clock, so it is the only test in this binary.
 
+mod common;
+
 use chrono::NaiveDateTime;
+use common::{actor, complete, req};
 use govflow_engine::calendar::Calendar;
-use govflow_engine::core::{Actor, Command, Person};
-use govflow_engine::ids::IdKind;
+use govflow_engine::core::Command;
 use govflow_engine::service::{Engine, set_clock_offset};
-use govflow_engine::store::{Options, Request, Store, load_registry};
+use govflow_engine::store::{Options, Store, load_registry};
 use std::sync::Arc;
 
 fn t(s: &str) -> NaiveDateTime {
@@ -24,40 +26,6 @@ fn clock(at: &str) {
     set_clock_offset((t(at) - real).num_seconds());
 }
 
-fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request {
-    Request {
-        case_no: case.map(str::to_string),
-        flow_id: flow.map(str::to_string),
-        command,
-        idempotency_key: None,
-        actor: "test".into(),
-    }
-}
-
-fn by(dept: &str) -> Actor {
-    Actor {
-        name: "办事员".into(),
-        department: Some(dept.into()),
-        role: None,
-    }
-}
-
-fn complete(step: &str, dept: &str) -> Command {
-    Command::Complete {
-        step: step.into(),
-        action: "pass".into(),
-        by: by(dept),
-        opinion: None,
-        data: Default::default(),
-        missing: vec![],
-        defer: vec![],
-        defer_within: None,
-        fixes: Default::default(),
-        document_no: None,
-        on_site: None,
-    }
-}
-
 fn special(kind: &str, start: bool) -> Command {
     if start {
         Command::StartSpecial {
@@ -65,7 +33,7 @@ fn special(kind: &str, start: bool) -> Command {
             kind: kind.into(),
             reason: "测试".into(),
             days: Some(3),
-            by: by("x"),
+            by: actor("x", None),
             notice: Some("告知书（测试）".into()),
         }
     } else {
@@ -75,7 +43,7 @@ fn special(kind: &str, start: bool) -> Command {
             result: "完成".into(),
             opinion: None,
             approved: None,
-            by: by("x"),
+            by: actor("x", None),
         }
     }
 }
@@ -118,31 +86,14 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
     // The stage is accepted on Monday 2025-09-29, before 国庆 (10-01..10-08 off,
     // 10-11 a make-up Saturday): its limit of 10 working days ends 10-20.
     clock("2025-09-29 09:00");
-    let start = Command::Start {
-        case_no: String::new(),
-        applicant: Person {
-            name: "杭州示例科技有限公司".into(),
-            id_kind: IdKind::CreditCode,
-            id_number: "91110000600037341L".into(),
-            legacy: false,
-            phone: None,
-            address: None,
-            postcode: None,
-            legal_representative: None,
-        },
-        agent: None,
-        source: None,
-        project_code: None,
-        data: Default::default(),
-        materials: vec![],
-    };
+    let start = common::start(&[]);
     let stage = engine
         .execute(&req(None, Some("stage_x"), start))
         .await
         .unwrap()
         .case_no;
     engine
-        .execute(&req(Some(&stage), None, complete("accept", "lead")))
+        .execute(&req(Some(&stage), None, complete("accept", "lead", None)))
         .await
         .unwrap();
     let parent = store.case(&stage).await.unwrap().unwrap();
@@ -163,7 +114,7 @@ async fn a_stage_follows_the_item_procedures_it_declares() {
         .case_no
         .clone();
     engine
-        .execute(&req(Some(&item), None, complete("accept", "x")))
+        .execute(&req(Some(&item), None, complete("accept", "x", None)))
         .await
         .unwrap();
 

@@ -2,6 +2,11 @@
 //! calendar, the state and the instant come in; events or an error go out.
 //! The command works on a private copy of the state, so an error leaves
 //! nothing half-applied.
+//!
+//! Why this file is long: it is the command handling of every step kind
+//! (tasks and their actions, parallel joins, joint-review rounds, sub-cases,
+//! waits) with the correction and one-notice rules, sharing one private `Cx`;
+//! the law on clocks is in `clocks.rs`.
 
 use super::clocks::{ISSUE_WORKDAYS, RECTIFICATION};
 use super::compiled::{CompiledFlow, Parent, from_dynamic, to_dynamic};
