@@ -2181,10 +2181,10 @@ pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), Sto
     let reg = Registry::new();
     let mut problems = Vec::new();
     for (d, source) in store.deployment_sources().await? {
-        if d.flow_id.starts_with(crate::supervision::RULES_DEPLOYMENT)
-            || d.flow_id.starts_with(crate::calendars::CALENDAR_DEPLOYMENT)
-        {
-            continue; // a rule file's or a calendar year's version
+        // Deployments of other kinds are named with a path (`rules/FILE`,
+        // `calendar/REGION/YEAR`); a flow id is an identifier and has no `/`.
+        if d.flow_id.contains('/') {
+            continue;
         }
         let syntax = govflow_dsl::Syntax::from_path(&d.file).unwrap_or(govflow_dsl::Syntax::Dsl);
         let loaded = govflow_dsl::load(&d.file, &source, syntax);

@@ -8,7 +8,6 @@
 //! waits) with the correction and one-notice rules, sharing one private `Cx`;
 //! the law on clocks is in `clocks.rs`.
 
-use super::clocks::{ISSUE_WORKDAYS, RECTIFICATION};
 use super::compiled::{CompiledFlow, Parent, from_dynamic, to_dynamic};
 use super::model::*;
 use crate::calendar::Calendar;
@@ -1159,7 +1158,7 @@ impl Cx<'_> {
             }
             let round = self.st.joint.get(step_id).map_or(1, |j| j.round);
             let resubmit_due = resubmit_within.map(|l| self.deadline(Self::period(&l), at, 0, 0));
-            let (stops_statutory, stops_promised) = self.stops(RECTIFICATION);
+            let (stops_statutory, stops_promised) = self.rectification_stops();
             self.emit(Event::RectificationIssued {
                 at,
                 step: step_id.to_string(),
@@ -1378,17 +1377,7 @@ impl Cx<'_> {
             // 行政许可法第四十四条: a licence is issued and served within 10
             // working days of the decision to grant it; a decision that ends the
             // case (不予许可) has nothing left to issue.
-            let issue = matches!(target, Some(Target::Step(_))).then(|| {
-                self.deadline(
-                    Period {
-                        value: ISSUE_WORKDAYS,
-                        unit: Unit::Workdays,
-                    },
-                    at,
-                    0,
-                    0,
-                )
-            });
+            let issue = matches!(target, Some(Target::Step(_))).then(|| self.issue_clock(at));
             self.emit(Event::Decided {
                 at,
                 step: step_id.to_string(),

@@ -37,6 +37,20 @@ pub const ART45_PROCEDURES: &[&str] = &[
 ];
 
 impl Cx<'_> {
+    /// 第四十四条: issuing and serving the licence, from the decision.
+    pub(super) fn issue_clock(&self, at: Time) -> Deadline {
+        let limit = Period {
+            value: ISSUE_WORKDAYS,
+            unit: Unit::Workdays,
+        };
+        self.deadline(limit, at, 0, 0)
+    }
+
+    /// Which clocks the applicant's rectification after a joint review stops.
+    pub(super) fn rectification_stops(&self) -> (bool, bool) {
+        self.stops(RECTIFICATION)
+    }
+
     /// A deadline of `limit` from `start`, moved by `extended` and `suspended`
     /// working days. Past the official years the calendar counts with the
     /// provisional rule and the deadline says so (`provisional`); only past the
