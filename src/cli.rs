@@ -211,6 +211,7 @@ pub fn run() -> ExitCode {
             region,
             timer_poll: std::time::Duration::from_millis(timer_poll_ms.max(10)),
             db_schema,
+            clock_offset: 0,
         }),
         Command::Export { case, db } => export(&case, &db),
     }
@@ -636,7 +637,7 @@ fn serve(mut cfg: govflow_studio::Config) -> ExitCode {
     if let Ok(v) = std::env::var("GOVFLOW_CLOCK_OFFSET") {
         match v.trim().parse::<i64>() {
             Ok(secs) => {
-                govflow_engine::service::set_clock_offset(secs);
+                cfg.clock_offset = secs;
                 eprintln!("clock shifted by {secs} s (GOVFLOW_CLOCK_OFFSET)");
             }
             Err(_) => {
@@ -1057,7 +1058,7 @@ fn calendar_import(
             &year,
             &name,
             &actor,
-            govflow_engine::service::now_cst(),
+            govflow_engine::clock::Clock::now(&govflow_engine::clock::SystemClock::default()),
         ));
         match done {
             Ok((d, true)) => println!(
@@ -1088,7 +1089,8 @@ fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
         },
         None => (govflow_engine::calendar::Calendar::china(), Vec::new()),
     };
-    let today = govflow_engine::service::now_cst().date();
+    let today =
+        govflow_engine::clock::Clock::now(&govflow_engine::clock::SystemClock::default()).date();
     let covered = cal.covered_until();
     let left = (covered - today).num_days();
     let list: Vec<String> = cal.official_years().iter().map(|y| y.to_string()).collect();

@@ -5,7 +5,7 @@
 //! calendar in force on a node is the latest version of every national year,
 //! with the overlays of its division and of the prefecture and province above
 //! it; every node checks for a newer calendar before each command and timer
-//! claim ([`crate::service::Engine::refresh_calendar`]).
+//! claim ([`crate::service::Engine::sync_deployments`]).
 
 use crate::alarms::with_pools;
 use crate::calendar::{Calendar, YearArrangement, year};
@@ -155,19 +155,6 @@ pub fn build(rows: &[(Deployment, String, i64)], division: &str) -> InForce {
 }
 
 impl Store {
-    /// The id of the newest calendar deployment (0 when none): one indexed
-    /// lookup, made before every command and timer claim.
-    pub async fn calendar_marker(&self) -> Result<i64, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let row = sqlx::query(
-                "SELECT COALESCE(MAX(id), 0) AS m FROM deployments WHERE flow_id >= 'calendar/' AND flow_id < 'calendar0'",
-            )
-            .fetch_one(r)
-            .await?;
-            Ok(row.try_get::<i64, _>("m")?)
-        })
-    }
-
     /// Every calendar deployment with its source and row id, oldest first.
     pub async fn calendar_deployments(&self) -> Result<Vec<(Deployment, String, i64)>, StoreError> {
         with_pools!(self, |_w, r, _lock| {

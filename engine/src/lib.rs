@@ -2,9 +2,11 @@
 //! calendar and legal clock, storage and the timer service.
 
 pub mod alarms;
+pub mod app;
 pub mod calendar;
 pub mod calendars;
 pub mod claims;
+pub mod clock;
 pub mod core;
 pub mod efficiency;
 pub mod export;
@@ -12,7 +14,8 @@ pub mod fastcond;
 pub mod ids;
 pub mod registry;
 pub mod scenario;
-pub mod service;
+/// The application layer under its earlier name.
+pub use app as service;
 pub mod stats;
 pub mod store;
 pub mod supervision;

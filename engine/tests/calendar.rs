@@ -7,7 +7,8 @@
 //!
 //! The 2027 arrangement used here is a TEST-ONLY fixture, not the State
 //! Council's (unpublished as this is written). The test drives the engine's
-//! clock (`set_clock_offset`), so it is the only test in this binary.
+//! clock (a `ManualClock` every engine here shares), so it is the only test in
+//! this binary.
 
 mod common;
 
@@ -15,7 +16,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use common::{complete, req};
 use govflow_engine::calendar::Calendar;
 use govflow_engine::calendars::deployment_id;
-use govflow_engine::service::{Engine, set_clock_offset};
+use govflow_engine::clock::{Clock, ManualClock};
+use govflow_engine::service::Engine;
 use govflow_engine::store::{Options, Store, load_registry};
 use std::sync::Arc;
 
@@ -31,10 +33,17 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-/// Sets the engine's clock to `at` (China Standard Time).
+/// The engines' clock.
+fn manual() -> Arc<ManualClock> {
+    static CLOCK: std::sync::OnceLock<Arc<ManualClock>> = std::sync::OnceLock::new();
+    CLOCK
+        .get_or_init(|| Arc::new(ManualClock::at(t("2026-01-05 08:00"))))
+        .clone()
+}
+
+/// Sets the engines' clock to `at` (China Standard Time).
 fn clock(at: &str) -> NaiveDateTime {
-    let real = (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc();
-    set_clock_offset((t(at) - real).num_seconds());
+    manual().set(t(at));
     t(at)
 }
 
@@ -69,7 +78,8 @@ async fn engine(name: &str) -> Engine {
         Arc::new(flows),
         Arc::new(Calendar::china()),
         Some(Arc::new(rules)),
-    );
+    )
+    .with_clock(manual());
     engine.load_calendar(true).await.unwrap();
     engine
 }
@@ -95,7 +105,7 @@ async fn deploy_fixture(engine: &Engine) {
             TEST_ONLY_2027,
             "TEST_ONLY_2027",
             "test",
-            govflow_engine::service::now_cst(),
+            manual().now(),
         )
         .await
         .unwrap();
@@ -201,7 +211,7 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_deployed() {
     // is a new version and moves them back. ---
     let corrected = TEST_ONLY_2027.replace("2027-01-04 off 测试假日\n", "");
     let v2 = govflow_engine::calendar::year::parse(&corrected).unwrap();
-    let now = govflow_engine::service::now_cst();
+    let now = manual().now();
     let (dep, new) =
         govflow_engine::calendars::deploy_year(&engine.store, "CN", &v2, "v2", "test", now)
             .await
@@ -273,7 +283,6 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_deployed() {
         (raised.level.as_str(), raised.state.as_str()),
         ("yellow", "issued")
     );
-    set_clock_offset(0);
 }
 
 async fn engine_b() -> Engine {

@@ -1,7 +1,7 @@
 //! Routes. Every `/api` route except `/api/health` requires
 //! `Authorization: Bearer <token>`; errors are JSON `{code, message, details}`.
 
-use crate::{LoadedFlow, MAX_BODY};
+use crate::MAX_BODY;
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use govflow_engine::registry::Deployed;
 use govflow_engine::service::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -21,10 +22,6 @@ pub struct AppState {
 
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
-    /// The latest source of every deployed flow, by id.
-    flows: std::sync::RwLock<BTreeMap<String, Arc<LoadedFlow>>>,
-    /// The packs: manifests by pack id.
-    packs: std::sync::RwLock<BTreeMap<String, govflow_dsl::pack::Manifest>>,
     admin_token: String,
     /// The efficiency scheme (rules/efficiency.yaml), when there is one.
     efficiency: std::sync::RwLock<Option<Arc<govflow_engine::efficiency::Scheme>>>,
@@ -33,24 +30,10 @@ pub(crate) struct Inner {
 }
 
 impl AppState {
-    pub fn new(
-        engine: Engine,
-        flows: Vec<LoadedFlow>,
-        packs: Vec<govflow_dsl::pack::Manifest>,
-        admin_token: String,
-    ) -> AppState {
+    pub fn new(engine: Engine, admin_token: String) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 engine,
-                flows: std::sync::RwLock::new(
-                    flows
-                        .into_iter()
-                        .map(|f| (f.flow.id.clone(), Arc::new(f)))
-                        .collect(),
-                ),
-                packs: std::sync::RwLock::new(
-                    packs.into_iter().map(|p| (p.id.clone(), p)).collect(),
-                ),
                 admin_token,
                 efficiency: std::sync::RwLock::new(None),
                 places: std::sync::RwLock::new((None, Vec::new())),
@@ -91,35 +74,22 @@ impl AppState {
         self.flows().len()
     }
 
-    /// A snapshot of the deployed flows.
-    pub(crate) fn flows(&self) -> BTreeMap<String, Arc<LoadedFlow>> {
-        match self.inner.flows.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+    /// The latest version of every deployed flow, by id: the engine's
+    /// registry, which every node keeps in step with the store.
+    pub(crate) fn flows(&self) -> BTreeMap<String, Deployed> {
+        self.inner
+            .engine
+            .flows
+            .all_latest_deployed()
+            .into_iter()
+            .map(|d| (d.flow.flow.id.clone(), d))
+            .collect()
     }
 
-    pub(crate) fn set_flow(&self, f: LoadedFlow) {
-        let mut g = match self.inner.flows.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        g.insert(f.flow.id.clone(), Arc::new(f));
-    }
-
-    pub(crate) fn packs(&self) -> BTreeMap<String, govflow_dsl::pack::Manifest> {
-        match self.inner.packs.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    pub(crate) fn set_pack(&self, m: govflow_dsl::pack::Manifest) {
-        let mut g = match self.inner.packs.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        g.insert(m.id.clone(), m);
+    /// Reads after a deployment on another node see it: one marker lookup.
+    pub(crate) async fn synced(&self) -> &AppState {
+        self.inner.engine.sync_deployments().await;
+        self
     }
 
     pub(crate) fn admin_token(&self) -> &str {
@@ -128,6 +98,11 @@ impl AppState {
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Now, by the engine's clock.
+    pub(crate) fn now(&self) -> govflow_engine::core::Time {
+        self.inner.engine.now()
     }
 }
 
@@ -170,6 +145,33 @@ impl From<crate::StoreError> for ApiError {
             "internal",
             "storage error; see the server log",
         )
+    }
+}
+
+impl From<govflow_engine::service::DeployError> for ApiError {
+    fn from(e: govflow_engine::service::DeployError) -> ApiError {
+        use govflow_engine::service::DeployError as D;
+        match e {
+            D::Invalid {
+                code,
+                message,
+                diagnostics,
+            } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message,
+                details: serde_json::json!({ "diagnostics": diagnostics }),
+            },
+            D::IdMismatch { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "flow.id_mismatch",
+                e.to_string(),
+            ),
+            D::NotRuleFile(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "rules.not_found", e.to_string())
+            }
+            D::Store(e) => e.into(),
+        }
     }
 }
 
@@ -247,45 +249,40 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-fn flow_summary(f: &LoadedFlow) -> serde_json::Value {
-    let item = &f.flow.item;
+fn flow_summary(d: &Deployed) -> serde_json::Value {
+    let f = &d.flow.flow;
+    let item = &f.item;
     serde_json::json!({
-        "id": f.flow.id,
-        "name": f.flow.name,
-        "version": f.flow.version,
-        "file": f.path,
+        "id": f.id,
+        "name": f.name,
+        "version": f.version,
+        "file": d.file,
         "mode": item.mode.as_str(),
         "kind": item.kind,
         "statutory": item.statutory.map(|l| l.to_string()),
         "promised": item.promised.map(|l| l.to_string()),
-        "steps": f.flow.all_steps().len(),
-        "hash": govflow_engine::store::source_hash(&f.source),
+        "steps": f.all_steps().len(),
+        "hash": govflow_engine::store::source_hash(&d.source),
+        "deployed_version": d.flow.revision(),
     })
-}
-
-async fn list_flows(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let items: Vec<_> = state
-        .flows()
-        .values()
-        .map(|f| with_revision(&state, flow_summary(f)))
-        .collect();
-    Json(serde_json::json!({"items": items, "total": items.len()}))
 }
 
 /// `version` is the one written in the flow; `deployed_version` numbers the
 /// deployments of its source texts (cases record it).
-fn with_revision(state: &AppState, mut v: serde_json::Value) -> serde_json::Value {
-    let id = v["id"].as_str().unwrap_or_default().to_string();
-    v["deployed_version"] = state
-        .engine()
-        .flows
-        .latest(&id)
-        .map_or(serde_json::Value::Null, |f| f.revision().into());
-    v
+async fn list_flows(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let items: Vec<_> = state
+        .synced()
+        .await
+        .flows()
+        .values()
+        .map(flow_summary)
+        .collect();
+    Json(serde_json::json!({"items": items, "total": items.len()}))
 }
 
-fn find(state: &AppState, id: &str) -> Result<Arc<LoadedFlow>, ApiError> {
-    state.flows().get(id).cloned().ok_or_else(|| {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Deployed, ApiError> {
+    state.synced().await;
+    state.inner.engine.flows.latest_deployed(id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "flow.not_found",
@@ -298,9 +295,9 @@ async fn get_flow(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = find(&state, &id)?;
-    let mut v = with_revision(&state, flow_summary(&f));
-    v["source"] = serde_json::Value::String(f.source.clone());
+    let f = find(&state, &id).await?;
+    let mut v = flow_summary(&f);
+    v["source"] = serde_json::Value::String(f.source.to_string());
     Ok(Json(v))
 }
 
@@ -308,10 +305,10 @@ async fn flow_ir(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let f = find(&state, &id)?;
+    let f = find(&state, &id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        f.flow.to_canonical_json(),
+        f.flow.flow.to_canonical_json(),
     )
         .into_response())
 }
@@ -331,7 +328,7 @@ async fn flow_graph(
 ) -> Result<Response, ApiError> {
     let axum::extract::Query(q) = q.map_err(crate::cases::bad_query)?;
     let svg = match q.version {
-        None => govflow_dsl::graph::Diagram::build(&find(&state, &id)?.flow).to_svg(),
+        None => govflow_dsl::graph::Diagram::build(&find(&state, &id).await?.flow.flow).to_svg(),
         Some(v) => {
             let f = state.engine().flows.get(&id, v).ok_or_else(|| {
                 ApiError::new(
@@ -350,7 +347,7 @@ async fn flow_deployments(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    find(&state, &id)?;
+    find(&state, &id).await?;
     let items = state.inner.engine.store.deployments(&id).await?;
     Ok(Json(serde_json::json!({"items": items})))
 }

@@ -16,7 +16,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use govflow_engine::core::Actor;
-use govflow_engine::service::now_cst;
 use govflow_engine::users::{Grant, ROLES, User, token_hash};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -139,7 +138,7 @@ pub(crate) async fn authenticate(
         (None, Some(id)) => match state
             .engine()
             .store
-            .session(&token_hash(&id), now_cst())
+            .session(&token_hash(&id), state.now())
             .await
         {
             Ok(Some((u, csrf))) => {
@@ -294,7 +293,7 @@ pub(crate) async fn create_user(
     if !state
         .engine()
         .store
-        .create_user(&u, hash.as_deref(), p.login(), now_cst())
+        .create_user(&u, hash.as_deref(), p.login(), state.now())
         .await?
     {
         return Err(ApiError::new(
@@ -336,7 +335,7 @@ pub(crate) async fn create_token(
     let token = random_token();
     let label = b.label.unwrap_or_else(|| "api".into());
     store
-        .add_token(&login, &token_hash(&token), &label, p.login(), now_cst())
+        .add_token(&login, &token_hash(&token), &label, p.login(), state.now())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -387,7 +386,7 @@ pub(crate) async fn session_csrf(
     Ok(state
         .engine()
         .store
-        .session(&token_hash(&id), now_cst())
+        .session(&token_hash(&id), state.now())
         .await?
         .map(|(_, csrf)| csrf))
 }
@@ -467,7 +466,7 @@ pub(crate) async fn login(
             // Failed logins are audited too (the login as typed, never the password).
             let name: String = b.login.chars().take(64).collect();
             store
-                .record_audit(&name, "login.failed", "{}", now_cst())
+                .record_audit(&name, "login.failed", "{}", state.now())
                 .await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -481,9 +480,9 @@ pub(crate) async fn login(
     }
     let id = random_token();
     let csrf = random_token();
-    let expires = now_cst() + chrono::Duration::hours(SESSION_HOURS);
+    let expires = state.now() + chrono::Duration::hours(SESSION_HOURS);
     store
-        .add_session(&token_hash(&id), &user.login, &csrf, expires, now_cst())
+        .add_session(&token_hash(&id), &user.login, &csrf, expires, state.now())
         .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={id}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
@@ -507,10 +506,10 @@ pub(crate) async fn logout(
         let store = &state.engine().store;
         let hash = token_hash(&id);
         let who = store
-            .session(&hash, now_cst())
+            .session(&hash, state.now())
             .await?
             .map_or_else(|| "unknown".to_string(), |(u, _)| u.login);
-        store.end_session(&hash, &who, now_cst()).await?;
+        store.end_session(&hash, &who, state.now()).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&format!(

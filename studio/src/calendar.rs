@@ -15,7 +15,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use govflow_engine::calendar::{Calendar, YearArrangement, year};
 use govflow_engine::calendars::{self, NATIONAL};
-use govflow_engine::service::now_cst;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,7 +47,7 @@ struct YearBody {
 pub fn coverage(state: &AppState) -> Value {
     let in_force = state.engine().calendar_in_force();
     let cal = &in_force.calendar;
-    let today = now_cst().date();
+    let today = state.now().date();
     let covered = cal.covered_until();
     let left = (covered - today).num_days();
     json!({
@@ -183,10 +182,11 @@ async fn deploy(
         .file
         .as_deref()
         .map_or_else(|| "studio".to_string(), |f| format!("studio:{f}"));
-    let (d, new) =
-        calendars::deploy_year(&engine.store, &region, &y, &file, p.login(), now_cst()).await?;
-    // In force here at once; the recomputation runs in the background.
-    engine.refresh_calendar().await;
+    // In force here at once (elsewhere at each node's next command); the
+    // recomputation runs in the background.
+    let (d, new) = engine
+        .deploy_calendar_year(&region, &y, &file, p.login())
+        .await?;
     if let Some(o) = out.as_object_mut() {
         o.insert("version".into(), json!(d.version));
         o.insert("new".into(), json!(new));

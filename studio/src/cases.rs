@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use govflow_engine::core::{
     Actor, CaseState, Command, CommandError, Data, Deadline, MaterialIn, Period, Person,
 };
-use govflow_engine::service::now_cst;
 use govflow_engine::store::{ExecError, Request};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -239,7 +238,7 @@ async fn start_case(
 /// The case view: the snapshot plus deadlines with working days left now.
 fn case_view(state: &AppState, s: &CaseState) -> Value {
     let cal = state.engine().calendar();
-    let today = now_cst().date();
+    let today = state.now().date();
     let clock = |d: &Deadline| -> Value {
         let left = d.due_date.and_then(|due| cal.diff(today, due).ok());
         json!({
@@ -463,7 +462,7 @@ async fn list_tasks(
     }
     // Working days left on each task's own limit, as on the case page.
     let cal = state.engine().calendar();
-    let today = now_cst().date();
+    let today = state.now().date();
     let items: Vec<_> = items
         .into_iter()
         .skip(if multi { offset as usize } else { 0 })
@@ -777,7 +776,7 @@ async fn claim_task(
             i64::from(task.id),
             principal.login(),
             &actor.name,
-            now_cst(),
+            state.now(),
         )
         .await?;
     if c.login != principal.login() {
@@ -819,7 +818,7 @@ async fn release_task(
     state
         .engine()
         .store
-        .release_task(&no, c.task_id, principal.login(), now_cst())
+        .release_task(&no, c.task_id, principal.login(), state.now())
         .await?;
     Ok(Json(json!({"released": c})))
 }

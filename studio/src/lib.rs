@@ -44,6 +44,8 @@ pub struct Config {
     pub timer_poll: std::time::Duration,
     /// PostgreSQL only: the schema holding govflow's tables.
     pub db_schema: Option<String>,
+    /// Seconds the wall clock is shifted by (drills; `GOVFLOW_CLOCK_OFFSET`).
+    pub clock_offset: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub enum ServeError {
     InvalidRules { dir: String },
     #[error("calendar: {0}")]
     Calendar(String),
+    #[error("cannot deploy {what}: {message}")]
+    Deploy { what: String, message: String },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -145,115 +149,6 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             count: bad.len(),
         });
     }
-    // Region files (`--calendar FILE`, the `covers`/`off`/`work` format) become
-    // calendar deployments of this node's division, one per year they touch.
-    let mut overlays = Vec::new();
-    for f in &cfg.calendars {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
-        let mut data = govflow_engine::calendar::CalendarData::default();
-        data.merge_text(&text)
-            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
-        for y in data.years() {
-            overlays.push((f.display().to_string(), y));
-        }
-    }
-    let calendar = govflow_engine::calendar::Calendar::china();
-    let db_err = |source| ServeError::Database {
-        url: cfg.db_url.clone(),
-        source,
-    };
-    let opts = govflow_engine::store::Options {
-        region: cfg.region.clone(),
-        pg_schema: cfg.db_schema.clone(),
-        ..Default::default()
-    };
-    let store = Store::open(&cfg.db_url, &opts).await.map_err(db_err)?;
-    let now = govflow_engine::service::now_cst();
-    let mut new_versions = 0;
-    for f in &flows {
-        let (_, new) = store
-            .deploy(&f.flow.id, &f.source, &f.path, "system", now)
-            .await
-            .map_err(db_err)?;
-        new_versions += usize::from(new);
-    }
-    let (registry, problems) = govflow_engine::store::load_registry(&store)
-        .await
-        .map_err(db_err)?;
-    for p in &problems {
-        eprintln!("warning: deployment not loaded: {p}");
-    }
-    // Supervision rules under --rules (a folder without rule files means
-    // none): checked, then deployed like flows (a new text is a new version).
-    // The rule book in force is the latest version of every rule file, so a
-    // version deployed from the studio stays in force after a restart until
-    // the file on disk changes.
-    let invalid_rules = || ServeError::InvalidRules {
-        dir: cfg.rules_dir.display().to_string(),
-    };
-    if cfg.rules_dir.is_dir() {
-        govflow_engine::supervision::RuleBook::load_dir(&cfg.rules_dir).map_err(|report| {
-            eprint!("{report}");
-            invalid_rules()
-        })?;
-        let files = govflow_engine::supervision::rule_files(&cfg.rules_dir).map_err(|e| {
-            eprintln!("{e}");
-            invalid_rules()
-        })?;
-        for (rel, text) in files {
-            let id = format!("{}{rel}", govflow_engine::supervision::RULES_DEPLOYMENT);
-            let path = cfg.rules_dir.join(&rel).display().to_string();
-            store
-                .deploy(&id, &text, &path, "system", now)
-                .await
-                .map_err(db_err)?;
-        }
-    }
-    let latest_rules = studio::latest_rule_files(&store).await.map_err(db_err)?;
-    let rules = if latest_rules.is_empty() {
-        None
-    } else {
-        let texts: Vec<(String, String)> = latest_rules
-            .into_iter()
-            .map(|(name, _, text)| (name, text))
-            .collect();
-        let book = govflow_engine::supervision::RuleBook::from_texts(&texts).map_err(|report| {
-            eprint!("{report}");
-            invalid_rules()
-        })?;
-        (!book.is_empty()).then(|| std::sync::Arc::new(book))
-    };
-    let rule_count = rules.as_ref().map_or(0, |r| r.len());
-    for (file, y) in &overlays {
-        let id = govflow_engine::calendars::deployment_id(&cfg.region, y.year);
-        store
-            .deploy(&id, &y.to_text(), file, "system", now)
-            .await
-            .map_err(db_err)?;
-    }
-    let engine = govflow_engine::service::Engine::new(
-        store,
-        std::sync::Arc::new(registry),
-        std::sync::Arc::new(calendar),
-        rules,
-    );
-    // The calendar in force: the deployed years (the shipped ones recorded
-    // where a year has none yet), then the provisional rule.
-    engine.load_calendar(true).await.map_err(db_err)?;
-    let in_force = engine.calendar_in_force();
-    let covered = in_force.calendar.covered_until();
-    let left = (covered - now.date()).num_days();
-    if left < 0 {
-        eprintln!(
-            "warning: 工作日历的官方安排已于 {covered} 到期（{} 天前），现行期限按法定节假日临时计算并标注“临时”。请导入放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the official working-day calendar ended on {covered} ({} days ago); deadlines are provisional. Load the arrangement: govflow calendar import FILE --db URL --deploy",
-            -left, -left
-        );
-    } else if left < calendar::COVERAGE_WARNING_DAYS {
-        eprintln!(
-            "warning: 工作日历只覆盖到 {covered}（还有 {left} 天）；之后的期限按法定节假日临时计算并标注“临时”。请导入下一年国务院放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the working-day calendar covers official arrangements up to {covered} ({left} days left); deadlines after that are provisional. Load next year's arrangement: govflow calendar import FILE --db URL --deploy"
-        );
-    }
     let mut packs = Vec::new();
     for dir in govflow_dsl::pack::pack_dirs(&cfg.flows_dir) {
         match govflow_dsl::pack::load_pack_dir(&dir) {
@@ -273,38 +168,116 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             }
         }
     }
-    // Flows and packs deployed through the API (not in the folder) stay listed
-    // after a restart: their latest source and their manifests are in the database.
-    let mut flows = flows;
-    let sources = engine.store.deployment_sources().await.map_err(db_err)?;
-    // A version deployed from the studio stays the running one after a
-    // restart, until the file in the folder changes to a new text.
-    for f in engine.flows.all_latest() {
-        let Some((d, source)) = sources
-            .iter()
-            .find(|(d, _)| d.flow_id == f.flow.id && d.version == i64::from(f.revision()))
-        else {
-            continue;
-        };
-        let latest = LoadedFlow {
-            path: d.file.clone(),
-            source: source.clone(),
-            flow: (*f.flow).clone(),
-        };
-        match flows.iter_mut().find(|l| l.flow.id == f.flow.id) {
-            Some(l) if l.source != *source => *l = latest,
-            Some(_) => {}
-            None => flows.push(latest),
+    // Region files (`--calendar FILE`, the `covers`/`off`/`work` format) become
+    // calendar deployments of this node's division, one per year they touch.
+    let mut overlays = Vec::new();
+    for f in &cfg.calendars {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
+        let mut data = govflow_engine::calendar::CalendarData::default();
+        data.merge_text(&text)
+            .map_err(|e| ServeError::Calendar(format!("{}: {e}", f.display())))?;
+        for y in data.years() {
+            overlays.push((f.display().to_string(), y));
         }
     }
-    for (id, json) in engine.store.pack_manifests().await.map_err(db_err)? {
-        if !packs
-            .iter()
-            .any(|p: &govflow_dsl::pack::Manifest| p.id == id)
-            && let Ok(m) = serde_json::from_str(&json)
-        {
-            packs.push(m);
+    // Supervision rules under --rules (a folder without rule files means none).
+    let invalid_rules = || ServeError::InvalidRules {
+        dir: cfg.rules_dir.display().to_string(),
+    };
+    let mut rule_files = Vec::new();
+    if cfg.rules_dir.is_dir() {
+        govflow_engine::supervision::RuleBook::load_dir(&cfg.rules_dir).map_err(|report| {
+            eprint!("{report}");
+            invalid_rules()
+        })?;
+        let files = govflow_engine::supervision::rule_files(&cfg.rules_dir).map_err(|e| {
+            eprintln!("{e}");
+            invalid_rules()
+        })?;
+        for (rel, text) in files {
+            let path = cfg.rules_dir.join(&rel).display().to_string();
+            rule_files.push((rel, text, path));
         }
+    }
+    let db_err = |source| ServeError::Database {
+        url: cfg.db_url.clone(),
+        source,
+    };
+    let opts = govflow_engine::store::Options {
+        region: cfg.region.clone(),
+        pg_schema: cfg.db_schema.clone(),
+        ..Default::default()
+    };
+    let store = Store::open(&cfg.db_url, &opts).await.map_err(db_err)?;
+    let engine = govflow_engine::service::Engine::new(
+        store,
+        std::sync::Arc::new(govflow_engine::registry::Registry::new()),
+        std::sync::Arc::new(govflow_engine::calendar::Calendar::china()),
+        None,
+    )
+    .with_clock(std::sync::Arc::new(
+        govflow_engine::clock::SystemClock::shifted(cfg.clock_offset),
+    ));
+    let now = engine.now();
+    // The shipped files are deployed like any other (a new text is a new
+    // version; the same text deploys once, so nodes starting together agree).
+    // The latest version of each is in force: a version deployed from the
+    // studio stays in force after a restart until the file's text changes.
+    let deploy_err = |what: &str, e: govflow_engine::service::DeployError| ServeError::Deploy {
+        what: what.to_string(),
+        message: e.to_string(),
+    };
+    let mut new_versions = 0;
+    for f in &flows {
+        let out = engine
+            .deploy_flow(&f.source, &f.path, None, "system")
+            .await
+            .map_err(|e| deploy_err(&f.path, e))?;
+        new_versions += usize::from(out.new);
+    }
+    if !rule_files.is_empty() {
+        engine
+            .deploy_rule_files(&rule_files, "system")
+            .await
+            .map_err(|e| deploy_err(&cfg.rules_dir.display().to_string(), e))?;
+    }
+    for m in &packs {
+        let json = serde_json::to_string(m).map_err(|e| ServeError::Deploy {
+            what: m.id.clone(),
+            message: e.to_string(),
+        })?;
+        engine
+            .store
+            .deploy_many(&m.id, &json, &[], "system", now)
+            .await
+            .map_err(db_err)?;
+    }
+    for (file, y) in &overlays {
+        let id = govflow_engine::calendars::deployment_id(&cfg.region, y.year);
+        engine
+            .store
+            .deploy(&id, &y.to_text(), file, "system", now)
+            .await
+            .map_err(db_err)?;
+    }
+    // The calendar in force: the deployed years (the shipped ones recorded
+    // where a year has none yet), then the provisional rule.
+    engine.load_calendar(true).await.map_err(db_err)?;
+    engine.sync_deployments().await;
+    let rule_count = engine.rules().map_or(0, |r| r.len());
+    let in_force = engine.calendar_in_force();
+    let covered = in_force.calendar.covered_until();
+    let left = (covered - now.date()).num_days();
+    if left < 0 {
+        eprintln!(
+            "warning: 工作日历的官方安排已于 {covered} 到期（{} 天前），现行期限按法定节假日临时计算并标注“临时”。请导入放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the official working-day calendar ended on {covered} ({} days ago); deadlines are provisional. Load the arrangement: govflow calendar import FILE --db URL --deploy",
+            -left, -left
+        );
+    } else if left < calendar::COVERAGE_WARNING_DAYS {
+        eprintln!(
+            "warning: 工作日历只覆盖到 {covered}（还有 {left} 天）；之后的期限按法定节假日临时计算并标注“临时”。请导入下一年国务院放假安排：govflow calendar import FILE --db URL --deploy\nwarning: the working-day calendar covers official arrangements up to {covered} ({left} days left); deadlines after that are provisional. Load next year's arrangement: govflow calendar import FILE --db URL --deploy"
+        );
     }
     let timers = engine.spawn_timers(cfg.timer_poll);
     // Hand-offs between cases that a crash may have cut short, then a
@@ -318,7 +291,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
         recovering.recompute_provisional().await;
     });
-    let state = AppState::new(engine, flows, packs, cfg.admin_token.clone());
+    let state = AppState::new(engine, cfg.admin_token.clone());
     state.set_places(
         cfg.rules_dir.is_dir().then(|| cfg.rules_dir.clone()),
         cfg.calendars

@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate};
 use govflow_engine::alarms::Adjustment;
 use govflow_engine::core::Actor;
-use govflow_engine::service::now_cst;
 use govflow_engine::stats::{Input, Row, by_department, by_item};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,8 +42,12 @@ fn date(name: &str, v: &str) -> Result<NaiveDate, ApiError> {
 }
 
 /// [from, to] as days; the default is the current month.
-fn period(from: Option<&str>, to: Option<&str>) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let today = now_cst().date();
+fn period(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let today = state.now().date();
     let first = today.with_day(1).unwrap_or(today);
     let from = from.map(|v| date("from", v)).transpose()?.unwrap_or(first);
     let to = to.map(|v| date("to", v)).transpose()?.unwrap_or(today);
@@ -123,7 +126,7 @@ async fn rows(
         ratings: &ratings,
         names: &names,
         calendar: &engine.calendar(),
-        now: now_cst(),
+        now: state.now(),
     };
     let n = with_events.len();
     Ok((
@@ -150,7 +153,7 @@ pub(crate) async fn stats(
             format!("`by` is department or item, not `{by}`"),
         ));
     }
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = period(&state, q.from.as_deref(), q.to.as_deref())?;
     let (rows, n) = rows(&state, from, to, by).await?;
     Ok(Json(json!({
         "by": by, "from": from, "to": to, "cases_read": n,
@@ -179,7 +182,7 @@ pub(crate) async fn efficiency(
     };
     let period = q
         .period
-        .unwrap_or_else(|| now_cst().format("%Y-%m").to_string());
+        .unwrap_or_else(|| state.now().format("%Y-%m").to_string());
     let (from, to) = month(&period)?;
     let (rows, n) = rows(&state, from, to, "department").await?;
     let engine = state.engine();
@@ -252,7 +255,7 @@ pub(crate) async fn adjust(
         reason: b.reason,
         by: b.by.name,
     };
-    let id = state.engine().store.add_adjustment(&a, now_cst()).await?;
+    let id = state.engine().store.add_adjustment(&a, state.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "adjustment": a})),
@@ -280,7 +283,7 @@ pub(crate) async fn adjustment_action(
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
     let id = crate::supervision::id_param(&id)?;
-    let now = now_cst();
+    let now = state.now();
     let store = &state.engine().store;
     let (from, to, note) = match (action.as_str(), b.outcome.as_deref()) {
         ("appeal", _) => {

@@ -3,7 +3,6 @@
 //! flow version from the editor with a diff against the running one, old
 //! versions, rule files with a "try it" evaluation, and the calendar.
 
-use crate::LoadedFlow;
 use crate::api::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::cases::bad_body;
@@ -15,8 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use govflow_dsl::Syntax;
-use govflow_engine::core::CompiledFlow;
-use govflow_engine::service::now_cst;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -167,17 +164,6 @@ struct SourceBody {
     syntax: Option<String>,
 }
 
-/// 422: a text with errors is not deployed; every diagnostic in `details`.
-fn not_deployed(code: &'static str, what: &str, report: &govflow_dsl::Report) -> ApiError {
-    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
-    ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code,
-        message: format!("{what} has {errors} error(s); nothing was deployed"),
-        details: json!({"diagnostics": report.to_json()}),
-    }
-}
-
 /// Deploys a new version of one flow from the editor. The text must be
 /// valid and name the flow of the path; the same text deploys once.
 async fn deploy_flow(
@@ -187,48 +173,18 @@ async fn deploy_flow(
     body: Result<Json<SourceBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
-    let syntax = syntax_of(body.syntax.as_deref())?;
-    let file = match syntax {
+    let file = match syntax_of(body.syntax.as_deref())? {
         Syntax::Dsl => format!("studio:{id}.flow"),
         Syntax::Yaml => format!("studio:{id}.flow.yaml"),
     };
-    let loaded = govflow_dsl::load(&file, &body.source, syntax);
-    let Some(flow) = loaded.valid_flow().cloned() else {
-        return Err(not_deployed("flow.invalid", "the flow", &loaded.report));
-    };
-    if flow.id != id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "flow.id_mismatch",
-            format!("the text is flow `{}`, not `{id}`", flow.id),
-        ));
-    }
-    let compiled = CompiledFlow::new(flow.clone()).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "flow.invalid",
-            e.to_string(),
-        )
-    })?;
-    let (d, new) = state
+    let out = state
         .engine()
-        .store
-        .deploy(&id, &body.source, &file, p.login(), now_cst())
+        .deploy_flow(&body.source, &file, Some(&id), p.login())
         .await?;
-    if new {
-        state
-            .engine()
-            .flows
-            .insert(compiled.with_revision(d.version as u32));
-        state.set_flow(LoadedFlow {
-            path: file,
-            source: body.source,
-            flow,
-        });
-    }
+    let d = out.deployment;
     Ok(Json(json!({
-        "flow": d.flow_id, "version": d.version, "hash": d.hash, "new": new,
-        "warnings": loaded.report.to_json(),
+        "flow": d.flow_id, "version": d.version, "hash": d.hash, "new": out.new,
+        "warnings": out.warnings,
     })))
 }
 
@@ -239,18 +195,8 @@ async fn diff_flow(
     body: Result<Json<SourceBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
-    let running = state.flows().get(&id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "flow.not_found",
-            format!("no flow `{id}`"),
-        )
-    })?;
-    let version = state
-        .engine()
-        .flows
-        .latest(&id)
-        .map(|f| i64::from(f.revision()));
+    let running = crate::api::find(&state, &id).await?;
+    let version = Some(i64::from(running.flow.revision()));
     diff_json(&id, version, &running.source, &body.source)
 }
 
@@ -338,21 +284,6 @@ async fn version_json(
     })))
 }
 
-/// The latest version of every deployed rule file: (file name, deployment, text).
-pub(crate) async fn latest_rule_files(
-    store: &govflow_engine::store::Store,
-) -> Result<Vec<(String, crate::Deployment, String)>, crate::StoreError> {
-    let mut latest: std::collections::BTreeMap<String, (crate::Deployment, String)> =
-        std::collections::BTreeMap::new();
-    for (d, source) in store.deployment_sources().await? {
-        if let Some(name) = d.flow_id.strip_prefix(RULES) {
-            // Oldest first: later versions replace earlier ones.
-            latest.insert(name.to_string(), (d, source));
-        }
-    }
-    Ok(latest.into_iter().map(|(n, (d, s))| (n, d, s)).collect())
-}
-
 const RULES: &str = govflow_engine::supervision::RULES_DEPLOYMENT;
 
 fn rule_syntax(file: &str) -> Syntax {
@@ -377,7 +308,7 @@ fn known_rule_file(file: &str) -> Result<(), ApiError> {
 
 /// Deploys a new version of one rule file (a new file too): the text must be
 /// valid and the whole rule book with it must build (unique rule ids); it is
-/// in force for the next command and scan.
+/// in force for the next command and scan, on every node.
 async fn deploy_rule_file(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -386,36 +317,18 @@ async fn deploy_rule_file(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
     known_rule_file(&file)?;
-    let loaded = govflow_dsl::rule::load_rules(&file, &body.source, rule_syntax(&file));
-    if loaded.has_errors() {
-        return Err(not_deployed(
-            "rules.invalid",
-            "the rule file",
-            &loaded.report,
-        ));
-    }
-    let store = &state.engine().store;
-    let mut texts: Vec<(String, String)> = latest_rule_files(store)
-        .await?
-        .into_iter()
-        .filter(|(n, _, _)| *n != file)
-        .map(|(n, _, s)| (n, s))
-        .collect();
-    texts.push((file.clone(), body.source.clone()));
-    let book = govflow_engine::supervision::RuleBook::from_texts(&texts)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules.invalid", e))?;
-    let (d, new) = store
-        .deploy(
-            &format!("{RULES}{file}"),
-            &body.source,
-            &format!("studio:{file}"),
-            p.login(),
-            now_cst(),
-        )
+    let from = format!("studio:{file}");
+    let deployed = state
+        .engine()
+        .deploy_rule_files(&[(file.clone(), body.source, from)], p.login())
         .await?;
-    if new {
-        state.engine().set_rules(Some(std::sync::Arc::new(book)));
-    }
+    let Some((d, new)) = deployed.into_iter().next() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "nothing was deployed",
+        ));
+    };
     Ok(Json(json!({
         "file": file, "version": d.version, "hash": d.hash, "new": new,
         "rules": state.engine().rules().map_or(0, |b| b.len()),
@@ -429,7 +342,9 @@ async fn diff_rule_file(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
     known_rule_file(&file)?;
-    let running = latest_rule_files(&state.engine().store)
+    let running = state
+        .engine()
+        .latest_rule_files()
         .await?
         .into_iter()
         .find(|(n, _, _)| *n == file);
@@ -461,7 +376,9 @@ async fn rule_file_version(
 /// The rule files in force (their latest versions), with their texts, and
 /// the efficiency scheme beside them (read-only).
 async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut items: Vec<Value> = latest_rule_files(&state.engine().store)
+    let mut items: Vec<Value> = state
+        .engine()
+        .latest_rule_files()
         .await?
         .into_iter()
         .map(|(name, d, text)| {
@@ -527,7 +444,7 @@ async fn try_rules(
     let book = govflow_engine::supervision::RuleBook::new(std::slice::from_ref(&set))
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules.invalid", e))?;
     let now = match body.at.as_deref() {
-        None | Some("") => now_cst(),
+        None | Some("") => state.now(),
         Some(t) => crate::offsets::parse_instant(t)
             .ok_or(())
             .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))

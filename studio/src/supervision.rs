@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use govflow_dsl::rule::Level;
 use govflow_engine::alarms::{Alarm, AlarmError, AlarmFilter, Rating, Transition};
 use govflow_engine::core::{Actor, Command, Data, Person};
-use govflow_engine::service::{OrderError, now_cst};
+use govflow_engine::service::OrderError;
 use govflow_engine::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -219,6 +219,7 @@ pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
 pub(crate) fn known_department(state: &AppState, id: &str) -> bool {
     state.flows().values().any(|f| {
         f.flow
+            .flow
             .departments
             .iter()
             .any(|d| d.id == id && d.from.is_none())
@@ -332,7 +333,7 @@ async fn acknowledge(
         state
             .engine()
             .store
-            .transition_alarm(id, &t, &who(&b.by), now_cst())
+            .transition_alarm(id, &t, &who(&b.by), state.now())
             .await?,
     ))
 }
@@ -370,7 +371,7 @@ async fn appeal(
             format!("card {id} has already been appealed"),
         ));
     }
-    let now = now_cst();
+    let now = state.now();
     let t = Transition {
         from: &["issued", "ordered"],
         state: None,
@@ -417,7 +418,7 @@ async fn decide(
             format!("card {id} has no pending appeal"),
         ));
     };
-    let now = now_cst();
+    let now = state.now();
     let opinion = b.opinion.clone().unwrap_or_default();
     let (new_state, level, appeal_state) = match b.outcome.as_str() {
         "revoke" => (Some("revoked"), None, "revoked"),
@@ -503,7 +504,7 @@ async fn close(
         state
             .engine()
             .store
-            .transition_alarm(id, &t, &who(&b.by), now_cst())
+            .transition_alarm(id, &t, &who(&b.by), state.now())
             .await?,
     ))
 }
@@ -813,7 +814,7 @@ async fn rate(
         flow_id: s.flow_id.clone(),
         at: None,
     };
-    if !engine.store.rate(&r, now_cst()).await? {
+    if !engine.store.rate(&r, state.now()).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "rating.exists",

@@ -26,6 +26,8 @@ use sqlx::Row;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod schema;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
@@ -34,6 +36,12 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("stored data for {what} is unreadable: {message}")]
     Corrupt { what: String, message: String },
+    #[error(
+        "the database schema is at version {found}, newer than this govflow knows ({known}); run the govflow release that migrated it, or a newer one"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the database schema could not be migrated: {0}")]
+    Migrate(String),
 }
 
 /// Why a command did not commit.
@@ -134,293 +142,50 @@ pub fn fmt_ts(t: Time) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
+/// What to write when a claimed case's due timers fired nothing: with no
+/// error, the row was stale (the case moved its timers) and goes; with
+/// errors — its flow not loadable on this node, a write that failed — the
+/// row stays and the next claim waits 2^attempts seconds (at most ten
+/// minutes), so another node or a later deployment can fire it. A timer is
+/// never dropped because this node could not run it. The first failure in a
+/// row is written to the audit log. Statements with their bound values.
+fn unfired(
+    case_no: &str,
+    row_due: &str,
+    attempts: i64,
+    errors: &[String],
+    now: Time,
+) -> Vec<(&'static str, Vec<String>)> {
+    if errors.is_empty() {
+        return vec![(
+            "DELETE FROM case_timers WHERE case_no = $1 AND due = $2",
+            vec![case_no.to_string(), row_due.to_string()],
+        )];
+    }
+    let wait = 1i64 << attempts.clamp(0, 10);
+    let retry = fmt_ts(now + chrono::Duration::seconds(wait.min(600)));
+    let mut out = vec![(
+        "UPDATE case_timers SET due = $1, attempts = attempts + 1 WHERE case_no = $2 AND due = $3",
+        vec![retry.clone(), case_no.to_string(), row_due.to_string()],
+    )];
+    if attempts == 0 {
+        out.push((
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_deferred', $2)",
+            vec![
+                fmt_ts(now),
+                serde_json::json!({"case": case_no, "errors": errors, "retry_at": retry}).to_string(),
+            ],
+        ));
+    }
+    out
+}
+
 fn corrupt(what: impl Into<String>, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what: what.into(),
         message: e.to_string(),
     }
 }
-
-const MIGRATIONS_SQLITE: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS deployments (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        flow_id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        file TEXT NOT NULL,
-        source TEXT NOT NULL,
-        deployed_at TEXT NOT NULL,
-        deployed_by TEXT NOT NULL,
-        UNIQUE (flow_id, hash),
-        UNIQUE (flow_id, version)
-    )",
-    // Supervision cards (预警/黄牌/红牌) with their life: pending → issued →
-    // ordered → closed, or cancelled / revoked (crate::alarms).
-    "CREATE TABLE IF NOT EXISTS alarms (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        rule TEXT NOT NULL,
-        name TEXT NOT NULL,
-        class TEXT NOT NULL,
-        subtype TEXT NOT NULL,
-        case_no TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        department TEXT NOT NULL,
-        level TEXT NOT NULL,
-        state TEXT NOT NULL,
-        appeal TEXT,
-        order_case TEXT,
-        issued_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        history TEXT NOT NULL
-    )",
-    // Who is told of a card (a rule's `notify`, and the card's department): an
-    // outbox for whatever delivers messages (delivery itself is out of scope).
-    "CREATE TABLE IF NOT EXISTS notifications (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        case_no TEXT NOT NULL,
-        rule TEXT NOT NULL,
-        level TEXT NOT NULL,
-        change TEXT NOT NULL,
-        message TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS notifications_recipient ON notifications (recipient, id)",
-    "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        department TEXT NOT NULL,
-        period TEXT NOT NULL,
-        delta DOUBLE PRECISION NOT NULL,
-        reason TEXT NOT NULL,
-        by_whom TEXT NOT NULL,
-        state TEXT NOT NULL,
-        at TEXT NOT NULL,
-        history TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS audit_log (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        detail TEXT NOT NULL
-    )",
-];
-
-const MIGRATIONS_PG: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS deployments (
-        id BIGSERIAL PRIMARY KEY,
-        flow_id TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        hash TEXT NOT NULL,
-        file TEXT NOT NULL,
-        source TEXT NOT NULL,
-        deployed_at TEXT NOT NULL,
-        deployed_by TEXT NOT NULL,
-        UNIQUE (flow_id, hash),
-        UNIQUE (flow_id, version)
-    )",
-    // Supervision cards (预警/黄牌/红牌) with their life: pending → issued →
-    // ordered → closed, or cancelled / revoked (crate::alarms).
-    "CREATE TABLE IF NOT EXISTS alarms (
-        id BIGSERIAL PRIMARY KEY,
-        rule TEXT NOT NULL,
-        name TEXT NOT NULL,
-        class TEXT NOT NULL,
-        subtype TEXT NOT NULL,
-        case_no TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        department TEXT NOT NULL,
-        level TEXT NOT NULL,
-        state TEXT NOT NULL,
-        appeal TEXT,
-        order_case TEXT,
-        issued_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        history TEXT NOT NULL
-    )",
-    // Who is told of a card (a rule's `notify`, and the card's department): an
-    // outbox for whatever delivers messages (delivery itself is out of scope).
-    "CREATE TABLE IF NOT EXISTS notifications (
-        id BIGSERIAL PRIMARY KEY,
-        at TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        case_no TEXT NOT NULL,
-        rule TEXT NOT NULL,
-        level TEXT NOT NULL,
-        change TEXT NOT NULL,
-        message TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS notifications_recipient ON notifications (recipient, id)",
-    "CREATE TABLE IF NOT EXISTS efficiency_adjustments (
-        id BIGSERIAL PRIMARY KEY,
-        department TEXT NOT NULL,
-        period TEXT NOT NULL,
-        delta DOUBLE PRECISION NOT NULL,
-        reason TEXT NOT NULL,
-        by_whom TEXT NOT NULL,
-        state TEXT NOT NULL,
-        at TEXT NOT NULL,
-        history TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS audit_log (
-        id BIGSERIAL PRIMARY KEY,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        detail TEXT NOT NULL
-    )",
-];
-
-/// SQLite's write path: the group-commit writer inserts one `inbox` row per
-/// changed case and this trigger fans it out, so a whole batch is one
-/// statement between BEGIN and COMMIT. The version check aborts the batch.
-const MIGRATIONS_SQLITE_LATE: &[&str] = &[
-    // A view, not a table: the INSTEAD OF trigger does all the work and no
-    // inbox row is ever stored.
-    "CREATE VIEW IF NOT EXISTS inbox AS SELECT
-        '' AS case_no, 0 AS old_version, 0 AS is_new, '' AS flow_id, 0 AS flow_version,
-        '' AS status, 0 AS version, '' AS snapshot, '' AS stamp, '[]' AS events, '[]' AS tasks_del, '[]' AS tasks,
-        NULL AS next_due, '[]' AS commands, '[]' AS audit, '[]' AS numbers
-        WHERE 0",
-    "CREATE TRIGGER IF NOT EXISTS inbox_apply INSTEAD OF INSERT ON inbox BEGIN
-        SELECT RAISE(ABORT, 'govflow: version conflict')
-          WHERE NEW.is_new = 0 AND NOT EXISTS
-            (SELECT 1 FROM cases WHERE case_no = NEW.case_no AND version = NEW.old_version);
-        INSERT INTO cases (case_no, flow_id, flow_version, status, version, snapshot, created_at, updated_at)
-          SELECT NEW.case_no, NEW.flow_id, NEW.flow_version, NEW.status, NEW.version, NEW.snapshot, NEW.stamp, NEW.stamp
-          WHERE NEW.is_new = 1;
-        UPDATE cases SET status = NEW.status, version = NEW.version, snapshot = NEW.snapshot, updated_at = NEW.stamp
-          WHERE NEW.is_new = 0 AND case_no = NEW.case_no;
-        INSERT INTO event_log (case_no, seq, last_seq, at, body)
-          SELECT NEW.case_no, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.events);
-        DELETE FROM tasks WHERE case_no = NEW.case_no
-          AND task_id IN (SELECT value FROM json_each(NEW.tasks_del));
-        INSERT INTO tasks (case_no, task_id, step, name, department, role, opened_at, due, flow_id)
-          SELECT NEW.case_no, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, NEW.flow_id
-          FROM json_each(NEW.tasks);
-        DELETE FROM case_timers WHERE case_no = NEW.case_no AND NEW.next_due IS NULL;
-        INSERT INTO case_timers (case_no, due) SELECT NEW.case_no, NEW.next_due
-          WHERE NEW.next_due IS NOT NULL
-          ON CONFLICT (case_no) DO UPDATE SET due = excluded.due;
-        INSERT INTO command_keys (idem_key, fingerprint, case_no, version, first_seq, at)
-          SELECT value ->> 0, value ->> 4, NEW.case_no, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.commands);
-        INSERT INTO audit_log (at, actor, action, detail)
-          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(NEW.audit);
-        INSERT INTO case_numbers (prefix, next)
-          SELECT value ->> 0, value ->> 1 FROM json_each(NEW.numbers) WHERE true
-          ON CONFLICT (prefix) DO UPDATE SET next = excluded.next;
-    END",
-];
-
-/// Tables both backends share verbatim.
-const MIGRATIONS_COMMON: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS cases (
-        case_no TEXT PRIMARY KEY,
-        flow_id TEXT NOT NULL,
-        flow_version BIGINT NOT NULL,
-        status TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        snapshot TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS cases_status ON cases (status, flow_id)",
-    // The event log: one row per command, `body` the JSON array of its events
-    // (sequence numbers seq..=last_seq).
-    "CREATE TABLE IF NOT EXISTS event_log (
-        case_no TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        last_seq BIGINT NOT NULL,
-        at TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (case_no, seq)
-    )",
-    "CREATE TABLE IF NOT EXISTS tasks (
-        case_no TEXT NOT NULL,
-        task_id BIGINT NOT NULL,
-        step TEXT NOT NULL,
-        name TEXT NOT NULL,
-        department TEXT NOT NULL,
-        role TEXT,
-        opened_at TEXT NOT NULL,
-        due TEXT,
-        flow_id TEXT NOT NULL,
-        PRIMARY KEY (case_no, task_id)
-    )",
-    "CREATE INDEX IF NOT EXISTS tasks_department ON tasks (department, opened_at)",
-    // One row per case with timers: the instant its next timer falls due. The
-    // timers themselves (which deadline, wait, …) live in the case snapshot.
-    "CREATE TABLE IF NOT EXISTS case_timers (
-        case_no TEXT PRIMARY KEY,
-        due TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS case_timers_due ON case_timers (due)",
-    // Idempotency keys: a key answers only the same request (its fingerprint).
-    "CREATE TABLE IF NOT EXISTS command_keys (
-        idem_key TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        case_no TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        first_seq BIGINT NOT NULL,
-        at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS packs (
-        id TEXT PRIMARY KEY,
-        manifest TEXT NOT NULL,
-        deployed_at TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS alarms_case ON alarms (case_no, state)",
-    // No index that leads with `state`: SQLite would pick it for a case's
-    // cards (`state IN (…)`) over `alarms_case` and read every open card.
-    "DROP INDEX IF EXISTS alarms_state",
-    "CREATE INDEX IF NOT EXISTS alarms_department ON alarms (department, state)",
-    // 服务评价: one rating per case and account.
-    "CREATE TABLE IF NOT EXISTS ratings (
-        case_no TEXT NOT NULL,
-        account TEXT NOT NULL,
-        score BIGINT NOT NULL,
-        reason TEXT,
-        department TEXT NOT NULL,
-        flow_id TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (case_no, account)
-    )",
-    // People and systems (API tokens). Roles: [{role, department?, position?}].
-    "CREATE TABLE IF NOT EXISTS users (
-        login TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        roles TEXT NOT NULL,
-        password_hash TEXT,
-        created_at TEXT NOT NULL
-    )",
-    // Login sessions: the cookie's SHA-256, the CSRF token writes must echo.
-    "CREATE TABLE IF NOT EXISTS sessions (
-        hash TEXT PRIMARY KEY,
-        login TEXT NOT NULL,
-        csrf TEXT NOT NULL,
-        expires_at TEXT NOT NULL
-    )",
-    // API tokens: only their SHA-256 is stored.
-    "CREATE TABLE IF NOT EXISTS api_tokens (
-        hash TEXT PRIMARY KEY,
-        login TEXT NOT NULL,
-        label TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS case_numbers (
-        prefix TEXT PRIMARY KEY,
-        next BIGINT NOT NULL
-    )",
-    // Who took an open task (认领): one person per task until they release it.
-    "CREATE TABLE IF NOT EXISTS task_claims (
-        case_no TEXT NOT NULL,
-        task_id BIGINT NOT NULL,
-        login TEXT NOT NULL,
-        name TEXT NOT NULL,
-        claimed_at TEXT NOT NULL,
-        PRIMARY KEY (case_no, task_id)
-    )",
-];
 
 /// The storage interface the server, the timer service and the tests use.
 #[derive(Clone)]
@@ -736,16 +501,18 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<Outcome>, ExecError> {
         let rows = sqlx::query(
-            "SELECT case_no, due FROM case_timers WHERE due <= $1 ORDER BY due, case_no LIMIT $2",
+            "SELECT case_no, due, attempts FROM case_timers WHERE due <= $1 ORDER BY due, case_no LIMIT $2",
         )
         .bind(fmt_ts(now))
         .bind(i64::from(limit))
         .fetch_all(&self.writer)
         .await?;
         let mut set = tokio::task::JoinSet::new();
+        let mut attempts = std::collections::HashMap::new();
         for r in &rows {
             let case_no: String = r.try_get("case_no")?;
             let row_due: String = r.try_get("due")?;
+            attempts.insert(case_no.clone(), r.try_get::<i64, _>("attempts")?);
             let (store, flows, cal) = (self.clone(), flows.clone(), cal.clone());
             set.spawn(async move {
                 let mut outs = Vec::new();
@@ -793,29 +560,20 @@ impl SqliteStore {
                     .filter(|o| !o.replayed && !o.events.is_empty())
                     .cloned(),
             );
-            // Transient failures (the write did not commit) leave the row for the next round.
-            let transient = outs
+            if done > 0 {
+                continue;
+            }
+            let errors: Vec<String> = outs
                 .iter()
-                .any(|o| matches!(o, Err(ExecError::Batch(_) | ExecError::Store(_))));
-            if done == 0 && !transient {
-                // Nothing could fire: drop the stale row (unless the case moved it
-                // meanwhile) and say why in the audit log.
-                let errors: Vec<String> = outs
-                    .iter()
-                    .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
-                    .collect();
-                if !errors.is_empty() {
-                    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
-                        .bind(fmt_ts(now))
-                        .bind(serde_json::json!({"case": case_no, "errors": errors}).to_string())
-                        .execute(&self.writer)
-                        .await?;
+                .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
+                .collect();
+            let tried = attempts.get(&case_no).copied().unwrap_or(0);
+            for (sql, detail) in unfired(&case_no, &row_due, tried, &errors, now) {
+                let mut q = sqlx::query(sql);
+                for d in detail {
+                    q = q.bind(d);
                 }
-                sqlx::query("DELETE FROM case_timers WHERE case_no = $1 AND due = $2")
-                    .bind(&case_no)
-                    .bind(&row_due)
-                    .execute(&self.writer)
-                    .await?;
+                q.execute(&self.writer).await?;
             }
         }
         Ok(fired)
@@ -889,13 +647,7 @@ impl Store {
                 .max_connections(1)
                 .connect_with(co.clone())
                 .await?;
-            for m in MIGRATIONS_SQLITE
-                .iter()
-                .chain(MIGRATIONS_COMMON)
-                .chain(MIGRATIONS_SQLITE_LATE)
-            {
-                sqlx::query(*m).execute(&writer).await?;
-            }
+            schema::migrate(&writer, true).await?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(co.read_only(true))
@@ -922,11 +674,18 @@ impl Store {
                     .max_connections(1)
                     .connect_with(co.clone())
                     .await?;
+                // `CREATE SCHEMA IF NOT EXISTS` is not safe against itself:
+                // two nodes starting at once would race on the catalog.
+                let mut tx = setup.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7170431)")
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "CREATE SCHEMA IF NOT EXISTS {schema}"
                 )))
-                .execute(&setup)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 setup.close().await;
                 co = co.options([("search_path", schema.as_str())]);
             }
@@ -934,15 +693,9 @@ impl Store {
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(co)
                 .await?;
-            // Serialise migrations between nodes starting together.
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(7170431)")
-                .execute(&mut *tx)
-                .await?;
-            for m in MIGRATIONS_PG.iter().chain(MIGRATIONS_COMMON) {
-                sqlx::query(*m).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
+            // The migrator holds an advisory lock: nodes starting together
+            // on an empty schema migrate it once.
+            schema::migrate(&pool, false).await?;
             Ok(Store::Postgres(PgStore {
                 pool,
                 region: opts.region.as_str().into(),
@@ -1025,6 +778,19 @@ impl Store {
     pub async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
         dispatch!(self.deployment_sources())
     }
+    /// Deployments recorded after row `after`, oldest first, with their row ids.
+    pub async fn deployments_after(
+        &self,
+        after: i64,
+    ) -> Result<Vec<(i64, Deployment, String)>, StoreError> {
+        dispatch!(self.deployments_after(after))
+    }
+    /// What changes whenever anything is deployed: the newest deployment row
+    /// and the newest pack manifest (one indexed lookup each). Every node
+    /// compares it before each command and timer claim.
+    pub async fn deployment_marker(&self) -> Result<(i64, String), StoreError> {
+        dispatch!(self.deployment_marker())
+    }
     pub async fn audit(&self, limit: i64) -> Result<Vec<serde_json::Value>, StoreError> {
         dispatch!(self.audit(limit))
     }
@@ -1085,6 +851,23 @@ impl Store {
     ) -> Result<Vec<Outcome>, ExecError> {
         dispatch!(self.tick(now, flows, cal, limit))
     }
+    /// The database server's clock in China Standard Time, where several
+    /// nodes share it (PostgreSQL); `None` for the embedded SQLite, whose one
+    /// node's clock is the only one.
+    pub async fn database_now(&self) -> Option<Time> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(pg) => {
+                let row = sqlx::query("SELECT CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) AS now")
+                    .fetch_one(&pg.pool)
+                    .await
+                    .ok()?;
+                let secs: i64 = row.try_get("now").ok()?;
+                chrono::DateTime::from_timestamp(secs, 0).map(crate::clock::cst)
+            }
+        }
+    }
+
     /// The earliest pending timer, for the timer service's sleep.
     pub async fn next_timer(&self) -> Result<Option<String>, StoreError> {
         dispatch!(self.next_timer())
@@ -1204,7 +987,7 @@ fn audit_detail(req: &Request, out: &Outcome) -> String {
 /// `$begin` the statement that opens a write transaction, `$claim` the query
 /// that claims one due timer.
 macro_rules! backend {
-    ($ty:ident, $db:ty, $wpool:ident, $begin:expr, $claim:expr, $lock_case:expr) => {
+    ($ty:ident, $db:ty, $wpool:ident, $begin:expr, $claim:expr, $lock_case:expr, $lock_deploy:expr) => {
         impl $ty {
             async fn begin(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error> {
                 self.$wpool.begin_with($begin).await
@@ -1219,6 +1002,8 @@ macro_rules! backend {
                 now: Time,
             ) -> Result<(Deployment, bool), StoreError> {
                 let mut tx = self.begin().await?;
+                // Nodes deploying the same shipped files at once take turns.
+                sqlx::query($lock_deploy).execute(&mut *tx).await?;
                 let out = Self::deploy_in(&mut tx, flow_id, source, file, actor, now).await?;
                 tx.commit().await?;
                 Ok(out)
@@ -1245,17 +1030,24 @@ macro_rules! backend {
                 now: Time,
             ) -> Result<Vec<(Deployment, bool)>, StoreError> {
                 let mut tx = self.begin().await?;
-                sqlx::query(
-                    "INSERT INTO packs (id, manifest, deployed_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET manifest = excluded.manifest, deployed_at = excluded.deployed_at",
+                sqlx::query($lock_deploy).execute(&mut *tx).await?;
+                let changed = sqlx::query(
+                    "INSERT INTO packs (id, manifest, deployed_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET manifest = excluded.manifest, deployed_at = excluded.deployed_at WHERE packs.manifest <> excluded.manifest",
                 )
                 .bind(pack)
                 .bind(manifest)
                 .bind(fmt_ts(now))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
                 let mut out = Vec::new();
                 for (flow_id, source, file) in items {
                     out.push(Self::deploy_in(&mut tx, flow_id, source, file, actor, now).await?);
+                }
+                if changed == 0 && out.iter().all(|(_, new)| !new) {
+                    // The same pack again: nothing to record.
+                    tx.commit().await?;
+                    return Ok(out);
                 }
                 let detail = serde_json::json!({
                     "pack": pack,
@@ -1355,6 +1147,29 @@ macro_rules! backend {
                     out.push(Self::deployment(r)?);
                 }
                 Ok(out)
+            }
+
+            async fn deployments_after(&self, after: i64) -> Result<Vec<(i64, Deployment, String)>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, flow_id, version, hash, file, deployed_at, deployed_by, source FROM deployments WHERE id > $1 ORDER BY id",
+                )
+                .bind(after)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push((r.try_get("id")?, Self::deployment(r)?, r.try_get("source")?));
+                }
+                Ok(out)
+            }
+
+            async fn deployment_marker(&self) -> Result<(i64, String), StoreError> {
+                let r = sqlx::query(
+                    "SELECT (SELECT COALESCE(MAX(id), 0) FROM deployments) AS m, (SELECT COUNT(*) || ':' || COALESCE(SUM(LENGTH(manifest)), 0) || ':' || COALESCE(MAX(deployed_at), '') FROM packs) AS p",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((r.try_get("m")?, r.try_get("p")?))
             }
 
             async fn deployment_sources(&self) -> Result<Vec<(Deployment, String)>, StoreError> {
@@ -2095,18 +1910,19 @@ macro_rules! backend {
                                 .iter()
                                 .any(|o| o.as_ref().is_ok_and(|o| !o.events.is_empty() && !o.replayed));
                             if !changed {
-                                // Nothing could fire: drop the row so the case does not spin,
-                                // and say why in the audit log.
-                                sqlx::query("DELETE FROM case_timers WHERE case_no = $1")
+                                let row = sqlx::query("SELECT due, attempts FROM case_timers WHERE case_no = $1")
                                     .bind(&case_no)
-                                    .execute(&mut *tx)
+                                    .fetch_optional(&mut *tx)
                                     .await?;
-                                if !failed.is_empty() {
-                                    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_failed', $2)")
-                                        .bind(&stamp)
-                                        .bind(serde_json::json!({"case": case_no, "errors": failed}).to_string())
-                                        .execute(&mut *tx)
-                                        .await?;
+                                if let Some(row) = row {
+                                    let (row_due, tried): (String, i64) = (row.try_get("due")?, row.try_get("attempts")?);
+                                    for (sql, values) in unfired(&case_no, &row_due, tried, &failed, now) {
+                                        let mut q = sqlx::query(sql);
+                                        for v in values {
+                                            q = q.bind(v);
+                                        }
+                                        q.execute(&mut *tx).await?;
+                                    }
                                 }
                             }
                             tx.commit().await?;
@@ -2164,7 +1980,8 @@ backend!(
     "BEGIN IMMEDIATE",
     "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1",
     // One SQLite writer: nothing to lock.
-    "SELECT $1 AS case_no"
+    "SELECT $1 AS case_no",
+    "SELECT 1"
 );
 backend!(
     PgStore,
@@ -2172,32 +1989,18 @@ backend!(
     pool,
     "BEGIN",
     "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1",
-    "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE"
+    "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE",
+    "SELECT pg_advisory_xact_lock(7170432)"
 );
 
-/// Compiles every stored deployment into the registry (cases keep their version
-/// even after the file changed), then deploys the given files' current text.
+/// Compiles every stored flow deployment into a registry (cases keep their
+/// version even after the file changed); the problems of those that would
+/// not load. The engine keeps its registry current with
+/// `Engine::sync_deployments`; this is for tools and tests that start one.
 pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), StoreError> {
     let reg = Registry::new();
-    let mut problems = Vec::new();
-    for (d, source) in store.deployment_sources().await? {
-        // Deployments of other kinds are named with a path (`rules/FILE`,
-        // `calendar/REGION/YEAR`); a flow id is an identifier and has no `/`.
-        if d.flow_id.contains('/') {
-            continue;
-        }
-        let syntax = govflow_dsl::Syntax::from_path(&d.file).unwrap_or(govflow_dsl::Syntax::Dsl);
-        let loaded = govflow_dsl::load(&d.file, &source, syntax);
-        match loaded.valid_flow().cloned().map(CompiledFlow::new) {
-            Some(Ok(f)) => {
-                reg.insert(f.with_revision(d.version as u32));
-            }
-            Some(Err(e)) => problems.push(format!("{} v{}: {e}", d.flow_id, d.version)),
-            None => problems.push(format!(
-                "{} v{}: stored source no longer loads",
-                d.flow_id, d.version
-            )),
-        }
-    }
+    let rows = store.deployment_sources().await?;
+    let (_, problems) =
+        crate::app::deploy::load_flows(&reg, rows.iter().map(|(d, s)| (d, s.as_str())));
     Ok((reg, problems))
 }

@@ -1,5 +1,11 @@
-//! The running engine: a store, the deployed flows, the calendar and the
-//! wall clock, plus the timer service that fires due timers.
+//! The application layer: `Engine` owns every use case — commands with
+//! their hand-offs and supervision, deploying (`deploy.rs`), the timer
+//! service and recovery — over a store, the registry of deployments, the
+//! calendar in force, the rule book and a `Clock`. Adapters (the HTTP
+//! server, the CLI, tests) call it; none of them holds state of its own.
+
+pub(crate) mod deploy;
+pub use deploy::{DeployError, FlowDeployed, PackDeployed, Synced};
 
 use crate::calendar::Calendar;
 use crate::core::Time;
@@ -8,28 +14,12 @@ use crate::store::{ExecError, Outcome, Request, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
-static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// Shifts the adapter clock by `seconds` (drills and tests: "the server was
-/// down for three days"). The core never reads a clock; only adapters do.
-pub fn set_clock_offset(seconds: i64) {
-    CLOCK_OFFSET.store(seconds, std::sync::atomic::Ordering::Relaxed);
-}
-
 fn level_zh(level: &str) -> &'static str {
     match level {
         "notice" => "预警",
         "yellow" => "黄牌",
         _ => "红牌",
     }
-}
-
-/// The adapter clock: now in China Standard Time (UTC+8), to the second.
-pub fn now_cst() -> Time {
-    let offset = CLOCK_OFFSET.load(std::sync::atomic::Ordering::Relaxed);
-    let t = (chrono::Utc::now() + chrono::Duration::hours(8) + chrono::Duration::seconds(offset))
-        .naive_utc();
-    chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t)
 }
 
 /// The calendar a node uses, swapped whole when a newer calendar deployment
@@ -76,8 +66,13 @@ pub struct RecomputeStats {
 #[derive(Clone)]
 pub struct Engine {
     pub store: Store,
+    /// Where "now" comes from (the wall clock in China Standard Time, a
+    /// manual clock in tests).
+    clock: Arc<dyn crate::clock::Clock>,
     pub flows: Arc<Registry>,
     calendars: Arc<CalendarCell>,
+    /// What this node has loaded of the store's deployments.
+    deployed: Arc<deploy::DeployCell>,
     /// Supervision rules; cards follow every command and the scheduled scans.
     /// Replaced whole when rule files are deployed (`set_rules`).
     rules: Arc<std::sync::RwLock<Option<Arc<crate::supervision::RuleBook>>>>,
@@ -159,6 +154,7 @@ impl Engine {
         let division = store.region().to_string();
         Engine {
             store,
+            clock: Arc::new(crate::clock::SystemClock::default()),
             flows,
             calendars: Arc::new(CalendarCell {
                 current: std::sync::RwLock::new(Arc::new(in_force)),
@@ -166,10 +162,34 @@ impl Engine {
                 sweeping: std::sync::atomic::AtomicBool::new(false),
                 changed: tokio::sync::Notify::new(),
             }),
+            deployed: Arc::default(),
             rules: Arc::new(std::sync::RwLock::new(rules)),
             context: Arc::default(),
             rule_errors: Arc::default(),
         }
+    }
+
+    /// The same engine reading `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this engine's clock.
+    pub fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// Now for deciding which timers are due: the database's clock when this
+    /// engine runs on the (shifted) wall clock and the store has one to give,
+    /// so nodes whose clocks drift agree; otherwise this engine's clock.
+    pub async fn timer_now(&self) -> Time {
+        if let Some(offset) = self.clock.wall_offset()
+            && let Some(db) = self.store.database_now().await
+        {
+            return db + chrono::Duration::seconds(offset);
+        }
+        self.now()
     }
 
     /// The working-day calendar in force on this node.
@@ -187,7 +207,7 @@ impl Engine {
     /// shipped years first when `seed` (at `serve` start).
     pub async fn load_calendar(&self, seed: bool) -> Result<(), crate::store::StoreError> {
         if seed {
-            self.store.seed_calendar(now_cst()).await?;
+            self.store.seed_calendar(self.now()).await?;
         }
         let rows = self.store.calendar_deployments().await?;
         let in_force = crate::calendars::build(&rows, &self.calendars.division);
@@ -198,28 +218,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Checks the store for a newer calendar deployment (one indexed lookup)
-    /// and puts it in force; when the calendar changed, the open cases'
-    /// provisional deadlines are recomputed in the background. Called before
-    /// every command and timer claim, so every node uses the same calendar.
+    /// Brings this node in step with the store's deployments
+    /// (`sync_deployments`); whether a newer calendar was put in force.
     pub async fn refresh_calendar(&self) -> bool {
-        let marker = match self.store.calendar_marker().await {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("calendar: cannot check for a newer calendar: {e}");
-                return false;
-            }
-        };
-        if marker == 0 || marker == self.calendars.get().marker {
-            return false;
-        }
-        if let Err(e) = self.load_calendar(false).await {
-            eprintln!("calendar: cannot load the new calendar: {e}");
-            return false;
-        }
-        // The sweep runs on the timer service's task (`spawn_timers`).
-        self.calendars.changed.notify_one();
-        true
+        self.sync_deployments().await.calendar
     }
 
     /// Recomputes the provisional deadlines of every open case with the
@@ -251,7 +253,7 @@ impl Engine {
             };
             let cal = in_force.calendar.clone();
             let label = in_force.label.clone();
-            let now = now_cst();
+            let now = self.now();
             for (no, snap) in &page {
                 st.cases += 1;
                 // Decided in memory first (the pure core): only a case whose
@@ -368,7 +370,7 @@ impl Engine {
                 .iter()
                 .filter(|a| a.subject == *subject)
                 .max_by_key(|a| a.id)
-                && let Err(e) = self.store.note_alarm(card.id, &what, now_cst()).await
+                && let Err(e) = self.store.note_alarm(card.id, &what, self.now()).await
             {
                 eprintln!("calendar: cannot note card {}: {e}", card.id);
             }
@@ -468,7 +470,7 @@ impl Engine {
         }
         Ok(self
             .store
-            .transition_alarm(alarm.id, &t, actor, now_cst())
+            .transition_alarm(alarm.id, &t, actor, self.now())
             .await?)
     }
 
@@ -582,7 +584,7 @@ impl Engine {
     /// is a command of its own with an idempotency key derived from the
     /// cases, so running it again (after a crash, say) applies it once.
     pub async fn execute(&self, req: &Request) -> Result<Outcome, ExecError> {
-        self.refresh_calendar().await;
+        self.sync_deployments().await;
         self.execute_now(req).await
     }
 
@@ -599,12 +601,12 @@ impl Engine {
     ) -> Result<(Outcome, Vec<crate::supervision::CardChange>), ExecError> {
         let out = self
             .store
-            .execute(req, &self.flows, &self.calendar(), now_cst())
+            .execute(req, &self.flows, &self.calendar(), self.now())
             .await?;
         let mut changes = Vec::new();
         if !out.replayed {
             self.follow_through(vec![out.clone()]).await;
-            changes = self.supervise(&out.case_no, now_cst()).await;
+            changes = self.supervise(&out.case_no, self.now()).await;
         }
         Ok((out, changes))
     }
@@ -672,7 +674,7 @@ impl Engine {
     /// Returns the number of hand-offs that did something.
     pub async fn recover(&self) -> usize {
         use crate::core::Event;
-        let now = now_cst();
+        let now = self.now();
         let mut after = String::new();
         let mut fixed = 0;
         loop {
@@ -895,7 +897,7 @@ impl Engine {
                 for follow in self.follow_ups(&done).await {
                     match self
                         .store
-                        .execute(&follow, &self.flows, &self.calendar(), now_cst())
+                        .execute(&follow, &self.flows, &self.calendar(), self.now())
                         .await
                     {
                         Ok(o) if !o.replayed => queue.push(o),
@@ -1051,7 +1053,7 @@ impl Engine {
     /// the complaint figures the rules read.
     async fn supervision_finished(&self, case: &crate::core::CaseState) {
         use crate::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
-        let now = now_cst();
+        let now = self.now();
         match case.flow_id.as_str() {
             ORDER_FLOW => {
                 let card = case
@@ -1079,7 +1081,7 @@ impl Engine {
     pub async fn tick(&self, now: Time) -> Result<u32, ExecError> {
         let mut total = 0;
         loop {
-            self.refresh_calendar().await;
+            self.sync_deployments().await;
             let fired = self
                 .store
                 .tick(now, &self.flows, &self.calendar(), 256)
@@ -1119,7 +1121,7 @@ impl Engine {
             let mut next_scan: Option<Time> = None;
             loop {
                 every.tick().await;
-                let now = now_cst();
+                let now = engine.timer_now().await;
                 if let Err(e) = engine.tick(now).await {
                     eprintln!("timer service: {e}");
                 }
