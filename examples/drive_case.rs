@@ -144,6 +144,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 command: cmd.clone(),
                 idempotency_key: None,
                 actor: "example".into(),
+                override_claims: false,
             };
             let out = store.execute(&req, &flows, &calendar, *now).await?;
             case_no = Some(out.case_no);

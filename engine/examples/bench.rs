@@ -258,6 +258,7 @@ async fn drive(store: &Store, reg: &Registry, cal: &Calendar, steps: &[Command])
         command: cmd,
         idempotency_key: None,
         actor: "bench".into(),
+        override_claims: false,
     };
     let out = match store.execute(&req(None, start("")), reg, cal, at()).await {
         Ok(o) => o,

@@ -93,6 +93,7 @@ fn req(case: Option<&str>, cmd: Command) -> Request {
         command: cmd,
         idempotency_key: None,
         actor: "bench".into(),
+        override_claims: false,
     }
 }
 

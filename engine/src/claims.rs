@@ -34,7 +34,10 @@ macro_rules! read_claim {
 
 impl Store {
     /// Claims a task for `login`; returns the claim that holds afterwards
-    /// (the caller's, or the one someone else already had).
+    /// (the caller's, or the one someone else already had), or `None` when
+    /// the task is no longer open. The case row is locked first, as every
+    /// command locks it: a completion and a claim of the same task are
+    /// decided one after the other, never both against the old state.
     pub async fn claim_task(
         &self,
         case_no: &str,
@@ -42,10 +45,26 @@ impl Store {
         login: &str,
         name: &str,
         now: Time,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
+        with_pools!(self, |w, _r, lock| {
             let mut tx = w.begin().await?;
+            sqlx::query(lock)
+                .bind(case_no)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let snapshot: Option<String> =
+                sqlx::query_scalar("SELECT snapshot FROM cases WHERE case_no = $1")
+                    .bind(case_no)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let open = snapshot
+                .and_then(|s| serde_json::from_str::<crate::core::CaseState>(&s).ok())
+                .is_some_and(|s| s.tasks.values().any(|t| i64::from(t.id) == task_id));
+            if !open {
+                let _ = tx.rollback().await;
+                return Ok(None);
+            }
             let made = sqlx::query(
                 "INSERT INTO task_claims (case_no, task_id, login, name, claimed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_no, task_id) DO NOTHING",
             )
@@ -76,7 +95,7 @@ impl Store {
             .await?;
             let claim = read_claim!(row);
             tx.commit().await?;
-            Ok(claim)
+            Ok(Some(claim))
         })
     }
 

@@ -138,6 +138,7 @@ fn req(case: Option<&str>, cmd: Command, key: Option<&str>) -> Request {
         command: cmd,
         idempotency_key: key.map(str::to_string),
         actor: "test".into(),
+        override_claims: false,
     }
 }
 
@@ -722,5 +723,124 @@ async fn cards_live_through_their_states() {
         );
         let got = s.ratings(Some(&no), 10).await.unwrap();
         assert_eq!((got.len(), got[0].score), (1, 4), "{}", b.name);
+    }
+}
+
+/// A claimed task is its holder's to complete, whoever calls the store (the
+/// HTTP server, the CLI, an embedding program), and a claim racing a
+/// completion of the same task is decided inside the transactions: exactly
+/// one of them wins, never both.
+#[tokio::test]
+async fn claims_are_decided_inside_the_command_transaction() {
+    let cal = Arc::new(Calendar::china());
+    for b in backends("claims").await {
+        let reg = Arc::new(deploy(&b.store, FLOW).await);
+        let at = t("2025-09-26 10:00");
+        let mut cases = Vec::new();
+        for _ in 0..12 {
+            let no = b
+                .store
+                .execute(&req(None, start(), None), &reg, &cal, at)
+                .await
+                .unwrap()
+                .case_no;
+            let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+            b.store
+                .execute(&req(Some(&no), accept, None), &reg, &cal, at)
+                .await
+                .unwrap();
+            cases.push(no);
+        }
+        let task_at = |s: &CaseState, step: &str| {
+            s.tasks
+                .values()
+                .find(|t| t.step == step)
+                .map(|t| i64::from(t.id))
+                .unwrap()
+        };
+        let as_user = |no: &str, cmd: Command, login: &str| {
+            let mut r = req(Some(no), cmd, None);
+            r.actor = login.into();
+            r
+        };
+        // Claimed by a: b's completion is refused by the store itself.
+        let no = &cases[0];
+        let snap = b.store.case(no).await.unwrap().unwrap();
+        let claim = b
+            .store
+            .claim_task(no, task_at(&snap, "dev_review"), "a", "甲", at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.login, "a");
+        let refused = b
+            .store
+            .execute(
+                &as_user(no, complete("dev_review", actor("乙", "dev", None)), "b"),
+                &reg,
+                &cal,
+                at,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(govflow_engine::store::ExecError::Claimed(ref c)) if c.login == "a"),
+            "{}: {refused:?}",
+            b.name
+        );
+        // An administrator may still act; the holder may too.
+        let mut admin = as_user(
+            no,
+            complete("dev_review", actor("管理员", "dev", None)),
+            "admin",
+        );
+        admin.override_claims = true;
+        b.store.execute(&admin, &reg, &cal, at).await.unwrap();
+        // Races: a claims planning_review while b completes it.
+        let mut claims_won = 0;
+        let mut completions_won = 0;
+        for (i, no) in cases[1..].iter().enumerate() {
+            let snap = b.store.case(no).await.unwrap().unwrap();
+            let task = task_at(&snap, "planning_review");
+            let (store, no2) = (b.store.clone(), no.clone());
+            let claim = async move { store.claim_task(&no2, task, "a", "甲", at).await };
+            let (store, reg2, cal2) = (b.store.clone(), reg.clone(), cal.clone());
+            let cmd = as_user(
+                no,
+                complete("planning_review", actor("乙", "planning", None)),
+                "b",
+            );
+            let done = async move { store.execute(&cmd, &reg2, &cal2, at).await };
+            // Either may be sent first.
+            let (claim, done) = if i % 2 == 0 {
+                let c = tokio::spawn(claim);
+                (c, tokio::spawn(done))
+            } else {
+                let d = tokio::spawn(done);
+                tokio::task::yield_now().await;
+                (tokio::spawn(claim), d)
+            };
+            let claimed = claim.await.unwrap().unwrap().is_some();
+            let completed = done.await.unwrap().is_ok();
+            assert!(
+                claimed != completed,
+                "{} {no}: claimed {claimed}, completed {completed}",
+                b.name
+            );
+            claims_won += usize::from(claimed);
+            completions_won += usize::from(completed);
+            let snap = b.store.case(no).await.unwrap().unwrap();
+            assert_eq!(
+                snap.tasks.values().any(|t| t.step == "planning_review"),
+                claimed,
+                "{}",
+                b.name
+            );
+        }
+        assert_eq!(claims_won + completions_won, cases.len() - 1);
+        eprintln!(
+            "{}: of {} races, claims won {claims_won}, completions won {completions_won}",
+            b.name,
+            cases.len() - 1
+        );
     }
 }

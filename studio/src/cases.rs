@@ -83,6 +83,7 @@ impl From<ExecError> for ApiError {
                 message: c.to_string(),
                 details: Value::Null,
             },
+            ExecError::Claimed(c) => claimed(&c),
             ExecError::NoCase(c) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "case.not_found",
@@ -171,15 +172,14 @@ pub(crate) async fn run(
     command: Command,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let command = acting_as(principal, command)?;
-    if let (Command::Complete { step, .. }, Some(no)) = (&command, &case_no) {
-        check_claim(state, principal, no, step).await?;
-    }
     let req = Request {
         case_no,
         flow_id,
         command,
         idempotency_key: idem_key(headers)?,
         actor: principal.login().to_string(),
+        // Administrators may still act on a claimed task.
+        override_claims: principal.has_role("admin"),
     };
     let created = matches!(req.command, Command::Start { .. });
     let out = state.engine().execute(&req).await?;
@@ -696,32 +696,6 @@ fn claimed(c: &govflow_engine::claims::Claim) -> ApiError {
     }
 }
 
-/// A task someone else has claimed is theirs to complete (409 `task.claimed`);
-/// administrators may still act.
-async fn check_claim(
-    state: &AppState,
-    principal: &crate::auth::Principal,
-    no: &str,
-    step: &str,
-) -> Result<(), ApiError> {
-    if principal.has_role("admin") {
-        return Ok(());
-    }
-    let claims = state.engine().store.claims(&[no.to_string()]).await?;
-    let Some(s) = state.engine().store.case(no).await? else {
-        return Ok(()); // the engine answers for an unknown case
-    };
-    for t in s.tasks.values().filter(|t| t.step == step) {
-        if let Some(c) = claims
-            .iter()
-            .find(|c| c.task_id == i64::from(t.id) && c.login != principal.login())
-        {
-            return Err(claimed(c));
-        }
-    }
-    Ok(())
-}
-
 /// The open task at `step` of the case (409 `task.not_open` when none is).
 async fn task_at(
     state: &AppState,
@@ -778,7 +752,14 @@ async fn claim_task(
             &actor.name,
             state.now(),
         )
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "task.not_open",
+                format!("case {no} has no open task at `{step}`"),
+            )
+        })?;
     if c.login != principal.login() {
         return Err(claimed(&c));
     }

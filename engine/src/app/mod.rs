@@ -279,6 +279,7 @@ impl Engine {
                     },
                     idempotency_key: Some(format!("recalendar:{}:{no}", in_force.marker)),
                     actor: "calendar".into(),
+                    override_claims: false,
                 };
                 match self.execute_supervised(&req).await {
                     Ok((o, _)) if o.replayed => st.already += 1,
@@ -454,6 +455,7 @@ impl Engine {
             },
             idempotency_key: Some(format!("order:{}", alarm.id)),
             actor: actor.to_string(),
+            override_claims: false,
         };
         // Boxed: starting the order supervises it, which may issue orders.
         let out = Box::pin(self.execute(&req)).await?;
@@ -950,6 +952,7 @@ impl Engine {
                             },
                             idempotency_key: Some(format!("sub:{}:{step}:{item}", out.case_no)),
                             actor: "engine".into(),
+                            override_claims: false,
                         });
                     }
                 }
@@ -983,6 +986,7 @@ impl Engine {
                         },
                         idempotency_key: Some(format!("subdone:{}", out.case_no)),
                         actor: "engine".into(),
+                        override_claims: false,
                     });
                 }
                 // A clock-stopping procedure in an item case: its stage follows
@@ -1046,6 +1050,7 @@ impl Engine {
             },
             idempotency_key: Some(format!("stageclock:{child}:{special}:{edge}")),
             actor: "engine".into(),
+            override_claims: false,
         })
     }
 

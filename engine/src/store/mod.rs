@@ -65,6 +65,8 @@ pub enum ExecError {
     Numbers(String),
     #[error("the write failed and was not committed: {0}")]
     Batch(String),
+    #[error("{} ({}) has claimed this task since {}", .0.name, .0.login, .0.claimed_at)]
+    Claimed(Box<crate::claims::Claim>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -95,8 +97,11 @@ pub struct Request {
     pub command: Command,
     /// A client-chosen key: a retried command with the same key is applied once.
     pub idempotency_key: Option<String>,
-    /// Who asked, for the audit log.
+    /// Who asked (a login, or `timer`, `engine`…), for the audit log and
+    /// the claim check: a task someone else has claimed is theirs to complete.
     pub actor: String,
+    /// An administrator acting: others' claims do not stop a completion.
+    pub override_claims: bool,
 }
 
 /// What a committed (or replayed) command produced.
@@ -536,6 +541,7 @@ impl SqliteStore {
                             fmt_ts(t.due)
                         )),
                         actor: "timer".into(),
+                        override_claims: false,
                     };
                     outs.push(store.execute(&req, &flows, &cal, now).await);
                 }
@@ -851,6 +857,15 @@ impl Store {
     ) -> Result<Vec<Outcome>, ExecError> {
         dispatch!(self.tick(now, flows, cal, limit))
     }
+    /// The schema versions applied to this database, in order.
+    pub async fn schema_versions(&self) -> Result<Vec<i64>, StoreError> {
+        const SQL: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+        Ok(match self {
+            Store::Sqlite(s) => sqlx::query_scalar(SQL).fetch_all(&s.pool).await?,
+            Store::Postgres(s) => sqlx::query_scalar(SQL).fetch_all(&s.pool).await?,
+        })
+    }
+
     /// The database server's clock in China Standard Time, where several
     /// nodes share it (PostgreSQL); `None` for the embedded SQLite, whose one
     /// node's clock is the only one.
@@ -1410,6 +1425,16 @@ macro_rules! backend {
                         }
                         other => std::borrow::Cow::Borrowed(other),
                     };
+                    // Inside the command's transaction, after the case row is
+                    // locked: a claim made before this commits is seen, and one
+                    // made after waits for the case row (claims lock it too).
+                    if let (Command::Complete { step, .. }, Some(state), false) =
+                        (&req.command, loaded.state.as_ref(), req.override_claims)
+                        && let Some(c) = Self::claimed_by_other(conn, state, step, &req.actor).await?
+                    {
+                        outs.push(Err(ExecError::Claimed(Box::new(c))));
+                        continue;
+                    }
                     let before = loaded.state.as_ref().map_or(0, |s| s.version);
                     let evs = match apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now) {
                         Ok(e) => e,
@@ -1481,6 +1506,50 @@ macro_rules! backend {
                         numbers,
                     },
                 ))
+            }
+
+            /// The claim someone other than `actor` holds on an open task at `step`.
+            async fn claimed_by_other(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                state: &CaseState,
+                step: &str,
+                actor: &str,
+            ) -> Result<Option<crate::claims::Claim>, ExecError> {
+                let ids: Vec<i64> = state
+                    .tasks
+                    .values()
+                    .filter(|t| t.step == step)
+                    .map(|t| i64::from(t.id))
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(None);
+                }
+                // The case row first (claims lock it too): a claim committed
+                // before this point is read below; one after waits for us.
+                sqlx::query($lock_case)
+                    .bind(&state.case_no)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let rows = sqlx::query(
+                    "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
+                )
+                .bind(&state.case_no)
+                .bind(actor)
+                .fetch_all(&mut *conn)
+                .await?;
+                for r in &rows {
+                    let task_id: i64 = r.try_get("task_id")?;
+                    if ids.contains(&task_id) {
+                        return Ok(Some(crate::claims::Claim {
+                            case_no: r.try_get("case_no")?,
+                            task_id,
+                            login: r.try_get("login")?,
+                            name: r.try_get("name")?,
+                            claimed_at: r.try_get("claimed_at")?,
+                        }));
+                    }
+                }
+                Ok(None)
             }
 
             /// Answers a command whose idempotency key was already applied.
@@ -1896,6 +1965,7 @@ macro_rules! backend {
                             command: Command::Fire { timer: t.key.clone() },
                             idempotency_key: Some(format!("timer:{case_no}:{}@{}", t.key, fmt_ts(t.due))),
                             actor: "timer".into(),
+                            override_claims: false,
                         })
                         .collect();
                     let jobs: Vec<(&Request, &Registry, &Calendar, Time)> =

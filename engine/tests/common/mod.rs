@@ -72,5 +72,6 @@ pub fn req(case: Option<&str>, flow: Option<&str>, command: Command) -> Request 
         command,
         idempotency_key: None,
         actor: "test".into(),
+        override_claims: false,
     }
 }
