@@ -844,3 +844,65 @@ async fn claims_are_decided_inside_the_command_transaction() {
         );
     }
 }
+
+/// A node that cannot run a case's flow (it has not loaded that version)
+/// leaves the case's due timers for another node or a later try, backing
+/// off 1 s, 2 s, 4 s …; it never drops them. The first failure is audited.
+#[tokio::test]
+async fn a_timer_this_node_cannot_run_is_left_for_later() {
+    let cal = Calendar::china();
+    for b in backends("deferred").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let out = b
+            .store
+            .execute(&req(None, start(), None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+        b.store
+            .execute(&req(Some(&out.case_no), accept, None), &reg, &cal, at)
+            .await
+            .unwrap();
+        let late = t("2025-11-03 09:00");
+        let unknown = Registry::new();
+        assert!(
+            b.store
+                .tick(late, &unknown, &cal, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(b.store.count(Table::Timers).await.unwrap(), 1, "{}", b.name);
+        assert_eq!(
+            b.store.next_timer().await.unwrap().as_deref(),
+            Some("2025-11-03T09:00:01"),
+            "{}: the claim waits 1 s",
+            b.name
+        );
+        let again = late + chrono::Duration::seconds(1);
+        assert!(
+            b.store
+                .tick(again, &unknown, &cal, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            b.store.next_timer().await.unwrap().as_deref(),
+            Some("2025-11-03T09:00:03"),
+            "{}: then 2 s",
+            b.name
+        );
+        let audit = b.store.audit(50).await.unwrap();
+        let deferred = audit
+            .iter()
+            .filter(|a| a["action"] == "timer_deferred")
+            .count();
+        assert_eq!(deferred, 1, "{}: the first failure is audited once", b.name);
+        // A node that has the flow fires every due timer.
+        let later = late + chrono::Duration::seconds(10);
+        let fired = b.store.tick(later, &reg, &cal, 100).await.unwrap();
+        assert_eq!(fired.len(), 6, "{}", b.name);
+    }
+}
