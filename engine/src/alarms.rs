@@ -59,29 +59,15 @@ pub struct Alarm {
     pub history: Vec<(String, String)>,
 }
 
-/// A change to one card that a person asked for.
-#[derive(Clone, Debug)]
-pub struct Transition<'a> {
-    /// The card must be in one of these states.
-    pub from: &'a [&'a str],
-    pub state: Option<&'a str>,
-    pub level: Option<Level>,
-    pub appeal: Option<Value>,
-    pub order_case: Option<&'a str>,
-    /// The history line.
-    pub note: String,
-}
-
 /// Why a transition did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmError {
     #[error("no card {0}")]
     NotFound(i64),
-    #[error("card {id} is {state}; this needs a card that is {expected}")]
-    WrongState {
+    #[error("card {id}: {error}")]
+    Card {
         id: i64,
-        state: String,
-        expected: String,
+        error: crate::core::card::CardError,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -512,42 +498,55 @@ impl Store {
         })
     }
 
-    /// Moves one card (a person's action: acknowledge, appeal, decide, order).
-    /// Checks the card's state inside the transaction; writes an audit row.
+    /// Runs a person's command on one card (acknowledge, appeal, decide an
+    /// appeal, verify, record an order): the pure `core::card::decide` on
+    /// the card as it is inside the transaction, then its event written with
+    /// a history line and an audit row.
     pub async fn transition_alarm(
         &self,
         id: i64,
-        t: &Transition<'_>,
+        command: &crate::core::card::CardCommand,
         actor: &str,
         now: Time,
     ) -> Result<Alarm, AlarmError> {
+        use crate::core::card::{Card, CardState, decide};
         let stamp = fmt_ts(now);
         with_pools!(self, |w, _r, _lock| {
             let mut tx = w.begin().await?;
-            let row = sqlx::query("SELECT state, level FROM alarms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(AlarmError::NotFound(id))?;
+            let row =
+                sqlx::query("SELECT state, level, appeal, order_case FROM alarms WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(AlarmError::NotFound(id))?;
             let state: String = row.try_get("state")?;
-            if !t.from.contains(&state.as_str()) {
-                return Err(AlarmError::WrongState {
-                    id,
-                    state,
-                    expected: t.from.join(" or "),
-                });
-            }
+            let level: String = row.try_get("level")?;
+            let appeal: Option<String> = row.try_get("appeal")?;
+            let unreadable = |what: &str| {
+                AlarmError::Store(StoreError::Corrupt {
+                    what: format!("card {id}"),
+                    message: what.to_string(),
+                })
+            };
+            let card = Card {
+                state: CardState::parse(&state).ok_or_else(|| unreadable(&state))?,
+                level: Level::parse(&level).ok_or_else(|| unreadable(&level))?,
+                appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
+                order_case: row.try_get("order_case")?,
+            };
+            let event =
+                decide(&card, command, now).map_err(|error| AlarmError::Card { id, error })?;
             sqlx::query(
                 "UPDATE alarms SET state = COALESCE($1, state), level = COALESCE($2, level),
                    appeal = COALESCE($3, appeal), order_case = COALESCE($4, order_case),
                    updated_at = $5, history = history || $6 WHERE id = $7",
             )
-            .bind(t.state)
-            .bind(t.level.map(Level::as_str))
-            .bind(t.appeal.as_ref().map(Value::to_string))
-            .bind(t.order_case)
+            .bind(event.state.map(CardState::as_str))
+            .bind(event.level.map(Level::as_str))
+            .bind(event.appeal.as_ref().map(Value::to_string))
+            .bind(event.order_case.as_deref())
             .bind(&stamp)
-            .bind(line(&stamp, &format!("{} ({actor})", t.note)))
+            .bind(line(&stamp, &event.note))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -556,7 +555,7 @@ impl Store {
                 &stamp,
                 actor,
                 "alarm",
-                json!({"alarm": id, "note": t.note, "state": t.state}).to_string()
+                json!({"alarm": id, "note": event.note, "state": event.state.map(CardState::as_str)}).to_string()
             );
             tx.commit().await?;
             Ok::<(), AlarmError>(())

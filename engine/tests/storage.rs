@@ -527,7 +527,8 @@ fn verdict(
 #[tokio::test]
 async fn cards_live_through_their_states() {
     use govflow_dsl::rule::Level::{Notice, Red, Yellow};
-    use govflow_engine::alarms::{AlarmFilter, Rating, Transition};
+    use govflow_engine::alarms::{AlarmFilter, Rating};
+    use govflow_engine::core::card::{AppealOutcome, CardCommand};
     for b in backends("cards").await {
         let reg = deploy(&b.store, FLOW).await;
         let cal = Calendar::china();
@@ -576,22 +577,15 @@ async fn cards_live_through_their_states() {
         assert_eq!(all("cancelled").await.len(), 1, "{}", b.name);
         let id = issued[0].id;
         // Appeal, then revoke; a wrong state is refused.
-        let appeal = Transition {
-            from: &["issued"],
-            state: None,
-            level: None,
-            appeal: Some(serde_json::json!({"state": "pending"})),
-            order_case: None,
-            note: "appealed".into(),
+        let appeal = CardCommand::Appeal {
+            by: "dev".into(),
+            reason: "appealed".into(),
         };
         s.transition_alarm(id, &appeal, "dev", at).await.unwrap();
-        let revoke = Transition {
-            from: &["issued", "ordered"],
-            state: Some("revoked"),
-            level: None,
-            appeal: Some(serde_json::json!({"state": "revoked"})),
-            order_case: None,
-            note: "revoked".into(),
+        let revoke = CardCommand::DecideAppeal {
+            by: "supervisor".into(),
+            outcome: AppealOutcome::Revoke,
+            opinion: None,
         };
         let card = s
             .transition_alarm(id, &revoke, "supervisor", at)
@@ -648,13 +642,9 @@ async fn cards_live_through_their_states() {
             .find(|a| a.rule == "t")
             .map(|a| a.id)
             .unwrap();
-        let verify = Transition {
-            from: &["pending", "issued", "ordered"],
-            state: Some("verified"),
-            level: None,
-            appeal: None,
-            order_case: None,
-            note: "checked".into(),
+        let verify = CardCommand::Verify {
+            by: "supervisor".into(),
+            opinion: "checked".into(),
         };
         s.transition_alarm(t_id, &verify, "supervisor", at)
             .await
@@ -679,13 +669,10 @@ async fn cards_live_through_their_states() {
             .find(|a| a.rule == "o")
             .map(|a| a.id)
             .unwrap();
-        let ordered = Transition {
-            from: &["issued"],
-            state: Some("ordered"),
-            level: None,
-            appeal: None,
-            order_case: Some("X"),
-            note: "order".into(),
+        let ordered = CardCommand::Ordered {
+            by: "engine".into(),
+            order_case: "X".into(),
+            to: "dev".into(),
         };
         s.transition_alarm(o_id, &ordered, "engine", at)
             .await

@@ -13,8 +13,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use govflow_dsl::rule::Level;
-use govflow_engine::alarms::{Alarm, AlarmError, AlarmFilter, Rating, Transition};
+use govflow_engine::alarms::{Alarm, AlarmError, AlarmFilter, Rating};
+use govflow_engine::core::card::{AppealOutcome, CardCommand, CardError};
 use govflow_engine::core::{Actor, Command, Data, Person};
 use govflow_engine::service::OrderError;
 use govflow_engine::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
@@ -53,8 +53,12 @@ impl From<AlarmError> for ApiError {
                 "alarm.not_found",
                 format!("no card {id}"),
             ),
-            e @ AlarmError::WrongState { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "alarm.wrong_state", e.to_string())
+            AlarmError::Card { id, error } => {
+                let status = match error {
+                    CardError::NoReason | CardError::NoOpinion => StatusCode::UNPROCESSABLE_ENTITY,
+                    _ => StatusCode::CONFLICT,
+                };
+                ApiError::new(status, error.code(), format!("card {id}: {error}"))
             }
             AlarmError::Store(s) => s.into(),
         }
@@ -318,24 +322,12 @@ async fn acknowledge(
     let id = id_param(&id)?;
     let c = card(&state, id).await?;
     own_department(&c, &b.by)?;
-    let t = Transition {
-        from: &["pending", "issued", "ordered"],
-        state: None,
-        level: None,
-        appeal: None,
-        order_case: None,
-        note: match b.note {
-            Some(n) => format!("acknowledged: {n}"),
-            None => "acknowledged".into(),
-        },
+    let by = who(&b.by);
+    let command = CardCommand::Acknowledge {
+        by: by.clone(),
+        note: b.note,
     };
-    Ok(Json(
-        state
-            .engine()
-            .store
-            .transition_alarm(id, &t, &who(&b.by), state.now())
-            .await?,
-    ))
+    Ok(Json(state.engine().card_command(id, &command, &by).await?))
 }
 
 #[derive(Deserialize)]
@@ -355,38 +347,14 @@ async fn appeal(
     let Json(mut b) = body.map_err(bad_body)?;
     principal.check_actor(&mut b.by)?;
     let id = id_param(&id)?;
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "appeal.no_reason",
-            "an appeal needs a reason",
-        ));
-    }
     let c = card(&state, id).await?;
     own_department(&c, &b.by)?;
-    if c.appeal.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "appeal.exists",
-            format!("card {id} has already been appealed"),
-        ));
-    }
-    let now = state.now();
-    let t = Transition {
-        from: &["issued", "ordered"],
-        state: None,
-        level: None,
-        appeal: Some(json!({"state": "pending", "reason": b.reason, "by": who(&b.by), "at": now})),
-        order_case: None,
-        note: format!("appealed: {}", b.reason),
+    let by = who(&b.by);
+    let command = CardCommand::Appeal {
+        by: by.clone(),
+        reason: b.reason,
     };
-    Ok(Json(
-        state
-            .engine()
-            .store
-            .transition_alarm(id, &t, &who(&b.by), now)
-            .await?,
-    ))
+    Ok(Json(state.engine().card_command(id, &command, &by).await?))
 }
 
 #[derive(Deserialize)]
@@ -410,60 +378,23 @@ async fn decide(
     let Json(mut b) = body.map_err(bad_body)?;
     let id = id_param(&id)?;
     supervisor(&principal, &mut b.by)?;
-    let c = card(&state, id).await?;
-    let Some(mut ap) = c.appeal.clone().filter(|a| a["state"] == "pending") else {
+    let Some(outcome) = AppealOutcome::parse(&b.outcome) else {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "appeal.not_pending",
-            format!("card {id} has no pending appeal"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "appeal.unknown_outcome",
+            format!(
+                "unknown outcome `{}`; use revoke, reject or escalate",
+                b.outcome
+            ),
         ));
     };
-    let now = state.now();
-    let opinion = b.opinion.clone().unwrap_or_default();
-    let (new_state, level, appeal_state) = match b.outcome.as_str() {
-        "revoke" => (Some("revoked"), None, "revoked"),
-        "reject" => (None, None, "rejected"),
-        "escalate" => {
-            let up = match Level::parse(&c.level) {
-                Some(Level::Notice) => Level::Yellow,
-                _ => Level::Red,
-            };
-            (
-                Some("issued").filter(|_| c.state == "pending"),
-                Some(up),
-                "escalated",
-            )
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "appeal.unknown_outcome",
-                format!("unknown outcome `{other}`; use revoke, reject or escalate"),
-            ));
-        }
+    let by = who(&b.by);
+    let command = CardCommand::DecideAppeal {
+        by: by.clone(),
+        outcome,
+        opinion: b.opinion,
     };
-    ap["state"] = appeal_state.into();
-    ap["decided_by"] = who(&b.by).into();
-    ap["decided_at"] = json!(now);
-    ap["opinion"] = opinion.clone().into();
-    let t = Transition {
-        from: &["issued", "ordered"],
-        state: new_state,
-        level,
-        appeal: Some(ap),
-        order_case: None,
-        note: format!("appeal {appeal_state}: {opinion}"),
-    };
-    let engine = state.engine();
-    let mut out = engine
-        .store
-        .transition_alarm(id, &t, &who(&b.by), now)
-        .await?;
-    if level == Some(Level::Red) && out.order_case.is_none() {
-        let to = out.department.clone();
-        out = engine.issue_order(&out, &to, None, &who(&b.by)).await?;
-    }
-    Ok(Json(out))
+    Ok(Json(state.engine().card_command(id, &command, &by).await?))
 }
 
 #[derive(Deserialize)]
@@ -485,28 +416,12 @@ async fn close(
     let Json(mut b) = body.map_err(bad_body)?;
     let id = id_param(&id)?;
     supervisor(&principal, &mut b.by)?;
-    if b.opinion.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "alarm.no_opinion",
-            "closing a card needs the supervisor's opinion",
-        ));
-    }
-    let t = Transition {
-        from: &["pending", "issued", "ordered"],
-        state: Some("verified"),
-        level: None,
-        appeal: None,
-        order_case: None,
-        note: format!("verified and closed: {}", b.opinion),
+    let by = who(&b.by);
+    let command = CardCommand::Verify {
+        by: by.clone(),
+        opinion: b.opinion,
     };
-    Ok(Json(
-        state
-            .engine()
-            .store
-            .transition_alarm(id, &t, &who(&b.by), state.now())
-            .await?,
-    ))
+    Ok(Json(state.engine().card_command(id, &command, &by).await?))
 }
 
 #[derive(Deserialize)]
@@ -531,14 +446,6 @@ async fn order(
     let id = id_param(&id)?;
     supervisor(&principal, &mut b.by)?;
     let c = card(&state, id).await?;
-    if !matches!(c.state.as_str(), "pending" | "issued" | "ordered") {
-        return Err(AlarmError::WrongState {
-            id,
-            state: c.state,
-            expected: "pending, issued or ordered".into(),
-        }
-        .into());
-    }
     let to = b.to.clone().unwrap_or_else(|| c.department.clone());
     let out = state
         .engine()

@@ -421,9 +421,22 @@ impl Engine {
         reason: Option<&str>,
         actor: &str,
     ) -> Result<crate::alarms::Alarm, OrderError> {
+        use crate::core::card::{CardError, CardState};
         use crate::supervision::ORDER_FLOW;
         if self.flows.latest(ORDER_FLOW).is_none() {
             return Err(OrderError::NoOrderFlow(ORDER_FLOW));
+        }
+        // Checked again inside the transaction that records the order; here
+        // so that no order case is started for a card that is over.
+        if !CardState::parse(&alarm.state).is_some_and(CardState::is_open) {
+            return Err(crate::alarms::AlarmError::Card {
+                id: alarm.id,
+                error: CardError::WrongState {
+                    state: alarm.state.clone(),
+                    expected: "pending or issued or ordered".into(),
+                },
+            }
+            .into());
         }
         let mut data = crate::core::Data::new();
         data.insert("addressee".into(), to.into());
@@ -459,21 +472,47 @@ impl Engine {
         };
         // Boxed: starting the order supervises it, which may issue orders.
         let out = Box::pin(self.execute(&req)).await?;
-        let t = crate::alarms::Transition {
-            from: &["pending", "issued", "ordered"],
-            state: Some("ordered"),
-            level: None,
-            appeal: None,
-            order_case: Some(&out.case_no),
-            note: format!("supervision order {} to {to}", out.case_no),
-        };
         if alarm.state == "ordered" && alarm.order_case.as_deref() == Some(out.case_no.as_str()) {
             return Ok(alarm.clone());
         }
+        let ordered = crate::core::card::CardCommand::Ordered {
+            by: actor.to_string(),
+            order_case: out.case_no.clone(),
+            to: to.to_string(),
+        };
         Ok(self
             .store
-            .transition_alarm(alarm.id, &t, actor, self.now())
+            .transition_alarm(alarm.id, &ordered, actor, self.now())
             .await?)
+    }
+
+    /// A person's command on a card (acknowledge, appeal, decide an appeal,
+    /// verify and close), decided by the pure `core::card` inside the
+    /// store's transaction. An appeal escalated to red gets its supervision
+    /// order at once, as a card the rules raise to red does.
+    pub async fn card_command(
+        &self,
+        id: i64,
+        command: &crate::core::card::CardCommand,
+        actor: &str,
+    ) -> Result<crate::alarms::Alarm, OrderError> {
+        let out = self
+            .store
+            .transition_alarm(id, command, actor, self.now())
+            .await?;
+        if matches!(
+            command,
+            crate::core::card::CardCommand::DecideAppeal {
+                outcome: crate::core::card::AppealOutcome::Escalate,
+                ..
+            }
+        ) && out.level == "red"
+            && out.order_case.is_none()
+        {
+            let to = out.department.clone();
+            return self.issue_order(&out, &to, None, actor).await;
+        }
+        Ok(out)
     }
 
     /// Who is told: a card issued or escalated goes to its rule's `notify`

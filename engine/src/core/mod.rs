@@ -5,6 +5,7 @@
 //! instant comes in as an argument; the calendar is data.
 
 mod apply;
+pub mod card;
 mod clocks;
 mod compiled;
 mod evolve;
