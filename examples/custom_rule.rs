@@ -6,8 +6,8 @@
 //!   cargo run --example custom_rule
 
 use govflow_engine::calendar::Calendar;
-use govflow_engine::scenario::{Scenario, load_flow};
 use govflow_engine::supervision::RuleBook;
+use govflow_engine::testing::scenario::{Scenario, load_flow};
 
 const RULES: &str = r#"
 // 发改委自定义规则：审批决定退回两次即红牌；承诺时限用去八成即预警。

@@ -6,8 +6,8 @@
 
 use chrono::NaiveDate;
 use govflow_engine::calendar::Calendar;
+use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, CompiledFlow, MaterialIn, Person, apply};
-use govflow_engine::ids::IdKind;
 use govflow_engine::store::{Options, Request, Store, load_registry};
 use std::error::Error;
 

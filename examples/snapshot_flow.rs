@@ -6,7 +6,7 @@
 //!   cargo run --example snapshot_flow
 
 use govflow_engine::calendar::Calendar;
-use govflow_engine::scenario::run_file;
+use govflow_engine::testing::scenario::run_file;
 
 fn main() {
     let scenario =

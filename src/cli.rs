@@ -419,7 +419,7 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         }
     }
     // Scenario files: read (not run) — a malformed one is an error with its place.
-    let scenarios = govflow_engine::scenario::scenario_files(
+    let scenarios = govflow_engine::testing::scenario::scenario_files(
         &paths
             .iter()
             .filter(|p| p.is_dir())
@@ -438,7 +438,7 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         &mut errors,
         &mut json,
         |name, text| {
-            govflow_engine::scenario::Scenario::parse(name, text)
+            govflow_engine::testing::scenario::Scenario::parse(name, text)
                 .err()
                 .map(|e| (e.to_string(), e.line, e.column, e.message))
         },
@@ -457,7 +457,7 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
         &mut errors,
         &mut json,
         |name, text| {
-            govflow_engine::efficiency::Scheme::parse(name, text)
+            govflow_engine::supervision::efficiency::Scheme::parse(name, text)
                 .err()
                 .map(|e| (e.to_string(), e.line, e.column, e.message))
         },
@@ -733,7 +733,7 @@ fn calendar(op: CalendarOp, files: &[PathBuf]) -> ExitCode {
 }
 
 fn run_scenario(flow: &Path, scenario: &Path, calendars: &[PathBuf]) -> ExitCode {
-    use govflow_engine::scenario;
+    use govflow_engine::testing::scenario;
     let cal = match load_calendar(calendars) {
         Ok(c) => c,
         Err(e) => {
@@ -776,7 +776,7 @@ fn run_scenario(flow: &Path, scenario: &Path, calendars: &[PathBuf]) -> ExitCode
 }
 
 fn test(paths: Vec<PathBuf>, accept: bool, calendars: &[PathBuf]) -> ExitCode {
-    use govflow_engine::scenario::{Checked, check_file, scenario_files, snapshot_path};
+    use govflow_engine::testing::scenario::{Checked, check_file, scenario_files, snapshot_path};
     let cal = match load_calendar(calendars) {
         Ok(c) => c,
         Err(e) => {
@@ -874,7 +874,7 @@ fn export(case: &str, db: &str) -> ExitCode {
         let events = store.events(case).await.map_err(|e| e.to_string())?;
         let (flows, _) = load_registry(&store).await.map_err(|e| e.to_string())?;
         let flow = flows.get(&state.flow_id, state.flow_version);
-        Ok::<_, String>(govflow_engine::export::exchange_records(
+        Ok::<_, String>(govflow_engine::app::export::exchange_records(
             &events,
             flow.as_ref().map(|f| f.flow.as_ref()),
         ))
@@ -901,7 +901,7 @@ fn calendar_in_db(
 ) -> Result<
     (
         govflow_engine::store::Store,
-        govflow_engine::calendars::InForce,
+        govflow_engine::calendar::deployments::InForce,
         CalendarRows,
     ),
     String,
@@ -924,7 +924,7 @@ fn calendar_in_db(
             .calendar_deployments()
             .await
             .map_err(|e| e.to_string())?;
-        let in_force = govflow_engine::calendars::build(&rows, division);
+        let in_force = govflow_engine::calendar::deployments::build(&rows, division);
         Ok((store, in_force, rows))
     })
 }
@@ -964,7 +964,7 @@ fn calendar_import(
     deploy: bool,
     division: &str,
 ) -> ExitCode {
-    use govflow_engine::calendars;
+    use govflow_engine::calendar::deployments as calendars;
     if !calendars::valid_region(region) {
         eprintln!(
             "error: --region 应为 CN 或 6 位行政区划代码 / --region must be CN or a 6-digit division code"
@@ -1058,7 +1058,9 @@ fn calendar_import(
             &year,
             &name,
             &actor,
-            govflow_engine::clock::Clock::now(&govflow_engine::clock::SystemClock::default()),
+            govflow_engine::app::clock::Clock::now(
+                &govflow_engine::app::clock::SystemClock::default(),
+            ),
         ));
         match done {
             Ok((d, true)) => println!(
@@ -1090,7 +1092,8 @@ fn calendar_status(db: Option<&str>, division: &str) -> ExitCode {
         None => (govflow_engine::calendar::Calendar::china(), Vec::new()),
     };
     let today =
-        govflow_engine::clock::Clock::now(&govflow_engine::clock::SystemClock::default()).date();
+        govflow_engine::app::clock::Clock::now(&govflow_engine::app::clock::SystemClock::default())
+            .date();
     let covered = cal.covered_until();
     let left = (covered - today).num_days();
     let list: Vec<String> = cal.official_years().iter().map(|y| y.to_string()).collect();

@@ -9,12 +9,12 @@
 //!   cargo run --release -p govflow-engine --example bench -- fill URL [CASES] [CLIENTS]
 
 use chrono::{NaiveDate, NaiveDateTime};
+use govflow_engine::app::registry::Registry;
 use govflow_engine::calendar::Calendar;
+use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{
     Actor, CaseState, Command, CompiledFlow, MaterialIn, Person, Status, apply,
 };
-use govflow_engine::ids::IdKind;
-use govflow_engine::registry::Registry;
 use govflow_engine::store::{Options, Request, Store, load_registry};
 use std::sync::Arc;
 use std::time::Instant;

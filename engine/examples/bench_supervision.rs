@@ -16,8 +16,8 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use govflow_engine::calendar::Calendar;
+use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, MaterialIn, Person};
-use govflow_engine::ids::IdKind;
 use govflow_engine::service::Engine;
 use govflow_engine::store::{Options, Request, Store, load_registry};
 use govflow_engine::supervision::RuleBook;
@@ -184,7 +184,7 @@ async fn fill(path: &std::path::Path, templates: &[CaseState], n: usize) {
             .map(|k| {
                 let t = &templates[k % templates.len()];
                 // 9,000,000 numbers a day: spread over days.
-                let no = govflow_engine::ids::case_number(
+                let no = govflow_engine::core::ids::case_number(
                     "330100",
                     date + chrono::Duration::days((k / 9_000_000) as i64),
                     (k % 9_000_000) as u64 + 100,

@@ -14,9 +14,9 @@ mod common;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use common::{complete, req};
+use govflow_engine::app::clock::{Clock, ManualClock};
 use govflow_engine::calendar::Calendar;
-use govflow_engine::calendars::deployment_id;
-use govflow_engine::clock::{Clock, ManualClock};
+use govflow_engine::calendar::deployments::deployment_id;
 use govflow_engine::service::Engine;
 use govflow_engine::store::{Options, Store, load_registry};
 use std::sync::Arc;
@@ -112,8 +112,12 @@ async fn deploy_fixture(engine: &Engine) {
     assert!(new);
 }
 
-async fn card(engine: &Engine, case: &str, rule: &str) -> Option<govflow_engine::alarms::Alarm> {
-    let filter = govflow_engine::alarms::AlarmFilter {
+async fn card(
+    engine: &Engine,
+    case: &str,
+    rule: &str,
+) -> Option<govflow_engine::store::cards::Alarm> {
+    let filter = govflow_engine::store::cards::AlarmFilter {
         case_no: Some(case.into()),
         rule: Some(rule.into()),
         ..Default::default()
@@ -212,10 +216,16 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_deployed() {
     let corrected = TEST_ONLY_2027.replace("2027-01-04 off 测试假日\n", "");
     let v2 = govflow_engine::calendar::year::parse(&corrected).unwrap();
     let now = manual().now();
-    let (dep, new) =
-        govflow_engine::calendars::deploy_year(&engine.store, "CN", &v2, "v2", "test", now)
-            .await
-            .unwrap();
+    let (dep, new) = govflow_engine::calendar::deployments::deploy_year(
+        &engine.store,
+        "CN",
+        &v2,
+        "v2",
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!((dep.version, new), (2, true));
     assert!(engine.refresh_calendar().await);
     assert_eq!(engine.recompute_provisional().await.recomputed, 1);
@@ -233,10 +243,16 @@ async fn provisional_deadlines_are_recomputed_when_the_year_is_deployed() {
         "one day off less"
     );
     let v1 = govflow_engine::calendar::year::parse(TEST_ONLY_2027).unwrap();
-    let (dep, new) =
-        govflow_engine::calendars::deploy_year(&engine.store, "CN", &v1, "v1 again", "test", now)
-            .await
-            .unwrap();
+    let (dep, new) = govflow_engine::calendar::deployments::deploy_year(
+        &engine.store,
+        "CN",
+        &v1,
+        "v1 again",
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!((dep.version, new), (3, true), "a rollback is a new version");
     assert!(engine.refresh_calendar().await);
     assert_eq!(engine.recompute_provisional().await.recomputed, 1);

@@ -3,7 +3,7 @@
 //! sub-cases) must match its snapshot. `GOVFLOW_ACCEPT=1` rewrites them.
 
 use govflow_engine::calendar::Calendar;
-use govflow_engine::scenario::{Checked, check_file, scenario_files};
+use govflow_engine::testing::scenario::{Checked, check_file, scenario_files};
 use std::path::PathBuf;
 
 #[test]

@@ -11,8 +11,8 @@ mod common;
 
 use chrono::NaiveDateTime;
 use common::{actor, complete, req};
+use govflow_engine::app::clock::ManualClock;
 use govflow_engine::calendar::Calendar;
-use govflow_engine::clock::ManualClock;
 use govflow_engine::core::Command;
 use govflow_engine::service::Engine;
 use govflow_engine::store::{Options, Store, load_registry};

@@ -3,10 +3,10 @@
 //! is set — on PostgreSQL (each run in a fresh schema).
 
 use chrono::NaiveDateTime;
+use govflow_engine::app::registry::Registry;
 use govflow_engine::calendar::Calendar;
+use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, Event, MaterialIn, Person, Status};
-use govflow_engine::ids::IdKind;
-use govflow_engine::registry::Registry;
 use govflow_engine::store::{Options, Request, Store, Table, load_registry};
 use std::sync::Arc;
 
@@ -171,7 +171,7 @@ async fn a_case_runs_to_completion_and_replays_to_its_snapshot() {
     for b in backends("complete").await {
         let reg = deploy(&b.store, FLOW).await;
         let no = drive(&b.store, &reg, &cal, t("2025-09-26 10:00")).await;
-        assert!(govflow_engine::ids::is_case_number(&no), "{no}");
+        assert!(govflow_engine::core::ids::is_case_number(&no), "{no}");
         assert!(no.starts_with("33010020250926"), "{no}");
         let snap = b.store.case(&no).await.unwrap().unwrap();
         assert_eq!(snap.status, Status::Completed, "{}", b.name);
@@ -527,8 +527,8 @@ fn verdict(
 #[tokio::test]
 async fn cards_live_through_their_states() {
     use govflow_dsl::rule::Level::{Notice, Red, Yellow};
-    use govflow_engine::alarms::{AlarmFilter, Rating};
     use govflow_engine::core::card::{AppealOutcome, CardCommand};
+    use govflow_engine::store::cards::{AlarmFilter, Rating};
     for b in backends("cards").await {
         let reg = deploy(&b.store, FLOW).await;
         let cal = Calendar::china();

@@ -9,8 +9,8 @@ mod common;
 
 use chrono::NaiveDateTime;
 use common::{complete, req, start};
-use govflow_engine::clock::{Clock, ManualClock};
-use govflow_engine::registry::Registry;
+use govflow_engine::app::clock::{Clock, ManualClock};
+use govflow_engine::app::registry::Registry;
 use govflow_engine::service::Engine;
 use govflow_engine::store::{Options, Store, schema};
 use std::sync::Arc;

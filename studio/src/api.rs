@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use govflow_engine::registry::Deployed;
+use govflow_engine::app::registry::Deployed;
 use govflow_engine::service::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     admin_token: String,
     /// The efficiency scheme (rules/efficiency.yaml), when there is one.
-    efficiency: std::sync::RwLock<Option<Arc<govflow_engine::efficiency::Scheme>>>,
+    efficiency: std::sync::RwLock<Option<Arc<govflow_engine::supervision::efficiency::Scheme>>>,
     /// Where the rule files were read from, and the region calendar files.
     places: std::sync::RwLock<(Option<std::path::PathBuf>, Vec<String>)>,
 }
@@ -41,7 +41,7 @@ impl AppState {
         }
     }
 
-    pub fn set_efficiency(&self, scheme: govflow_engine::efficiency::Scheme) {
+    pub fn set_efficiency(&self, scheme: govflow_engine::supervision::efficiency::Scheme) {
         if let Ok(mut g) = self.inner.efficiency.write() {
             *g = Some(Arc::new(scheme));
         }
@@ -66,7 +66,9 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    pub(crate) fn efficiency(&self) -> Option<Arc<govflow_engine::efficiency::Scheme>> {
+    pub(crate) fn efficiency(
+        &self,
+    ) -> Option<Arc<govflow_engine::supervision::efficiency::Scheme>> {
         self.inner.efficiency.read().ok().and_then(|g| g.clone())
     }
 

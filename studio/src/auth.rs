@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use govflow_engine::core::Actor;
-use govflow_engine::users::{Grant, ROLES, User, token_hash};
+use govflow_engine::store::users::{Grant, ROLES, User, token_hash};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -13,8 +13,8 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use govflow_engine::calendar::deployments::{self as calendars, NATIONAL};
 use govflow_engine::calendar::{Calendar, YearArrangement, year};
-use govflow_engine::calendars::{self, NATIONAL};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -309,7 +309,7 @@ fn case_view(state: &AppState, s: &CaseState) -> Value {
 }
 
 pub(crate) async fn load_case(state: &AppState, no: &str) -> Result<CaseState, ApiError> {
-    if !govflow_engine::ids::is_case_number(no) {
+    if !govflow_engine::core::ids::is_case_number(no) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "case.not_found",
@@ -367,7 +367,7 @@ async fn case_exchange(
     let s = load_case(&state, &no).await?;
     let events = state.engine().store.events(&no).await?;
     let flow = state.engine().flows.get(&s.flow_id, s.flow_version);
-    Ok(Json(govflow_engine::export::exchange_records(
+    Ok(Json(govflow_engine::app::export::exchange_records(
         &events,
         flow.as_ref().map(|f| f.flow.as_ref()),
     )))
@@ -684,7 +684,7 @@ async fn calendar_diff(
 }
 
 /// 409 `task.claimed`: someone else holds the task.
-fn claimed(c: &govflow_engine::claims::Claim) -> ApiError {
+fn claimed(c: &govflow_engine::store::claims::Claim) -> ApiError {
     ApiError {
         status: StatusCode::CONFLICT,
         code: "task.claimed",

@@ -212,12 +212,12 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let store = Store::open(&cfg.db_url, &opts).await.map_err(db_err)?;
     let engine = govflow_engine::service::Engine::new(
         store,
-        std::sync::Arc::new(govflow_engine::registry::Registry::new()),
+        std::sync::Arc::new(govflow_engine::app::registry::Registry::new()),
         std::sync::Arc::new(govflow_engine::calendar::Calendar::china()),
         None,
     )
     .with_clock(std::sync::Arc::new(
-        govflow_engine::clock::SystemClock::shifted(cfg.clock_offset),
+        govflow_engine::app::clock::SystemClock::shifted(cfg.clock_offset),
     ));
     let now = engine.now();
     // The shipped files are deployed like any other (a new text is a new
@@ -254,7 +254,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
             .map_err(db_err)?;
     }
     for (file, y) in &overlays {
-        let id = govflow_engine::calendars::deployment_id(&cfg.region, y.year);
+        let id = govflow_engine::calendar::deployments::deployment_id(&cfg.region, y.year);
         engine
             .store
             .deploy(&id, &y.to_text(), file, "system", now)
@@ -303,7 +303,10 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     let scheme_path = cfg.rules_dir.join("efficiency.yaml");
     if scheme_path.is_file() {
         let text = std::fs::read_to_string(&scheme_path)?;
-        match govflow_engine::efficiency::Scheme::parse(&scheme_path.display().to_string(), &text) {
+        match govflow_engine::supervision::efficiency::Scheme::parse(
+            &scheme_path.display().to_string(),
+            &text,
+        ) {
             Ok(s) => state.set_efficiency(s),
             Err(e) => {
                 eprintln!("error: {e}");

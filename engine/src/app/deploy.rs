@@ -145,7 +145,7 @@ fn compile_stored(d: &Deployment, source: &str) -> Result<CompiledFlow, String> 
 /// would not load. Deployments of other kinds are named with a path
 /// (`rules/FILE`, `calendar/REGION/YEAR`); a flow id has no `/`.
 pub(crate) fn load_flows<'a>(
-    reg: &crate::registry::Registry,
+    reg: &crate::app::registry::Registry,
     rows: impl IntoIterator<Item = (&'a Deployment, &'a str)>,
 ) -> (usize, Vec<String>) {
     let (mut loaded, mut problems) = (0, Vec::new());
@@ -227,7 +227,7 @@ impl Engine {
         }
         if rows
             .iter()
-            .any(|(_, d, _)| crate::calendars::parse_id(&d.flow_id).is_some())
+            .any(|(_, d, _)| crate::calendar::deployments::parse_id(&d.flow_id).is_some())
         {
             self.load_calendar(false).await?;
             // The sweep runs on the timer service's task (`spawn_timers`).
@@ -420,8 +420,15 @@ impl Engine {
         file: &str,
         by: &str,
     ) -> Result<(Deployment, bool), StoreError> {
-        let out =
-            crate::calendars::deploy_year(&self.store, region, year, file, by, self.now()).await?;
+        let out = crate::calendar::deployments::deploy_year(
+            &self.store,
+            region,
+            year,
+            file,
+            by,
+            self.now(),
+        )
+        .await?;
         self.sync_deployments().await;
         Ok(out)
     }

@@ -4,12 +4,15 @@
 //! calendar in force, the rule book and a `Clock`. Adapters (the HTTP
 //! server, the CLI, tests) call it; none of them holds state of its own.
 
+pub mod clock;
 pub(crate) mod deploy;
+pub mod export;
+pub mod registry;
 pub use deploy::{DeployError, FlowDeployed, PackDeployed, Synced};
 
+use crate::app::registry::Registry;
 use crate::calendar::Calendar;
 use crate::core::Time;
-use crate::registry::Registry;
 use crate::store::{ExecError, Outcome, Request, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,7 @@ fn level_zh(level: &str) -> &'static str {
 /// The calendar a node uses, swapped whole when a newer calendar deployment
 /// appears in the store (`Engine::refresh_calendar`).
 pub struct CalendarCell {
-    current: std::sync::RwLock<Arc<crate::calendars::InForce>>,
+    current: std::sync::RwLock<Arc<crate::calendar::deployments::InForce>>,
     /// The division whose region overlays apply.
     division: String,
     /// A recomputation sweep is running on this node.
@@ -36,13 +39,13 @@ pub struct CalendarCell {
 }
 
 impl CalendarCell {
-    fn get(&self) -> Arc<crate::calendars::InForce> {
+    fn get(&self) -> Arc<crate::calendar::deployments::InForce> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
-    fn set(&self, v: crate::calendars::InForce) {
+    fn set(&self, v: crate::calendar::deployments::InForce) {
         let mut g = match self.current.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -68,7 +71,7 @@ pub struct Engine {
     pub store: Store,
     /// Where "now" comes from (the wall clock in China Standard Time, a
     /// manual clock in tests).
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn crate::app::clock::Clock>,
     pub flows: Arc<Registry>,
     calendars: Arc<CalendarCell>,
     /// What this node has loaded of the store's deployments.
@@ -116,7 +119,7 @@ pub fn supervision_body() -> crate::core::Person {
         });
     crate::core::Person {
         name: name.to_string(),
-        id_kind: crate::ids::IdKind::CreditCode,
+        id_kind: crate::core::ids::IdKind::CreditCode,
         id_number: code.to_string(),
         legacy: false,
         phone: None,
@@ -134,7 +137,7 @@ pub enum OrderError {
     #[error(transparent)]
     Exec(#[from] ExecError),
     #[error(transparent)]
-    Alarm(#[from] crate::alarms::AlarmError),
+    Alarm(#[from] crate::store::cards::AlarmError),
 }
 
 impl Engine {
@@ -144,7 +147,7 @@ impl Engine {
         calendar: Arc<Calendar>,
         rules: Option<Arc<crate::supervision::RuleBook>>,
     ) -> Engine {
-        let in_force = crate::calendars::InForce {
+        let in_force = crate::calendar::deployments::InForce {
             calendar: (*calendar).clone(),
             marker: 0,
             label: "shipped".into(),
@@ -154,7 +157,7 @@ impl Engine {
         let division = store.region().to_string();
         Engine {
             store,
-            clock: Arc::new(crate::clock::SystemClock::default()),
+            clock: Arc::new(crate::app::clock::SystemClock::default()),
             flows,
             calendars: Arc::new(CalendarCell {
                 current: std::sync::RwLock::new(Arc::new(in_force)),
@@ -170,7 +173,7 @@ impl Engine {
     }
 
     /// The same engine reading `clock`.
-    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Engine {
+    pub fn with_clock(mut self, clock: Arc<dyn crate::app::clock::Clock>) -> Engine {
         self.clock = clock;
         self
     }
@@ -199,7 +202,7 @@ impl Engine {
 
     /// The calendar in force with where it came from (deployed years, the
     /// newest deployment).
-    pub fn calendar_in_force(&self) -> Arc<crate::calendars::InForce> {
+    pub fn calendar_in_force(&self) -> Arc<crate::calendar::deployments::InForce> {
         self.calendars.get()
     }
 
@@ -210,7 +213,7 @@ impl Engine {
             self.store.seed_calendar(self.now()).await?;
         }
         let rows = self.store.calendar_deployments().await?;
-        let in_force = crate::calendars::build(&rows, &self.calendars.division);
+        let in_force = crate::calendar::deployments::build(&rows, &self.calendars.division);
         for p in &in_force.problems {
             eprintln!("calendar: {p}");
         }
@@ -358,7 +361,7 @@ impl Engine {
                 ),
                 CardChange::Failed { .. } => continue,
             };
-            let filter = crate::alarms::AlarmFilter {
+            let filter = crate::store::cards::AlarmFilter {
                 case_no: Some(case_no.to_string()),
                 rule: Some(rule.clone()),
                 ..Default::default()
@@ -416,11 +419,11 @@ impl Engine {
     /// The idempotency key `order:CARD` makes a second call answer the first.
     pub async fn issue_order(
         &self,
-        alarm: &crate::alarms::Alarm,
+        alarm: &crate::store::cards::Alarm,
         to: &str,
         reason: Option<&str>,
         actor: &str,
-    ) -> Result<crate::alarms::Alarm, OrderError> {
+    ) -> Result<crate::store::cards::Alarm, OrderError> {
         use crate::core::card::{CardError, CardState};
         use crate::supervision::ORDER_FLOW;
         if self.flows.latest(ORDER_FLOW).is_none() {
@@ -429,7 +432,7 @@ impl Engine {
         // Checked again inside the transaction that records the order; here
         // so that no order case is started for a card that is over.
         if !CardState::parse(&alarm.state).is_some_and(CardState::is_open) {
-            return Err(crate::alarms::AlarmError::Card {
+            return Err(crate::store::cards::AlarmError::Card {
                 id: alarm.id,
                 error: CardError::WrongState {
                     state: alarm.state.clone(),
@@ -495,7 +498,7 @@ impl Engine {
         id: i64,
         command: &crate::core::card::CardCommand,
         actor: &str,
-    ) -> Result<crate::alarms::Alarm, OrderError> {
+    ) -> Result<crate::store::cards::Alarm, OrderError> {
         let out = self
             .store
             .transition_alarm(id, command, actor, self.now())
@@ -522,7 +525,7 @@ impl Engine {
         case_no: &str,
         changes: &[crate::supervision::CardChange],
         verdicts: &[crate::supervision::Verdict],
-    ) -> Vec<crate::alarms::Notification> {
+    ) -> Vec<crate::store::cards::Notification> {
         use crate::supervision::CardChange;
         use govflow_dsl::rule::Level;
         let Some(rules) = self.rules() else {
@@ -554,7 +557,7 @@ impl Engine {
                 Level::Red => "红牌",
             };
             for recipient in to {
-                out.push(crate::alarms::Notification {
+                out.push(crate::store::cards::Notification {
                     recipient,
                     case_no: case_no.to_string(),
                     rule: rule.clone(),
@@ -593,7 +596,7 @@ impl Engine {
         if topped.is_empty() {
             return;
         }
-        let filter = crate::alarms::AlarmFilter {
+        let filter = crate::store::cards::AlarmFilter {
             case_no: Some(case_no.to_string()),
             state: Some("issued".into()),
             ..Default::default()
@@ -686,7 +689,7 @@ impl Engine {
         // Most commands change no card: find out without the write lock.
         if let Ok(known) = self.store.known_cards(case_no, case_no).await {
             let k = known.get(case_no).map_or(&[][..], Vec::as_slice);
-            if !crate::alarms::needs_sync(k, &verdicts, None) {
+            if !crate::store::cards::needs_sync(k, &verdicts, None) {
                 return Vec::new();
             }
         }
@@ -880,7 +883,7 @@ impl Engine {
                             rules.evaluate_timed(&state, flow.as_deref(), &cal, now, &ctx);
                         evaluated += verdicts.len();
                         let k = known.get(no).map_or(&[][..], Vec::as_slice);
-                        if crate::alarms::needs_sync(k, &verdicts, Some(&timed)) {
+                        if crate::store::cards::needs_sync(k, &verdicts, Some(&timed)) {
                             crate::supervision::RuleBook::fill_departments(
                                 &mut verdicts,
                                 &state,

@@ -17,6 +17,7 @@
 //! caller ([`Calendar::provisional_between`]). Outside the tables a question is
 //! an error, never a guess.
 
+pub mod deployments;
 pub mod statutory;
 pub mod year;
 

@@ -11,7 +11,7 @@
 use super::compiled::{CompiledFlow, Parent, from_dynamic, to_dynamic};
 use super::model::*;
 use crate::calendar::Calendar;
-use crate::ids::{IdKind, check_credit_code, check_id_card};
+use crate::core::ids::{IdKind, check_credit_code, check_id_card};
 use govflow_dsl::ir::{ActionKind, CaseKind, Join, Step, StepKind, Target, Unit};
 
 /// Why a command was refused. The message names what was expected.

@@ -9,6 +9,7 @@ pub mod card;
 mod clocks;
 mod compiled;
 mod evolve;
+pub mod ids;
 mod model;
 
 pub use apply::{CommandError, apply};

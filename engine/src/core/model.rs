@@ -4,7 +4,7 @@
 //! calendar, so replaying a case's log rebuilds its snapshot exactly, whatever
 //! flows are deployed today.
 
-use crate::ids::IdKind;
+use crate::core::ids::IdKind;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

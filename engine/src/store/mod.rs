@@ -17,16 +17,19 @@
 //! All SQL is runtime `sqlx::query` with bound parameters (`$1`, `$2` … in
 //! ascending order, which both backends read positionally).
 
+use crate::app::registry::Registry;
 use crate::calendar::Calendar;
 use crate::core::{CaseState, Command, CommandError, CompiledFlow, Event, Time, apply};
-use crate::registry::Registry;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod cards;
+pub mod claims;
 pub mod schema;
+pub mod users;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,7 +69,7 @@ pub enum ExecError {
     #[error("the write failed and was not committed: {0}")]
     Batch(String),
     #[error("{} ({}) has claimed this task since {}", .0.name, .0.login, .0.claimed_at)]
-    Claimed(Box<crate::claims::Claim>),
+    Claimed(Box<crate::store::claims::Claim>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -878,7 +881,7 @@ impl Store {
                     .await
                     .ok()?;
                 let secs: i64 = row.try_get("now").ok()?;
-                chrono::DateTime::from_timestamp(secs, 0).map(crate::clock::cst)
+                chrono::DateTime::from_timestamp(secs, 0).map(crate::app::clock::cst)
             }
         }
     }
@@ -1387,7 +1390,7 @@ macro_rules! backend {
                             };
                             numbers.insert(prefix.clone(), last + 1);
                             touched_numbers.insert(prefix.clone());
-                            let Some(case_no) = crate::ids::case_number(region, now.date(), (last + 1) as u64) else {
+                            let Some(case_no) = crate::core::ids::case_number(region, now.date(), (last + 1) as u64) else {
                                 outs.push(Err(ExecError::Numbers(prefix)));
                                 continue;
                             };
@@ -1514,7 +1517,7 @@ macro_rules! backend {
                 state: &CaseState,
                 step: &str,
                 actor: &str,
-            ) -> Result<Option<crate::claims::Claim>, ExecError> {
+            ) -> Result<Option<crate::store::claims::Claim>, ExecError> {
                 let ids: Vec<i64> = state
                     .tasks
                     .values()
@@ -1540,7 +1543,7 @@ macro_rules! backend {
                 for r in &rows {
                     let task_id: i64 = r.try_get("task_id")?;
                     if ids.contains(&task_id) {
-                        return Ok(Some(crate::claims::Claim {
+                        return Ok(Some(crate::store::claims::Claim {
                             case_no: r.try_get("case_no")?,
                             task_id,
                             login: r.try_get("login")?,
@@ -1789,7 +1792,7 @@ macro_rules! backend {
                             .fetch_one(&mut *conn)
                             .await?
                             .try_get("next")?;
-                            crate::ids::case_number(region, now.date(), seq as u64)
+                            crate::core::ids::case_number(region, now.date(), seq as u64)
                                 .ok_or_else(|| ExecError::Numbers(prefix.clone()))?
                         }
                     };

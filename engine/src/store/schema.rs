@@ -121,7 +121,7 @@ const BASELINE: &[Stmt] = &[
     )",
     ),
     // Supervision cards (预警/黄牌/红牌) with their life: pending → issued →
-    // ordered → closed, or cancelled / revoked (crate::alarms).
+    // ordered → closed, or cancelled / revoked (crate::store::cards).
     Both(
         "CREATE TABLE IF NOT EXISTS alarms (
         id {serial},

@@ -2,8 +2,8 @@
 //! plain completion, a request.
 #![allow(dead_code)]
 
+use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, Command, MaterialIn, Person};
-use govflow_engine::ids::IdKind;
 use govflow_engine::store::Request;
 
 /// A company applicant with a valid 统一社会信用代码.

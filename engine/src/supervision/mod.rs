@@ -9,6 +9,10 @@
 //! `corrections`, `visits`, `suspended`, and the maps `item`, `data`, `fee`,
 //! `materials`, `staff`, plus `step` or `special` for those scopes.
 
+pub mod efficiency;
+pub mod fastcond;
+pub mod stats;
+
 use crate::calendar::Calendar;
 use crate::core::{CaseState, CompiledFlow, Deadline, SpecialClass, Time, to_dynamic};
 use govflow_dsl::rule::{Level, Rule, RuleSet};
@@ -61,7 +65,7 @@ pub struct RuleBook {
     rules: Vec<(Rule, Vec<(Level, rhai::AST)>)>,
     /// Per rule: the conditions compiled to the fast path, when all of them fit
     /// (`fastcond`); such rules of scope `case` need no rhai scope at all.
-    fast: Vec<Option<Vec<crate::fastcond::Fast>>>,
+    fast: Vec<Option<Vec<crate::supervision::fastcond::Fast>>>,
     /// The words the conditions use: facts no rule names are not built.
     words: std::collections::HashSet<String>,
     /// Per rule: whether its verdict can change with time alone (it names a
@@ -178,7 +182,7 @@ impl RuleBook {
                 }
                 r.levels
                     .iter()
-                    .map(|(_, e)| crate::fastcond::Fast::compile(&e.source))
+                    .map(|(_, e)| crate::supervision::fastcond::Fast::compile(&e.source))
                     .collect::<Option<Vec<_>>>()
             })
             .collect();

@@ -1,8 +1,8 @@
 //! Users, their roles and API tokens. A token is shown once when made; only
 //! its SHA-256 is stored.
 
-use crate::alarms::{audit, with_pools};
 use crate::core::Time;
+use crate::store::cards::{audit, with_pools};
 use crate::store::{Store, StoreError, fmt_ts};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -17,7 +17,7 @@
 //! `red`, `ratings`, `satisfaction` (average 1–5; 0 without ratings),
 //! `complaints` (substantiated). All are floats.
 
-use crate::stats::Row;
+use crate::supervision::stats::Row;
 use govflow_dsl::node::Node;
 use govflow_dsl::span::SourceFile;
 use serde::Serialize;

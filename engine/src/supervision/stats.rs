@@ -7,9 +7,9 @@
 //! same over the department's tasks (a case counts for every department that
 //! had a task in it).
 
-use crate::alarms::{Alarm, Rating};
 use crate::calendar::Calendar;
 use crate::core::{CaseState, Deadline, Event, Time};
+use crate::store::cards::{Alarm, Rating};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -257,7 +257,9 @@ impl Scenario {
         obj.remove("at");
         obj.insert("command".into(), "start".into());
         obj.entry("case_no").or_insert_with(|| {
-            Value::String(crate::ids::case_number("330100", start_at.date(), 1).unwrap_or_default())
+            Value::String(
+                crate::core::ids::case_number("330100", start_at.date(), 1).unwrap_or_default(),
+            )
         });
         if let Some(m) = obj.remove("materials") {
             obj.insert("materials".into(), materials(m));
@@ -531,7 +533,7 @@ impl Scenario {
             "trace": r.trace,
             "end": end,
         });
-        Ok(crate::yaml_out::to_yaml(&doc))
+        Ok(crate::testing::yaml_out::to_yaml(&doc))
     }
 }
 

@@ -3,8 +3,8 @@
 //! mistake. One claim per task (the task id, unique within its case; a step
 //! opened again is a new task), until its holder releases it.
 
-use crate::alarms::{audit, with_pools};
 use crate::core::Time;
+use crate::store::cards::{audit, with_pools};
 use crate::store::{Store, StoreError, fmt_ts};
 use serde::Serialize;
 use serde_json::json;

@@ -7,9 +7,9 @@
 //! it; every node checks for a newer calendar before each command and timer
 //! claim ([`crate::service::Engine::sync_deployments`]).
 
-use crate::alarms::with_pools;
 use crate::calendar::{Calendar, YearArrangement, year};
 use crate::core::Time;
+use crate::store::cards::with_pools;
 use crate::store::{Deployment, Store, StoreError};
 use chrono::Datelike;
 use sqlx::Row;

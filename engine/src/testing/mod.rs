@@ -1,0 +1,5 @@
+//! Testing flows and rules: scenario files, their traces and snapshots
+//! (`govflow run`, `govflow test`).
+
+pub mod scenario;
+pub mod yaml_out;
