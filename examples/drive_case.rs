@@ -5,10 +5,11 @@
 //!   cargo run --example drive_case
 
 use chrono::NaiveDate;
+use govflow_engine::app::load_registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, CompiledFlow, MaterialIn, Person, apply};
-use govflow_engine::store::{Options, Request, Store, load_registry};
+use govflow_engine::store::{Options, Request, Store};
 use std::error::Error;
 
 fn by(name: &str, department: &str, role: Option<&str>) -> Actor {

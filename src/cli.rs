@@ -858,7 +858,8 @@ fn export(case: &str, db: &str) -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        use govflow_engine::store::{Options, Store, load_registry};
+        use govflow_engine::app::load_registry;
+        use govflow_engine::store::{Options, Store};
         let opts = Options {
             create: false,
             ..Options::default()

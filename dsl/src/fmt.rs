@@ -94,7 +94,7 @@ impl Comments {
                         return i;
                     }
                 } else {
-                    let code = crate::text::strip_line_comment(l);
+                    let code = crate::span::strip_line_comment(l);
                     depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
                     if depth <= 0 && code.contains('}') {
                         return i + 1;

@@ -360,7 +360,7 @@ impl Expr {
 pub fn normalize_expr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for line in s.split('\n') {
-        let line = crate::text::strip_line_comment(line);
+        let line = crate::span::strip_line_comment(line);
         let mut in_str: Option<char> = None;
         let mut prev = ' ';
         for c in line.chars() {

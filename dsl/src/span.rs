@@ -115,6 +115,23 @@ impl SourceFile {
     }
 }
 
+/// Cuts a trailing `// comment` (outside string literals) off an expression line.
+pub fn strip_line_comment(s: &str) -> &str {
+    let mut in_str: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in s.char_indices() {
+        match in_str {
+            Some(q) if c == q && prev != '\\' => in_str = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' || c == '`' => in_str = Some(c),
+            None if c == '/' && s[i..].starts_with("//") => return &s[..i],
+            None => {}
+        }
+        prev = c;
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,7 +181,7 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
             let (text, cs) = cond
                 .map(|c| (c.as_str().to_string(), span_of(&c)))
                 .unwrap_or_default();
-            let trimmed = strip_line_comment(&text).trim_end();
+            let trimmed = crate::span::strip_line_comment(&text).trim_end();
             Atom::When {
                 cond: trimmed.to_string(),
                 cond_span: Span::new(cs.start, cs.start + trimmed.len()),
@@ -198,7 +198,7 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
                 .next()
                 .map(|e| (e.as_str().to_string(), span_of(&e)))
                 .unwrap_or_default();
-            let trimmed = strip_line_comment(&expr).trim_end();
+            let trimmed = crate::span::strip_line_comment(&expr).trim_end();
             Atom::Set {
                 field,
                 field_span,
@@ -208,23 +208,6 @@ fn to_atom(p: Pair<'_, Rule>) -> Atom {
         }
         _ => Atom::Word(p.as_str().to_string(), span),
     }
-}
-
-/// Cuts a trailing `// comment` (outside string literals) off an expression line.
-pub fn strip_line_comment(s: &str) -> &str {
-    let mut in_str: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in s.char_indices() {
-        match in_str {
-            Some(q) if c == q && prev != '\\' => in_str = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' || c == '`' => in_str = Some(c),
-            None if c == '/' && s[i..].starts_with("//") => return &s[..i],
-            None => {}
-        }
-        prev = c;
-    }
-    s
 }
 
 fn unescape(s: &str) -> String {

@@ -9,13 +9,14 @@
 //!   cargo run --release -p govflow-engine --example bench -- fill URL [CASES] [CLIENTS]
 
 use chrono::{NaiveDate, NaiveDateTime};
+use govflow_engine::app::load_registry;
 use govflow_engine::app::registry::Registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{
     Actor, CaseState, Command, CompiledFlow, MaterialIn, Person, Status, apply,
 };
-use govflow_engine::store::{Options, Request, Store, load_registry};
+use govflow_engine::store::{Options, Request, Store};
 use std::sync::Arc;
 use std::time::Instant;
 

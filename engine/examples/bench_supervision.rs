@@ -15,11 +15,12 @@
 //!    rules and without, one client.
 
 use chrono::{NaiveDate, NaiveDateTime};
+use govflow_engine::app::load_registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, MaterialIn, Person};
 use govflow_engine::service::Engine;
-use govflow_engine::store::{Options, Request, Store, load_registry};
+use govflow_engine::store::{Options, Request, Store};
 use govflow_engine::supervision::RuleBook;
 use std::sync::Arc;
 use std::time::Instant;

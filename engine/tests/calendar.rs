@@ -15,10 +15,11 @@ mod common;
 use chrono::{NaiveDate, NaiveDateTime};
 use common::{complete, req};
 use govflow_engine::app::clock::{Clock, ManualClock};
+use govflow_engine::app::load_registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::calendar::deployments::deployment_id;
 use govflow_engine::service::Engine;
-use govflow_engine::store::{Options, Store, load_registry};
+use govflow_engine::store::{Options, Store};
 use std::sync::Arc;
 
 /// TEST-ONLY: not the official 2027 arrangement. 元旦, a made-up holiday week

@@ -7,10 +7,11 @@ mod common;
 
 use chrono::NaiveDateTime;
 use common::{complete, req};
+use govflow_engine::app::load_registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::Status;
 use govflow_engine::service::Engine;
-use govflow_engine::store::{Options, Store, Table, load_registry};
+use govflow_engine::store::{Options, Store, Table};
 use std::sync::Arc;
 
 fn t(s: &str) -> NaiveDateTime {

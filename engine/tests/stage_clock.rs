@@ -12,10 +12,11 @@ mod common;
 use chrono::NaiveDateTime;
 use common::{actor, complete, req};
 use govflow_engine::app::clock::ManualClock;
+use govflow_engine::app::load_registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::Command;
 use govflow_engine::service::Engine;
-use govflow_engine::store::{Options, Store, load_registry};
+use govflow_engine::store::{Options, Store};
 use std::sync::Arc;
 
 fn t(s: &str) -> NaiveDateTime {

@@ -3,11 +3,12 @@
 //! is set — on PostgreSQL (each run in a fresh schema).
 
 use chrono::NaiveDateTime;
+use govflow_engine::app::load_registry;
 use govflow_engine::app::registry::Registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, Event, MaterialIn, Person, Status};
-use govflow_engine::store::{Options, Request, Store, Table, load_registry};
+use govflow_engine::store::{Options, Request, Store, Table};
 use std::sync::Arc;
 
 const FLOW: &str = include_str!("../../flows/reference/parallel_approval.flow");

@@ -8,7 +8,8 @@
 //! must name one of them (and the user's position there, when the grant names
 //! one), and its name is set to the user's.
 
-use crate::api::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, MatchedPath, Path, Request, State};
@@ -193,25 +194,41 @@ pub(crate) async fn authenticate(
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().trim_start_matches("/api").to_string())
-        .unwrap_or_default();
-    let method = req.method().as_str().to_ascii_lowercase();
-    if let Some((_, _, _, _, roles)) = crate::openapi::ROUTES
-        .iter()
-        .find(|(m, p, ..)| *m == method && *p == path)
-        && !principal.may(roles)
-    {
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// The role rule of one route (`routes::table`), checked after
+/// `authenticate`: a caller without one of `roles` is refused, and so is a
+/// request that reached a route without being authenticated.
+pub(crate) async fn require_roles(
+    State(roles): State<&'static str>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(principal) = req.extensions().get::<Principal>() else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication required: send `Authorization: Bearer <token>` or log in",
+        )
+        .into_response();
+    };
+    if !principal.may(roles) {
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let method = req.method().as_str().to_ascii_lowercase();
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "auth.forbidden",
             format!(
-                "{method} /api{path} needs the role {}; {} has {}",
+                "{method} {path} needs the role {}; {} has {}",
                 roles.replace('|', " or "),
                 principal.login(),
-                match &principal {
+                match principal {
                     Principal::Admin => "admin".to_string(),
                     Principal::User(u) => u
                         .roles
@@ -224,7 +241,6 @@ pub(crate) async fn authenticate(
         )
         .into_response();
     }
-    req.extensions_mut().insert(principal);
     next.run(req).await
 }
 
@@ -245,7 +261,7 @@ pub(crate) async fn create_user(
     Extension(p): Extension<Principal>,
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(crate::cases::bad_body)?;
+    let Json(b) = body.map_err(crate::extract::bad_body)?;
     let login_ok = !b.login.is_empty()
         && b.login.len() <= 64
         && b.login
@@ -323,7 +339,7 @@ pub(crate) async fn create_token(
     Path(login): Path<String>,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(crate::cases::bad_body)?;
+    let Json(b) = body.map_err(crate::extract::bad_body)?;
     let store = &state.engine().store;
     if !store.users().await?.iter().any(|u| u.login == login) {
         return Err(ApiError::new(
@@ -441,7 +457,7 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(crate::cases::bad_body)?;
+    let Json(b) = body.map_err(crate::extract::bad_body)?;
     if let Some(wait) = throttled(&b.login) {
         let mut r = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -5,14 +5,14 @@
 //! force on this node at once, on the others before their next command or
 //! timer claim, and recomputes the open cases' provisional deadlines.
 
-use crate::api::{ApiError, AppState};
 use crate::auth::Principal;
-use crate::cases::bad_body;
+use crate::error::ApiError;
+use crate::extract::bad_body;
+use crate::state::AppState;
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use govflow_engine::calendar::deployments::{self as calendars, NATIONAL};
 use govflow_engine::calendar::{Calendar, YearArrangement, year};
 use serde::Deserialize;
@@ -22,16 +22,9 @@ use serde_json::{Value, json};
 /// within this many days.
 pub const COVERAGE_WARNING_DAYS: i64 = 60;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/calendar", get(calendar))
-        .route("/calendar/preview", post(preview))
-        .route("/calendar/years", post(deploy))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct YearBody {
+pub(crate) struct YearBody {
     /// The file's text: the holiday-cn JSON format or the plain-text format.
     text: String,
     /// `CN` (default) or a 6-digit division code for a region's own days.
@@ -60,7 +53,7 @@ pub fn coverage(state: &AppState) -> Value {
     })
 }
 
-async fn calendar(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn calendar(State(state): State<AppState>) -> Json<Value> {
     state.engine().refresh_calendar().await;
     let in_force = state.engine().calendar_in_force();
     let cal = &in_force.calendar;
@@ -160,7 +153,7 @@ async fn check_and_simulate(
     Ok((region, y, before.calendar.clone(), after.calendar))
 }
 
-async fn preview(
+pub(crate) async fn preview(
     State(state): State<AppState>,
     body: Result<Json<YearBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -169,7 +162,7 @@ async fn preview(
     Ok(Json(summary(&before, &after, &region, &y)))
 }
 
-async fn deploy(
+pub(crate) async fn deploy(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Result<Json<YearBody>, JsonRejection>,

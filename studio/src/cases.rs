@@ -3,118 +3,17 @@
 //! lists; every case command. Writes accept an `Idempotency-Key` header: a
 //! retried request with the same key is applied once and answered the same.
 
-use crate::api::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::extract::{bad_body, bad_query};
+use crate::state::AppState;
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use govflow_engine::core::{
-    Actor, CaseState, Command, CommandError, Data, Deadline, MaterialIn, Period, Person,
-};
-use govflow_engine::store::{ExecError, Request};
+use govflow_engine::core::{Actor, CaseState, Command, Data, Deadline, MaterialIn, Period, Person};
+use govflow_engine::store::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/cases", post(start_case).get(list_cases))
-        .route("/cases/{no}", get(get_case))
-        .route("/cases/{no}/events", get(case_events))
-        .route("/cases/{no}/exchange", get(case_exchange))
-        .route("/cases/{no}/commands", post(case_command))
-        .route("/cases/{no}/tasks/{step}/complete", post(complete_task))
-        .route("/cases/{no}/tasks/{step}/claim", post(claim_task))
-        .route("/cases/{no}/tasks/{step}/release", post(release_task))
-        .route("/cases/{no}/special/start", post(start_special))
-        .route("/cases/{no}/special/end", post(end_special))
-        .route("/cases/{no}/materials", post(submit_materials))
-        .route("/cases/{no}/terminate", post(terminate))
-        .route("/cases/{no}/withdraw", post(withdraw))
-        .route("/tasks", get(list_tasks))
-        .route("/calendar/add", get(calendar_add))
-        .route("/calendar/diff", get(calendar_diff))
-}
-
-pub(crate) fn bad_body(e: JsonRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        format!("invalid request body: {}", e.body_text()),
-    )
-}
-
-pub(crate) fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        format!("invalid query: {}", e.body_text()),
-    )
-}
-
-fn command_status(e: &CommandError) -> StatusCode {
-    match e {
-        CommandError::WrongAssignee { .. } => StatusCode::FORBIDDEN,
-        CommandError::InvalidPerson { .. }
-        | CommandError::UnknownMaterial { .. }
-        | CommandError::IncompleteNotice { .. }
-        | CommandError::SecondNotice { .. }
-        | CommandError::SecondNoticeReason
-        | CommandError::FixRequired { .. }
-        | CommandError::NoticeRequired { .. }
-        | CommandError::EmptyNotice
-        | CommandError::ExtensionDays { .. }
-        | CommandError::ExtensionUndecided
-        | CommandError::EmptySubmission
-        | CommandError::NotDeferrable { .. }
-        | CommandError::NoAssignee { .. }
-        | CommandError::UnknownAction { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::CONFLICT,
-    }
-}
-
-impl From<ExecError> for ApiError {
-    fn from(e: ExecError) -> ApiError {
-        match e {
-            ExecError::Command(c) => ApiError {
-                status: command_status(&c),
-                code: c.code(),
-                message: c.to_string(),
-                details: Value::Null,
-            },
-            ExecError::Claimed(c) => claimed(&c),
-            ExecError::NoCase(c) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "case.not_found",
-                format!("no case {c}"),
-            ),
-            ExecError::NoFlow(f) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "flow.not_found",
-                format!("no deployed flow `{f}`"),
-            ),
-            ExecError::Conflict(c) => ApiError::new(
-                StatusCode::CONFLICT,
-                "case.conflict",
-                format!("case {c} changed concurrently; retry the request"),
-            ),
-            ExecError::KeyReused(k) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency.reused",
-                format!("idempotency key `{k}` was already used for another case"),
-            ),
-            other => {
-                eprintln!("engine error: {other}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "engine error; see the server log",
-                )
-            }
-        }
-    }
-}
 
 pub(crate) fn idem_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
@@ -201,7 +100,7 @@ pub(crate) async fn run(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub(crate) struct StartBody {
     flow: String,
     applicant: Person,
     #[serde(default)]
@@ -216,7 +115,7 @@ struct StartBody {
     materials: Vec<MaterialIn>,
 }
 
-async fn start_case(
+pub(crate) async fn start_case(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -327,7 +226,7 @@ pub(crate) async fn load_case(state: &AppState, no: &str) -> Result<CaseState, A
     })
 }
 
-async fn get_case(
+pub(crate) async fn get_case(
     State(state): State<AppState>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -351,7 +250,7 @@ async fn get_case(
     Ok(Json(v))
 }
 
-async fn case_events(
+pub(crate) async fn case_events(
     State(state): State<AppState>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -360,7 +259,7 @@ async fn case_events(
     Ok(Json(json!({"items": events, "total": events.len()})))
 }
 
-async fn case_exchange(
+pub(crate) async fn case_exchange(
     State(state): State<AppState>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -375,7 +274,7 @@ async fn case_exchange(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
@@ -399,7 +298,7 @@ impl ListQuery {
     }
 }
 
-async fn list_cases(
+pub(crate) async fn list_cases(
     State(state): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -410,10 +309,10 @@ async fn list_cases(
         .store
         .cases(q.status.as_deref(), q.flow.as_deref(), limit + 1, offset)
         .await?;
-    Ok(crate::api::page_of(items, limit, offset))
+    Ok(crate::extract::page_of(items, limit, offset))
 }
 
-async fn list_tasks(
+pub(crate) async fn list_tasks(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -494,10 +393,10 @@ async fn list_tasks(
             v
         })
         .collect();
-    Ok(crate::api::page_of(items, limit, offset))
+    Ok(crate::extract::page_of(items, limit, offset))
 }
 
-async fn case_command(
+pub(crate) async fn case_command(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -523,7 +422,7 @@ async fn case_command(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+pub(crate) struct CompleteBody {
     #[serde(default = "pass")]
     action: String,
     by: Actor,
@@ -551,7 +450,7 @@ fn pass() -> String {
     "pass".into()
 }
 
-async fn complete_task(
+pub(crate) async fn complete_task(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -578,7 +477,7 @@ async fn complete_task(
 /// Commands whose body is the command's own fields.
 macro_rules! command_route {
     ($name:ident, $tag:literal) => {
-        async fn $name(
+        pub(crate) async fn $name(
             State(state): State<AppState>,
             headers: HeaderMap,
             axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -607,7 +506,7 @@ command_route!(withdraw, "withdraw");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CalQuery {
+pub(crate) struct CalQuery {
     date: Option<String>,
     n: Option<u32>,
     unit: Option<String>,
@@ -640,7 +539,7 @@ fn cal_err(e: govflow_engine::calendar::CalendarError) -> ApiError {
     )
 }
 
-async fn calendar_add(
+pub(crate) async fn calendar_add(
     State(state): State<AppState>,
     q: Result<Query<CalQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -667,7 +566,7 @@ async fn calendar_add(
     ))
 }
 
-async fn calendar_diff(
+pub(crate) async fn calendar_diff(
     State(state): State<AppState>,
     q: Result<Query<CalQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -681,19 +580,6 @@ async fn calendar_diff(
     Ok(Json(
         json!({"from": from, "to": to, "working_days": n, "provisional": provisional}),
     ))
-}
-
-/// 409 `task.claimed`: someone else holds the task.
-fn claimed(c: &govflow_engine::store::claims::Claim) -> ApiError {
-    ApiError {
-        status: StatusCode::CONFLICT,
-        code: "task.claimed",
-        message: format!(
-            "{} ({}) has claimed this task since {}",
-            c.name, c.login, c.claimed_at
-        ),
-        details: json!({"claimed_by": c.login, "name": c.name, "claimed_at": c.claimed_at}),
-    }
 }
 
 /// The open task at `step` of the case (409 `task.not_open` when none is).
@@ -736,7 +622,7 @@ async fn open_task(
 
 /// 认领: takes the open task at `step` for the caller (a member of its
 /// department). 409 `task.claimed` when someone else holds it.
-async fn claim_task(
+pub(crate) async fn claim_task(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path((no, step)): Path<(String, String)>,
@@ -761,14 +647,14 @@ async fn claim_task(
             )
         })?;
     if c.login != principal.login() {
-        return Err(claimed(&c));
+        return Err(crate::error::claimed(&c));
     }
     Ok(Json(json!(c)))
 }
 
 /// Releases the claim on the open task at `step`: its holder, or a
 /// supervisor or administrator.
-async fn release_task(
+pub(crate) async fn release_task(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path((no, step)): Path<(String, String)>,
@@ -802,4 +688,43 @@ async fn release_task(
         .release_task(&no, c.task_id, principal.login(), state.now())
         .await?;
     Ok(Json(json!({"released": c})))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{ADMIN, CLERK, app, call};
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn a_clerk_starts_and_accepts_a_case_of_their_department() {
+        let (app, _) = app("cases").await;
+        let start = serde_json::json!({
+            "flow": "parallel_approval",
+            "applicant": {"name": "杭州示例科技有限公司", "id_kind": "credit_code", "id_number": "91110000600037341L"},
+            "materials": [{"id": "application"}, {"id": "project_doc"}, {"id": "land_doc"}],
+        });
+        let (status, v) = call(&app, "POST", "/api/cases", Some(CLERK), Some(start)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let no = v["case_no"].as_str().unwrap_or_default().to_string();
+        // Claimed by the clerk: the administrator may still act, others not.
+        let claim = format!("/api/cases/{no}/tasks/accept/claim");
+        let (status, v) = call(&app, "POST", &claim, Some(CLERK), None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let by =
+            serde_json::json!({"by": {"name": "王芳", "department": "window", "role": "clerk"}});
+        let done = format!("/api/cases/{no}/tasks/accept/complete");
+        let (status, v) = call(&app, "POST", &done, Some(CLERK), Some(by)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let (status, v) = call(&app, "GET", &format!("/api/cases/{no}"), Some(ADMIN), None).await;
+        assert_eq!(
+            (status, v["status"].as_str()),
+            (StatusCode::OK, Some("accepted")),
+            "{v}"
+        );
+        // Another department's step is not the clerk's.
+        let dev = serde_json::json!({"by": {"name": "王芳", "department": "dev"}});
+        let review = format!("/api/cases/{no}/tasks/dev_review/complete");
+        let (status, _) = call(&app, "POST", &review, Some(CLERK), Some(dev)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
 }

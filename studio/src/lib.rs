@@ -8,19 +8,30 @@
 //! API boundary: this crate is the only one that knows HTTP; it converts
 //! library types into its own JSON shapes (`dto`).
 
-mod api;
+// The bottom: no route module is imported by these.
+mod error;
+mod extract;
+mod state;
+// Principals, authentication and the per-route role check; users and login.
 mod auth;
+// The route modules.
 mod calendar;
 mod cases;
-mod offsets;
-mod openapi;
+mod flows;
 mod packs;
 mod stats;
 mod studio;
 mod supervision;
+// The top: the route table, and what is built from it.
+mod offsets;
+mod openapi;
+mod routes;
+#[cfg(test)]
+mod testkit;
 
-pub use api::{AppState, app};
 pub use govflow_engine::store::{Deployment, Store, StoreError};
+pub use routes::app;
+pub use state::AppState;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

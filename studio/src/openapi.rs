@@ -1,404 +1,38 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of the HTTP API, built
-//! from one table of routes. A test reads the route definitions in this
-//! crate's sources and fails when the table and the router disagree.
+//! from the route table (`routes::table`, which also builds the router and
+//! the role checks) and the request body schemas below.
 
 use serde_json::{Map, Value, json};
 
-/// (method, path under /api, tag, summary, roles that may call it: `any`
-/// authenticated caller, `staff` (clerk or reviewer), or role names joined by
-/// `|`; `admin` may call everything)
-pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "get",
-        "/me",
-        "users",
-        "The caller: login, name, roles (and the session's CSRF token)",
-        "any",
-    ),
-    (
-        "post",
-        "/timers",
-        "flows",
-        "The deadlines of a flow text; with `set`, the text with one literal rewritten (comments and layout kept)",
-        "any",
-    ),
-    (
-        "put",
-        "/flows/{id}/source",
-        "flows",
-        "Deploy a new version of one flow from its text (valid, same id); the same text deploys once",
-        "deployer",
-    ),
-    (
-        "post",
-        "/flows/{id}/diff",
-        "flows",
-        "Line diff from the running version's text to a new text",
-        "analyst|deployer",
-    ),
-    (
-        "get",
-        "/flows/{id}/versions/{version}",
-        "flows",
-        "The text of one deployed version",
-        "any",
-    ),
-    (
-        "get",
-        "/rules/files",
-        "supervision",
-        "The rule files in force (latest versions) with their texts; the efficiency scheme",
-        "any",
-    ),
-    (
-        "put",
-        "/rules/files/{file}",
-        "supervision",
-        "Deploy a new version of a rule file (or a new file); in force at once when the whole rule book builds",
-        "supervisor",
-    ),
-    (
-        "post",
-        "/rules/files/{file}/diff",
-        "supervision",
-        "Line diff from the rule file's version in force to a new text",
-        "supervisor|analyst",
-    ),
-    (
-        "get",
-        "/rules/files/{file}/versions",
-        "supervision",
-        "Every deployed version of a rule file",
-        "any",
-    ),
-    (
-        "get",
-        "/rules/files/{file}/versions/{version}",
-        "supervision",
-        "The text of one version of a rule file",
-        "any",
-    ),
-    (
-        "post",
-        "/rules/try",
-        "supervision",
-        "Evaluate the rules of a text on a stored case (no card is stored)",
-        "analyst|supervisor",
-    ),
-    (
-        "get",
-        "/calendar",
-        "calendar",
-        "The calendar in force: official years (versions), how far it covers, the coverage warning, holidays and make-up days, the provisional rule",
-        "any",
-    ),
-    (
-        "post",
-        "/calendar/preview",
-        "calendar",
-        "Check a year's official arrangement (holiday-cn JSON or plain text) and list its changes against the calendar in force; nothing is stored",
-        "admin",
-    ),
-    (
-        "post",
-        "/calendar/years",
-        "calendar",
-        "Deploy a year's official arrangement (national or a region's): versioned, audited, in force on every node, open cases' provisional deadlines recomputed",
-        "admin",
-    ),
-    (
-        "get",
-        "/health",
-        "server",
-        "Liveness; needs no token",
-        "any",
-    ),
-    (
-        "post",
-        "/login",
-        "users",
-        "Log in: a session cookie and a CSRF token",
-        "any",
-    ),
-    ("post", "/logout", "users", "End the session", "any"),
-    ("get", "/openapi.json", "server", "This document", "any"),
-    (
-        "get",
-        "/flows",
-        "flows",
-        "Deployed flows (latest source, version as written, deployed version)",
-        "any",
-    ),
-    (
-        "get",
-        "/flows/{id}",
-        "flows",
-        "One flow's latest source",
-        "any",
-    ),
-    ("get", "/flows/{id}/ir", "flows", "The flow's IR", "any"),
-    (
-        "get",
-        "/flows/{id}/graph.svg",
-        "flows",
-        "The flow's diagram (SVG)",
-        "any",
-    ),
-    (
-        "get",
-        "/flows/{id}/deployments",
-        "flows",
-        "Every deployed version of the flow",
-        "any",
-    ),
-    (
-        "post",
-        "/validate",
-        "flows",
-        "Diagnostics of a flow text (with its diagram and deadlines) or of a rule file",
-        "any",
-    ),
-    ("get", "/audit", "server", "The latest audit rows", "admin"),
-    ("get", "/packs", "packs", "Process packs", "any"),
-    (
-        "post",
-        "/packs",
-        "packs",
-        "Deploy a pack: all its flows or none",
-        "deployer",
-    ),
-    ("post", "/cases", "cases", "Register a case", "staff"),
-    ("get", "/cases", "cases", "List cases, newest first", "any"),
-    (
-        "get",
-        "/cases/{no}",
-        "cases",
-        "A case: status, open tasks, deadlines with working days left",
-        "any",
-    ),
-    (
-        "get",
-        "/cases/{no}/events",
-        "cases",
-        "The case's event log",
-        "any",
-    ),
-    (
-        "get",
-        "/cases/{no}/exchange",
-        "cases",
-        "The six exchange record types",
-        "any",
-    ),
-    (
-        "post",
-        "/cases/{no}/commands",
-        "cases",
-        "Any command, as {\"command\": …}",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/tasks/{step}/complete",
-        "tasks",
-        "Complete the open task at a step",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/tasks/{step}/claim",
-        "cases",
-        "Claim (认领) the open task at a step: a member of its department; 409 when someone else holds it",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/tasks/{step}/release",
-        "cases",
-        "Release a claim: its holder or a supervisor",
-        "staff|supervisor",
-    ),
-    (
-        "post",
-        "/cases/{no}/special/start",
-        "cases",
-        "Start a special procedure",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/special/end",
-        "cases",
-        "End a special procedure",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/materials",
-        "cases",
-        "The applicant supplies materials",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/terminate",
-        "cases",
-        "Terminate (中止)",
-        "staff",
-    ),
-    (
-        "post",
-        "/cases/{no}/withdraw",
-        "cases",
-        "Withdraw (撤回)",
-        "staff",
-    ),
-    (
-        "get",
-        "/tasks",
-        "tasks",
-        "The work list by department and role",
-        "staff|supervisor",
-    ),
-    (
-        "get",
-        "/calendar/add",
-        "calendar",
-        "Add working days or days to a date",
-        "any",
-    ),
-    (
-        "get",
-        "/calendar/diff",
-        "calendar",
-        "Working days between two dates",
-        "any",
-    ),
-    (
-        "get",
-        "/rules",
-        "supervision",
-        "Supervision rules with their last evaluation error",
-        "any",
-    ),
-    (
-        "get",
-        "/notifications",
-        "supervision",
-        "The notification outbox",
-        "any",
-    ),
-    (
-        "get",
-        "/alarms",
-        "supervision",
-        "Cards (预警/黄牌/红牌), filtered",
-        "any",
-    ),
-    ("get", "/alarms/{id}", "supervision", "One card", "any"),
-    (
-        "post",
-        "/alarms/{id}/acknowledge",
-        "supervision",
-        "The card's department has seen it",
-        "staff",
-    ),
-    (
-        "post",
-        "/alarms/{id}/appeal",
-        "supervision",
-        "The card's department appeals",
-        "staff",
-    ),
-    (
-        "post",
-        "/alarms/{id}/decide",
-        "supervision",
-        "A supervisor decides the appeal",
-        "supervisor",
-    ),
-    (
-        "post",
-        "/alarms/{id}/order",
-        "supervision",
-        "A supervisor issues a supervision order",
-        "supervisor",
-    ),
-    (
-        "post",
-        "/alarms/{id}/close",
-        "supervision",
-        "A supervisor closes a card after checking it",
-        "supervisor",
-    ),
-    ("get", "/orders", "supervision", "Supervision orders", "any"),
-    (
-        "post",
-        "/orders/{no}/reply",
-        "supervision",
-        "The addressed department replies",
-        "staff",
-    ),
-    (
-        "post",
-        "/complaints",
-        "supervision",
-        "File a complaint",
-        "staff|supervisor",
-    ),
-    ("get", "/complaints", "supervision", "Complaints", "any"),
-    (
-        "post",
-        "/cases/{no}/rating",
-        "supervision",
-        "Rate a finished case (1–5)",
-        "any",
-    ),
-    (
-        "get",
-        "/cases/{no}/rating",
-        "supervision",
-        "A case's ratings",
-        "any",
-    ),
-    (
-        "get",
-        "/stats",
-        "statistics",
-        "Statistics per department or item and period",
-        "any",
-    ),
-    (
-        "get",
-        "/efficiency",
-        "statistics",
-        "Efficiency grades per department for a month",
-        "any",
-    ),
-    (
-        "post",
-        "/efficiency/adjustments",
-        "statistics",
-        "A supervisor's manual adjustment",
-        "supervisor",
-    ),
-    (
-        "post",
-        "/efficiency/adjustments/{id}/{action}",
-        "statistics",
-        "Appeal or decide an adjustment",
-        "staff|supervisor",
-    ),
-    ("get", "/users", "users", "Users and their roles", "admin"),
-    ("post", "/users", "users", "Add a user", "admin"),
-    (
-        "post",
-        "/users/{login}/tokens",
-        "users",
-        "Make an API token for a user (shown once)",
-        "admin",
-    ),
-];
+/// An HTTP method of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+impl Method {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+        }
+    }
+}
+
+/// What the document says of a route (`routes::table` holds one per route).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RouteInfo {
+    pub(crate) method: Method,
+    /// Under `/api`.
+    pub(crate) path: &'static str,
+    pub(crate) tag: &'static str,
+    pub(crate) summary: &'static str,
+    /// `public`, `any`, `staff`, or role names joined by `|`.
+    pub(crate) roles: &'static str,
+}
 
 /// Request bodies (JSON Schema, as text) by (method, path). Routes that take
 /// a body and are not listed here are documented as a plain object.
@@ -567,10 +201,12 @@ const NO_BODY: &[&str] = &[
     "/cases/{no}/tasks/{step}/release",
 ];
 
-/// The document.
-pub fn document() -> Value {
+/// The document of these routes.
+pub(crate) fn document(routes: &[RouteInfo]) -> Value {
     let mut paths = Map::new();
-    for (method, path, tag, summary, roles) in ROUTES {
+    for r in routes {
+        let (method, path, tag, summary, roles) =
+            (r.method.as_str(), r.path, r.tag, r.summary, r.roles);
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -591,22 +227,22 @@ pub fn document() -> Value {
                 "422": {"$ref": "#/components/responses/Error"},
             },
         });
-        if matches!(*method, "post" | "put") && !NO_BODY.contains(path) {
+        if matches!(method, "post" | "put") && !NO_BODY.contains(&path) {
             let schema = BODIES
                 .iter()
-                .find(|(m, p, _)| m == method && p == path)
+                .find(|(m, p, _)| *m == method && *p == path)
                 .and_then(|(.., s)| serde_json::from_str::<Value>(s).ok())
                 .unwrap_or_else(|| json!({"type": "object"}));
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
         }
-        if matches!(*path, "/health" | "/login" | "/logout") {
+        if roles == "public" {
             op["security"] = json!([]);
         }
         let entry = paths
             .entry(format!("/api{path}"))
             .or_insert_with(|| json!({}));
-        entry[*method] = op;
+        entry[method] = op;
     }
     json!({
         "openapi": "3.1.0",
@@ -649,102 +285,71 @@ pub fn document() -> Value {
 mod tests {
     use std::collections::BTreeSet;
 
-    /// Every `.route("PATH", get(…).post(…))` in this crate's sources, as
-    /// (method, path) pairs.
-    fn routes_in_sources() -> BTreeSet<(String, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut out = BTreeSet::new();
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            if e.file_name() == "openapi.rs" {
-                continue; // this file quotes `.route(` itself
-            }
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            let mut rest = text.as_str();
-            while let Some(i) = rest.find(".route(") {
-                rest = &rest[i + ".route(".len()..];
-                let Some(q1) = rest.find('"') else { break };
-                let Some(q2) = rest[q1 + 1..].find('"') else {
-                    break;
-                };
-                let path = rest[q1 + 1..q1 + 1 + q2].to_string();
-                // The handlers, up to the call's closing parenthesis.
-                let body = &rest[q1 + 1 + q2..];
-                let mut depth = 1;
-                let mut end = body.len();
-                for (k, c) in body.char_indices() {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = k;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let call = &body[..end];
-                for m in ["get", "post", "put", "delete", "patch"] {
-                    if call.contains(&format!("{m}(")) {
-                        out.insert((m.to_string(), path.clone()));
-                    }
-                }
-            }
-        }
-        out
+    fn infos() -> Vec<super::RouteInfo> {
+        crate::routes::table().into_iter().map(|r| r.info).collect()
     }
 
     #[test]
     fn every_request_schema_parses_and_names_a_write_route() {
+        let routes = infos();
         for (m, p, schema) in super::BODIES {
             assert!(
                 serde_json::from_str::<serde_json::Value>(schema).is_ok(),
-                "{m} {p}: the schema is not JSON"
+                "{m} {p}: schema is not JSON"
             );
             assert!(
-                super::ROUTES.iter().any(|(rm, rp, ..)| rm == m && rp == p),
+                routes
+                    .iter()
+                    .any(|r| r.method.as_str() == *m && r.path == *p),
                 "{m} {p} is not a route"
             );
         }
         // Every write that takes a body has its schema.
-        for (m, p, ..) in super::ROUTES {
-            if matches!(*m, "post" | "put") && !super::NO_BODY.contains(p) {
+        for r in &routes {
+            let m = r.method.as_str();
+            if matches!(m, "post" | "put") && !super::NO_BODY.contains(&r.path) {
                 assert!(
-                    super::BODIES.iter().any(|(bm, bp, _)| bm == m && bp == p),
-                    "{m} {p} has no request schema"
+                    super::BODIES
+                        .iter()
+                        .any(|(bm, bp, _)| *bm == m && *bp == r.path),
+                    "{m} {} has no request schema",
+                    r.path
                 );
             }
         }
     }
 
     #[test]
-    fn the_document_matches_the_routes() {
-        let mut routed = routes_in_sources();
-        // The studio page and its assets are not under /api.
-        routed.retain(|(_, p)| p != "/" && !p.starts_with("/assets/"));
-        let documented: BTreeSet<(String, String)> = super::ROUTES
-            .iter()
-            .map(|(m, p, ..)| (m.to_string(), p.to_string()))
-            .collect();
-        let missing: Vec<_> = routed.difference(&documented).collect();
-        let stale: Vec<_> = documented.difference(&routed).collect();
-        assert!(
-            missing.is_empty(),
-            "routes missing from the OpenAPI table: {missing:?}"
-        );
-        assert!(
-            stale.is_empty(),
-            "documented routes that do not exist: {stale:?}"
-        );
-        let doc = super::document();
+    fn each_route_is_in_the_table_once_with_a_role_rule() {
+        let routes = infos();
+        let keys: BTreeSet<(&str, &str)> =
+            routes.iter().map(|r| (r.method.as_str(), r.path)).collect();
+        assert_eq!(keys.len(), routes.len(), "a route is in the table twice");
+        let known = [
+            "public",
+            "any",
+            "staff",
+            "admin",
+            "deployer",
+            "analyst",
+            "supervisor",
+        ];
+        for r in &routes {
+            for role in r.roles.split('|') {
+                assert!(
+                    known.contains(&role),
+                    "{} {}: role `{role}`",
+                    r.method.as_str(),
+                    r.path
+                );
+            }
+        }
+        let doc = super::document(&routes);
+        let paths: BTreeSet<&str> = routes.iter().map(|r| r.path).collect();
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(paths.len()));
         assert_eq!(
-            doc["paths"].as_object().unwrap().len(),
-            documented
-                .iter()
-                .map(|(_, p)| p)
-                .collect::<BTreeSet<_>>()
-                .len()
+            doc["paths"]["/api/health"]["get"]["security"],
+            serde_json::json!([])
         );
     }
 }

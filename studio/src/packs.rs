@@ -2,14 +2,13 @@
 //! valid and the whole pack committed in one transaction, or nothing deployed
 //! and every diagnostic returned.
 
-use crate::api::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
-use axum::Router;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -17,16 +16,7 @@ use std::collections::BTreeMap;
 /// Largest pack upload, in bytes.
 pub const MAX_PACK: usize = 4 * 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/packs",
-        get(list_packs)
-            .post(deploy_pack)
-            .layer(DefaultBodyLimit::max(MAX_PACK)),
-    )
-}
-
-async fn list_packs(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_packs(State(state): State<AppState>) -> Json<Value> {
     let items: Vec<_> = state
         .synced()
         .await
@@ -39,14 +29,14 @@ async fn list_packs(State(state): State<AppState>) -> Json<Value> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PackBody {
+pub(crate) struct PackBody {
     /// The text of `pack.yaml`.
     manifest: String,
     /// File name → text, for every file the manifest lists.
     files: BTreeMap<String, String>,
 }
 
-async fn deploy_pack(
+pub(crate) async fn deploy_pack(
     State(state): State<AppState>,
     Extension(p): Extension<crate::auth::Principal>,
     body: Result<Json<PackBody>, JsonRejection>,

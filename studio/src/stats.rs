@@ -6,8 +6,9 @@
 //! `GET /api/efficiency?period=YYYY-MM` grades every department by the
 //! indicators of rules/efficiency.yaml plus its manual adjustments.
 
-use crate::api::{ApiError, AppState};
-use crate::cases::{bad_body, bad_query};
+use crate::error::ApiError;
+use crate::extract::{bad_body, bad_query};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -282,7 +283,7 @@ pub(crate) async fn adjustment_action(
     body: Result<Json<AdjustmentAction>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
-    let id = crate::supervision::id_param(&id)?;
+    let id = crate::extract::id_param(&id)?;
     let now = state.now();
     let store = &state.engine().store;
     let (from, to, note) = match (action.as_str(), b.outcome.as_deref()) {

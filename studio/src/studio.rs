@@ -3,16 +3,17 @@
 //! flow version from the editor with a diff against the running one, old
 //! versions, rule files with a "try it" evaluation, and the calendar.
 
-use crate::api::{ApiError, AppState};
 use crate::auth::Principal;
-use crate::cases::bad_body;
+use crate::error::ApiError;
+use crate::extract::{bad_body, syntax_of};
+use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use govflow_dsl::Syntax;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -57,25 +58,7 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 }
 
 /// Routes under `/api` (behind authentication).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/timers", post(timers))
-        .route("/flows/{id}/source", axum::routing::put(deploy_flow))
-        .route("/flows/{id}/diff", post(diff_flow))
-        .route("/flows/{id}/versions/{version}", get(flow_version))
-        .route("/rules/files", get(rule_files))
-        .route("/rules/files/{file}", axum::routing::put(deploy_rule_file))
-        .route("/rules/files/{file}/diff", post(diff_rule_file))
-        .route("/rules/files/{file}/versions", get(rule_file_versions))
-        .route(
-            "/rules/files/{file}/versions/{version}",
-            get(rule_file_version),
-        )
-        .route("/rules/try", post(try_rules))
-}
-
-async fn me(
+pub(crate) async fn me(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     headers: axum::http::HeaderMap,
@@ -91,21 +74,9 @@ async fn me(
     }))
 }
 
-pub(crate) fn syntax_of(s: Option<&str>) -> Result<Syntax, ApiError> {
-    match s {
-        None | Some("dsl") => Ok(Syntax::Dsl),
-        Some("yaml") => Ok(Syntax::Yaml),
-        Some(other) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("unknown syntax `{other}`; use `dsl` or `yaml`"),
-        )),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TimersBody {
+pub(crate) struct TimersBody {
     source: String,
     #[serde(default)]
     syntax: Option<String>,
@@ -124,7 +95,9 @@ struct SetTimer {
 
 /// The deadlines of a flow text; with `set`, the text with one literal
 /// rewritten (every other byte kept) and the deadlines of the new text.
-async fn timers(body: Result<Json<TimersBody>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn timers(
+    body: Result<Json<TimersBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
     let syntax = syntax_of(body.syntax.as_deref())?;
     let read = |text: &str| -> Result<govflow_dsl::Flow, ApiError> {
@@ -158,7 +131,7 @@ async fn timers(body: Result<Json<TimersBody>, JsonRejection>) -> Result<Json<Va
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SourceBody {
+pub(crate) struct SourceBody {
     source: String,
     #[serde(default)]
     syntax: Option<String>,
@@ -166,7 +139,7 @@ struct SourceBody {
 
 /// Deploys a new version of one flow from the editor. The text must be
 /// valid and name the flow of the path; the same text deploys once.
-async fn deploy_flow(
+pub(crate) async fn deploy_flow(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
@@ -189,13 +162,13 @@ async fn deploy_flow(
 }
 
 /// The changes from the running version's text to `source`, line by line.
-async fn diff_flow(
+pub(crate) async fn diff_flow(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<SourceBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
-    let running = crate::api::find(&state, &id).await?;
+    let running = crate::flows::find(&state, &id).await?;
     let version = Some(i64::from(running.flow.revision()));
     diff_json(&id, version, &running.source, &body.source)
 }
@@ -247,7 +220,7 @@ pub(crate) fn line_diff(old: &str, new: &str) -> Option<Vec<(char, String)>> {
 }
 
 /// The text of one deployed version.
-async fn flow_version(
+pub(crate) async fn flow_version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -309,7 +282,7 @@ fn known_rule_file(file: &str) -> Result<(), ApiError> {
 /// Deploys a new version of one rule file (a new file too): the text must be
 /// valid and the whole rule book with it must build (unique rule ids); it is
 /// in force for the next command and scan, on every node.
-async fn deploy_rule_file(
+pub(crate) async fn deploy_rule_file(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(file): Path<String>,
@@ -335,7 +308,7 @@ async fn deploy_rule_file(
     })))
 }
 
-async fn diff_rule_file(
+pub(crate) async fn diff_rule_file(
     State(state): State<AppState>,
     Path(file): Path<String>,
     body: Result<Json<SourceBody>, JsonRejection>,
@@ -352,7 +325,7 @@ async fn diff_rule_file(
     diff_json(&file, version, &old, &body.source)
 }
 
-async fn rule_file_versions(
+pub(crate) async fn rule_file_versions(
     State(state): State<AppState>,
     Path(file): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -365,7 +338,7 @@ async fn rule_file_versions(
     Ok(Json(json!({"items": items})))
 }
 
-async fn rule_file_version(
+pub(crate) async fn rule_file_version(
     State(state): State<AppState>,
     Path((file, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -375,7 +348,7 @@ async fn rule_file_version(
 
 /// The rule files in force (their latest versions), with their texts, and
 /// the efficiency scheme beside them (read-only).
-async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut items: Vec<Value> = state
         .engine()
         .latest_rule_files()
@@ -407,7 +380,7 @@ async fn rule_files(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TryBody {
+pub(crate) struct TryBody {
     /// A rule file's text (the editor's); its rules are evaluated.
     source: String,
     #[serde(default)]
@@ -421,7 +394,7 @@ struct TryBody {
 
 /// "Try it": evaluates the rules of a text on a stored case, without storing
 /// any card. Shows what each rule says, and why one could not be evaluated.
-async fn try_rules(
+pub(crate) async fn try_rules(
     State(state): State<AppState>,
     body: Result<Json<TryBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {

@@ -5,80 +5,23 @@
 //! Who may act: a card's own department acknowledges and appeals it; a
 //! supervisor (`by.role == "supervisor"`) decides appeals and issues orders.
 
-use crate::api::{ApiError, AppState};
-use crate::cases::{bad_body, bad_query, load_case, run};
+use crate::cases::{load_case, run};
+use crate::error::ApiError;
+use crate::extract::{bad_body, bad_query, id_param};
+use crate::state::AppState;
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use govflow_engine::core::card::{AppealOutcome, CardCommand, CardError};
+use govflow_engine::core::card::{AppealOutcome, CardCommand};
 use govflow_engine::core::{Actor, Command, Data, Person};
-use govflow_engine::service::OrderError;
 use govflow_engine::store::cards::{Alarm, AlarmError, AlarmFilter, Rating};
 use govflow_engine::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/rules", get(list_rules))
-        .route("/notifications", get(list_notifications))
-        .route("/alarms", get(list_alarms))
-        .route("/alarms/{id}", get(get_alarm))
-        .route("/alarms/{id}/acknowledge", post(acknowledge))
-        .route("/alarms/{id}/appeal", post(appeal))
-        .route("/alarms/{id}/decide", post(decide))
-        .route("/alarms/{id}/order", post(order))
-        .route("/alarms/{id}/close", post(close))
-        .route("/orders", get(list_orders))
-        .route("/orders/{no}/reply", post(reply_order))
-        .route("/complaints", post(file_complaint).get(list_complaints))
-        .route("/cases/{no}/rating", post(rate).get(case_ratings))
-        .route("/stats", get(crate::stats::stats))
-        .route("/efficiency", get(crate::stats::efficiency))
-        .route("/efficiency/adjustments", post(crate::stats::adjust))
-        .route(
-            "/efficiency/adjustments/{id}/{action}",
-            post(crate::stats::adjustment_action),
-        )
-}
-
-impl From<AlarmError> for ApiError {
-    fn from(e: AlarmError) -> ApiError {
-        match e {
-            AlarmError::NotFound(id) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "alarm.not_found",
-                format!("no card {id}"),
-            ),
-            AlarmError::Card { id, error } => {
-                let status = match error {
-                    CardError::NoReason | CardError::NoOpinion => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::CONFLICT,
-                };
-                ApiError::new(status, error.code(), format!("card {id}: {error}"))
-            }
-            AlarmError::Store(s) => s.into(),
-        }
-    }
-}
-
-impl From<OrderError> for ApiError {
-    fn from(e: OrderError) -> ApiError {
-        match e {
-            e @ OrderError::NoOrderFlow(_) => {
-                ApiError::new(StatusCode::CONFLICT, "order.no_flow", e.to_string())
-            }
-            OrderError::Exec(x) => x.into(),
-            OrderError::Alarm(a) => a.into(),
-        }
-    }
-}
-
 /// The loaded supervision rules, each with its last evaluation error.
-async fn list_rules(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_rules(State(state): State<AppState>) -> Json<Value> {
     let engine = state.engine();
     let errors = engine
         .rule_errors
@@ -107,14 +50,14 @@ async fn list_rules(State(state): State<AppState>) -> Json<Value> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NotificationQuery {
+pub(crate) struct NotificationQuery {
     to: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
 /// The notification outbox: who was told of which card, newest first.
-async fn list_notifications(
+pub(crate) async fn list_notifications(
     State(state): State<AppState>,
     q: Result<Query<NotificationQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -125,12 +68,12 @@ async fn list_notifications(
         .store
         .notifications(q.to.as_deref(), limit + 1, offset)
         .await?;
-    Ok(crate::api::page_of(items, limit, offset))
+    Ok(crate::extract::page_of(items, limit, offset))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AlarmQuery {
+pub(crate) struct AlarmQuery {
     class: Option<String>,
     level: Option<String>,
     state: Option<String>,
@@ -142,7 +85,7 @@ struct AlarmQuery {
 }
 
 /// Cards (预警/黄牌/红牌), newest first, filtered by class, colour, department, state.
-async fn list_alarms(
+pub(crate) async fn list_alarms(
     State(state): State<AppState>,
     q: Result<Query<AlarmQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -181,20 +124,10 @@ async fn list_alarms(
         .store
         .alarms(&filter, limit + 1, offset)
         .await?;
-    Ok(crate::api::page_of(items, limit, offset))
+    Ok(crate::extract::page_of(items, limit, offset))
 }
 
 /// A card id from the path: a JSON 400 for anything but a number.
-pub(crate) fn id_param(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("`{raw}` is not an id (a whole number)"),
-        )
-    })
-}
-
 fn one_of(name: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), ApiError> {
     match v {
         Some(x) if !allowed.contains(&x.as_str()) => Err(ApiError::new(
@@ -239,7 +172,7 @@ async fn card(state: &AppState, id: i64) -> Result<Alarm, ApiError> {
         .ok_or_else(|| AlarmError::NotFound(id).into())
 }
 
-async fn get_alarm(
+pub(crate) async fn get_alarm(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Alarm>, ApiError> {
@@ -304,14 +237,14 @@ pub(crate) fn supervisor(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ByBody {
+pub(crate) struct ByBody {
     by: Actor,
     #[serde(default)]
     note: Option<String>,
 }
 
 /// The card's department has seen it (签收).
-async fn acknowledge(
+pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
@@ -332,13 +265,13 @@ async fn acknowledge(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AppealBody {
+pub(crate) struct AppealBody {
     by: Actor,
     reason: String,
 }
 
 /// The card's department appeals (申诉); one appeal per card.
-async fn appeal(
+pub(crate) async fn appeal(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
@@ -359,7 +292,7 @@ async fn appeal(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DecideBody {
+pub(crate) struct DecideBody {
     by: Actor,
     /// `revoke` (撤销), `reject` (打回), `escalate` (上报).
     outcome: String,
@@ -369,7 +302,7 @@ struct DecideBody {
 
 /// A supervisor decides an appeal: revoke the card, reject the appeal, or
 /// escalate (the card goes up a level and, at red, gets an order).
-async fn decide(
+pub(crate) async fn decide(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
@@ -399,7 +332,7 @@ async fn decide(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CloseBody {
+pub(crate) struct CloseBody {
     by: Actor,
     opinion: String,
 }
@@ -407,7 +340,7 @@ struct CloseBody {
 /// A supervisor closes a card after checking it (核实关闭): for cards whose
 /// condition holds for good (a case terminated or denied). The subject stays
 /// quiet at this level; a higher level raises a new card.
-async fn close(
+pub(crate) async fn close(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
@@ -426,7 +359,7 @@ async fn close(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub(crate) struct OrderBody {
     by: Actor,
     /// The department addressed; the card's department when left out.
     #[serde(default)]
@@ -436,7 +369,7 @@ struct OrderBody {
 }
 
 /// A supervisor issues a supervision order (督办单) for a card.
-async fn order(
+pub(crate) async fn order(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(id): Path<String>,
@@ -456,7 +389,7 @@ async fn order(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -502,11 +435,11 @@ async fn list_flow_cases(
             "result": s.outcome.as_ref().map(|o| o.result.clone()),
         }));
     }
-    Ok(crate::api::page_of(items, limit, offset))
+    Ok(crate::extract::page_of(items, limit, offset))
 }
 
 /// Supervision orders (cases of the built-in order flow).
-async fn list_orders(
+pub(crate) async fn list_orders(
     State(state): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -514,7 +447,7 @@ async fn list_orders(
     list_flow_cases(&state, ORDER_FLOW, q).await
 }
 
-async fn list_complaints(
+pub(crate) async fn list_complaints(
     State(state): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -524,13 +457,13 @@ async fn list_complaints(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplyBody {
+pub(crate) struct ReplyBody {
     by: Actor,
     reply: String,
 }
 
 /// The addressed department replies to an order (completes its reply step).
-async fn reply_order(
+pub(crate) async fn reply_order(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -564,7 +497,7 @@ async fn reply_order(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ComplaintBody {
+pub(crate) struct ComplaintBody {
     complainant: Person,
     /// The department complained about.
     addressee: String,
@@ -580,7 +513,7 @@ struct ComplaintBody {
 }
 
 /// Files a complaint (投诉): a case of the built-in complaint flow.
-async fn file_complaint(
+pub(crate) async fn file_complaint(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
@@ -644,7 +577,7 @@ async fn file_complaint(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RateBody {
+pub(crate) struct RateBody {
     /// The rating account (the applicant's login on the portal).
     account: String,
     /// 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意.
@@ -655,7 +588,7 @@ struct RateBody {
 
 /// Rates a finished case: 1–5, a reason required for 1 and 2; one rating
 /// per case and account. Ratings of 1–2 show on the supervisors' list.
-async fn rate(
+pub(crate) async fn rate(
     State(state): State<AppState>,
     Path(no): Path<String>,
     body: Result<Json<RateBody>, JsonRejection>,
@@ -731,10 +664,51 @@ async fn rate(
     Ok((StatusCode::CREATED, Json(json!(r))))
 }
 
-async fn case_ratings(
+pub(crate) async fn case_ratings(
     State(state): State<AppState>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let items = state.engine().store.ratings(Some(&no), 100).await?;
     Ok(Json(json!({ "items": items })))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{ADMIN, CLERK, app, call};
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn cards_are_listed_and_only_supervisors_decide() {
+        let (app, _) = app("cards").await;
+        let (status, v) = call(&app, "GET", "/api/alarms", Some(ADMIN), None).await;
+        assert_eq!(
+            (status, v["items"].as_array().map(Vec::len)),
+            (StatusCode::OK, Some(0)),
+            "{v}"
+        );
+        let decide = serde_json::json!({"by": {"name": "王芳"}, "outcome": "revoke"});
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/api/alarms/1/decide",
+            Some(CLERK),
+            Some(decide),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        let decide = serde_json::json!({"by": {"name": "监察员", "role": "supervisor"}, "outcome": "revoke"});
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/api/alarms/1/decide",
+            Some(ADMIN),
+            Some(decide),
+        )
+        .await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("alarm.not_found")),
+            "{v}"
+        );
+    }
 }

@@ -433,3 +433,16 @@ impl Engine {
         Ok(out)
     }
 }
+
+/// Compiles every stored flow deployment into a registry (cases keep their
+/// version even after the file changed); the problems of those that would
+/// not load. The engine keeps its registry current with
+/// `Engine::sync_deployments`; this is for tools and tests that start one.
+pub async fn load_registry(
+    store: &crate::store::Store,
+) -> Result<(crate::app::registry::Registry, Vec<String>), StoreError> {
+    let reg = crate::app::registry::Registry::new();
+    let rows = store.deployment_sources().await?;
+    let (_, problems) = load_flows(&reg, rows.iter().map(|(d, s)| (d, s.as_str())));
+    Ok((reg, problems))
+}

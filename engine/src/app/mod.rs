@@ -8,7 +8,7 @@ pub mod clock;
 pub(crate) mod deploy;
 pub mod export;
 pub mod registry;
-pub use deploy::{DeployError, FlowDeployed, PackDeployed, Synced};
+pub use deploy::{DeployError, FlowDeployed, PackDeployed, Synced, load_registry};
 
 use crate::app::registry::Registry;
 use crate::calendar::Calendar;

@@ -2065,15 +2065,3 @@ backend!(
     "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE",
     "SELECT pg_advisory_xact_lock(7170432)"
 );
-
-/// Compiles every stored flow deployment into a registry (cases keep their
-/// version even after the file changed); the problems of those that would
-/// not load. The engine keeps its registry current with
-/// `Engine::sync_deployments`; this is for tools and tests that start one.
-pub async fn load_registry(store: &Store) -> Result<(Registry, Vec<String>), StoreError> {
-    let reg = Registry::new();
-    let rows = store.deployment_sources().await?;
-    let (_, problems) =
-        crate::app::deploy::load_flows(&reg, rows.iter().map(|(d, s)| (d, s.as_str())));
-    Ok((reg, problems))
-}
