@@ -1,6 +1,10 @@
 //! Subcommands of `govflow`. Each one parses its arguments, calls a library,
 //! prints, and turns the outcome into an exit code (0 ok, 1 problems found,
 //! 2 usage or I/O error).
+//!
+//! Why this file is long: one function per subcommand (check, fmt, ir, graph,
+//! run, test, serve, calendar, export …), each parsing, calling a library and
+//! printing, sharing the output helpers.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use govflow_dsl::{Loaded, Syntax};

@@ -4,6 +4,10 @@
 //! department or material that follows it, and an end-of-line comment with the
 //! element whose line it is on (printed on the line before it). Comments at the
 //! top of the file stay at the top.
+//!
+//! Why this file is long: one printer for both syntaxes and every element of
+//! a flow, with the comments carried along; the layout rules of the two
+//! syntaxes must agree, so they are kept side by side.
 
 use crate::Syntax;
 use crate::ir::*;

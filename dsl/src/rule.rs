@@ -13,6 +13,10 @@
 //!   notify [supervisor]
 //! }
 //! ```
+//!
+//! Why this file is long: the rule language's two readers, its lowering and
+//! its checks share one diagnostics vocabulary; split as the flow language is
+//! (text / lower / validate) when the rule language grows again.
 
 use crate::Syntax;
 use crate::diag::{Code, Diagnostic, Report, did_you_mean};
@@ -293,7 +297,7 @@ pub fn load_rules_path(path: &std::path::Path) -> LoadedRules {
 
 // ---------------------------------------------------------------- DSL reader
 
-const DSL_KEYS: &[&str] = &[
+pub(crate) const DSL_KEYS: &[&str] = &[
     "class",
     "subtype",
     "scope",

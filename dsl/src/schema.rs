@@ -176,3 +176,50 @@ pub fn arity(keys: Keys, key: &str) -> Option<Arity> {
 pub fn names(keys: Keys) -> impl Iterator<Item = &'static str> {
     keys.iter().map(|(k, _)| *k)
 }
+
+/// The words the studio's editor highlights: every key and step kind of a
+/// flow, every key of a rule, and the few bare words of the DSL. Served to
+/// the editor (`/assets/js/keywords.js`) so the list cannot drift from the
+/// language.
+pub fn highlight_words() -> Vec<&'static str> {
+    let tables: &[Keys] = &[
+        FLOW_KEYS,
+        ITEM_KEYS,
+        FEE_KEYS,
+        DEPARTMENT_KEYS,
+        MATERIAL_KEYS,
+        STEP_KEYS,
+        CONSOLIDATE_KEYS,
+        BRANCH_KEYS,
+    ];
+    let mut words: std::collections::BTreeSet<&'static str> = tables
+        .iter()
+        .flat_map(|t| t.iter().map(|(k, _)| *k))
+        .collect();
+    words.extend(STEP_KINDS.iter().copied());
+    words.extend(crate::rule::DSL_KEYS.iter().copied());
+    words.extend([
+        "flow", "rule", "on", "when", "if", "else", "default", "join", "all", "any", "of", "to",
+        "from", "true", "false", "none",
+    ]);
+    words.into_iter().collect()
+}
+
+#[cfg(test)]
+mod highlight_tests {
+    #[test]
+    fn the_editor_highlights_every_step_kind_and_key() {
+        let w = super::highlight_words();
+        for k in [
+            "task",
+            "parallel",
+            "joint_review",
+            "within",
+            "starts_clock",
+            "statutory",
+            "class",
+        ] {
+            assert!(w.contains(&k), "{k}");
+        }
+    }
+}

@@ -3,6 +3,9 @@
 //! pest turns the text into atoms (words, strings, numbers, lists, blocks,
 //! arrows, `when`/`set` clauses); this module reads the atoms by keyword,
 //! using the arities in schema.rs, and builds the same `Node` tree YAML gives.
+//!
+//! Why this file is long: one short reader per keyword of the DSL (each step
+//! kind, block and clause), all on the same atom cursor.
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::node::{Entry, Node, Value};

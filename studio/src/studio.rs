@@ -19,10 +19,48 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The studio page and its assets, compiled into the binary: no request
-/// leaves the machine and no front-end build runs.
+/// leaves the machine and no front-end build runs. The script is native ES
+/// modules, one per page or concern (`assets/js/`), loaded as they are.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
+const MODULES: &[(&str, &str)] = &[
+    ("main.js", include_str!("../assets/js/main.js")),
+    ("i18n.js", include_str!("../assets/js/i18n.js")),
+    ("dom.js", include_str!("../assets/js/dom.js")),
+    ("api.js", include_str!("../assets/js/api.js")),
+    ("shell.js", include_str!("../assets/js/shell.js")),
+    ("login.js", include_str!("../assets/js/login.js")),
+    ("editor.js", include_str!("../assets/js/editor.js")),
+    ("flows.js", include_str!("../assets/js/flows.js")),
+    ("rules.js", include_str!("../assets/js/rules.js")),
+    ("cases.js", include_str!("../assets/js/cases.js")),
+    ("board.js", include_str!("../assets/js/board.js")),
+    ("calendar.js", include_str!("../assets/js/calendar.js")),
+    ("users.js", include_str!("../assets/js/users.js")),
+];
+
+/// `keywords.js`: the language's words for the editor, from the language crate.
+fn keywords_module() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let words = serde_json::to_string(&govflow_dsl::schema::highlight_words())
+            .unwrap_or_else(|_| "[]".into());
+        format!(
+            "// govflow studio — the flow and rule languages' words (govflow_dsl::schema::highlight_words).\nexport const DSL_KEYWORDS = new Set({words});\n"
+        )
+    })
+}
+
+async fn module(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    const JS: &str = "text/javascript; charset=utf-8";
+    if name == "keywords.js" {
+        return asset(JS, keywords_module());
+    }
+    match MODULES.iter().find(|(n, _)| *n == name) {
+        Some((_, text)) => asset(JS, text),
+        None => (StatusCode::NOT_FOUND, "no such module").into_response(),
+    }
+}
 
 /// Routes outside `/api`.
 pub fn pages() -> Router<AppState> {
@@ -31,10 +69,7 @@ pub fn pages() -> Router<AppState> {
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
         )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
+        .route("/assets/js/{name}", get(module))
         .route(
             "/assets/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),

@@ -14,6 +14,11 @@
 //! A revoked card keeps its (rule, case, subject) quiet at its level and
 //! below; only a higher level raises a new card. Appeals move through
 //! `appeal.state`: pending → revoked | rejected | escalated.
+//!
+//! Why this file is long: the SQL of cards, ratings, adjustments, the
+//! notification outbox and the staff figures, written once for both backends
+//! (`with_pools!`); it moves behind the storage traits with the rest of the
+//! store (issue 13's remaining step).
 
 use crate::core::Time;
 use crate::store::{Store, StoreError, fmt_ts};

@@ -1,9 +1,11 @@
 //! Durable storage: SQLite (WAL, synchronous=FULL) as the embedded default
 //! and PostgreSQL for several nodes, behind one interface.
 //!
-//! Why this file is long: it holds both dialects' DDL, the writer, the
-//! command pipeline and the list queries (a shared `macro_rules!` backend).
-//! Splitting it behind storage traits with versioned migrations is issue 13.
+//! Why this file is long: it holds the SQLite writer, the command pipeline,
+//! timer claims and the list queries, shared by both dialects through one
+//! `macro_rules!` backend. The schema has moved to `schema.rs`; putting the
+//! rest behind small storage traits with an in-memory backend is issue 13's
+//! remaining step.
 //!
 //! Each command runs in one transaction: it checks its idempotency key, loads
 //! the case snapshot, applies the pure core, appends the events, writes the
