@@ -47,6 +47,11 @@ impl Store {
         now: Time,
     ) -> Result<Option<Claim>, StoreError> {
         let stamp = fmt_ts(now);
+        if let Store::Sqlite(s) = self {
+            // Before the claim can commit: the writer reads claims only of
+            // cases it knows to have some.
+            s.note_claim(case_no);
+        }
         with_pools!(self, |w, _r, lock| {
             let mut tx = w.begin().await?;
             sqlx::query(lock)

@@ -212,6 +212,22 @@ pub struct SqliteStore {
     region: Arc<str>,
     /// Commands wait here for the group-commit writer.
     queue: tokio::sync::mpsc::Sender<Job>,
+    /// The cases with task claims (loaded at open; a claim notes its case
+    /// before it commits): the writer reads claims only for these.
+    pub(crate) claimed: Claimed,
+}
+
+/// Case numbers with claims (SQLite: one process writes, so it knows them all).
+pub(crate) type Claimed = Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
+
+impl SqliteStore {
+    /// Notes that `case_no` has (or is about to have) a claim.
+    pub(crate) fn note_claim(&self, case_no: &str) {
+        match self.claimed.write() {
+            Ok(mut g) => g.insert(case_no.to_string()),
+            Err(p) => p.into_inner().insert(case_no.to_string()),
+        };
+    }
 }
 
 /// A command waiting for the SQLite writer.
@@ -269,6 +285,7 @@ impl SqliteStore {
     async fn writer_loop(
         writer: sqlx::SqlitePool,
         region: Arc<str>,
+        claimed: Claimed,
         mut rx: tokio::sync::mpsc::Receiver<Job>,
     ) {
         // Snapshots as last committed by this writer, the only one: a command on
@@ -287,12 +304,14 @@ impl SqliteStore {
             BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             BATCHED.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let mut result =
-                Self::run_batch(&writer, &region, &batch, &mut cache, &mut numbers).await;
+                Self::run_batch(&writer, &region, &claimed, &batch, &mut cache, &mut numbers).await;
             if result.is_err() {
                 // Retry once from the database (a stale cache, a busy file).
                 cache.clear();
                 numbers.clear();
-                result = Self::run_batch(&writer, &region, &batch, &mut cache, &mut numbers).await;
+                result =
+                    Self::run_batch(&writer, &region, &claimed, &batch, &mut cache, &mut numbers)
+                        .await;
             }
             match result {
                 Ok(outs) => {
@@ -315,6 +334,7 @@ impl SqliteStore {
     async fn run_batch(
         writer: &sqlx::SqlitePool,
         region: &str,
+        claimed: &Claimed,
         batch: &[Job],
         cache: &mut std::collections::HashMap<String, CaseState>,
         numbers: &mut std::collections::HashMap<String, i64>,
@@ -326,8 +346,15 @@ impl SqliteStore {
             .iter()
             .map(|j| (&j.req, &j.flows, &j.cal, j.now))
             .collect();
-        let (outs, changes) =
-            Self::prepare_batch(&mut conn, region, &jobs, Some(cache), Some(numbers)).await?;
+        let (outs, changes) = Self::prepare_batch(
+            &mut conn,
+            region,
+            &jobs,
+            Some(cache),
+            Some(numbers),
+            Some(claimed),
+        )
+        .await?;
         let rows = changes.order.len();
         let loose = changes
             .commands
@@ -664,13 +691,25 @@ impl Store {
                 .connect_with(co.read_only(true))
                 .await?;
             let region: Arc<str> = opts.region.as_str().into();
+            let with_claims: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT case_no FROM task_claims")
+                    .fetch_all(&writer)
+                    .await?;
+            let claimed: Claimed =
+                Arc::new(std::sync::RwLock::new(with_claims.into_iter().collect()));
             let (queue, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
-            tokio::spawn(SqliteStore::writer_loop(writer.clone(), region.clone(), rx));
+            tokio::spawn(SqliteStore::writer_loop(
+                writer.clone(),
+                region.clone(),
+                claimed.clone(),
+                rx,
+            ));
             Ok(Store::Sqlite(SqliteStore {
                 pool,
                 writer,
                 region,
                 queue,
+                claimed,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut co = sqlx::postgres::PgConnectOptions::from_str(url)?;
@@ -1286,7 +1325,7 @@ macro_rules! backend {
                 region: &str,
                 jobs: &[(&Request, &Registry, &Calendar, Time)],
             ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
-                let (outs, c) = Self::prepare_batch(&mut **tx, region, jobs, None, None).await?;
+                let (outs, c) = Self::prepare_batch(&mut **tx, region, jobs, None, None, None).await?;
                 Self::write_batch(tx, &c.order, &c.cases, &c.events, &c.commands, &c.audit).await?;
                 Ok(outs)
             }
@@ -1300,6 +1339,7 @@ macro_rules! backend {
                 jobs: &[(&Request, &Registry, &Calendar, Time)],
                 cache: Option<&std::collections::HashMap<String, CaseState>>,
                 mut numbers: Option<&mut std::collections::HashMap<String, i64>>,
+                claimed: Option<&std::sync::RwLock<std::collections::HashSet<String>>>,
             ) -> Result<(Vec<Result<Outcome, ExecError>>, Changes), ExecError> {
                 let mut touched_numbers: std::collections::BTreeSet<String> = Default::default();
                 let mut outs: Vec<Result<Outcome, ExecError>> = Vec::with_capacity(jobs.len());
@@ -1435,7 +1475,7 @@ macro_rules! backend {
                     // made after waits for the case row (claims lock it too).
                     if let (Command::Complete { step, .. }, Some(state), false) =
                         (&req.command, loaded.state.as_ref(), req.override_claims)
-                        && let Some(c) = Self::claimed_by_other(conn, state, step, &req.actor).await?
+                        && let Some(c) = Self::claimed_by_other(conn, state, step, &req.actor, claimed).await?
                     {
                         outs.push(Err(ExecError::Claimed(Box::new(c))));
                         continue;
@@ -1513,12 +1553,19 @@ macro_rules! backend {
                 ))
             }
 
-            /// The claim someone other than `actor` holds on an open task at `step`.
+            /// The claim someone other than `actor` holds on an open task at
+            /// `step`. On PostgreSQL the case row is locked first, in a
+            /// statement of its own (claims lock it too): the claims are then
+            /// read with a snapshot taken after the lock, so a claim committed
+            /// before it is seen and one after waits for this command. SQLite's
+            /// one writer needs no lock, and `claimed` — the cases with claims,
+            /// noted before each claim commits — spares the query for the others.
             async fn claimed_by_other(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 state: &CaseState,
                 step: &str,
                 actor: &str,
+                claimed: Option<&std::sync::RwLock<std::collections::HashSet<String>>>,
             ) -> Result<Option<crate::store::claims::Claim>, ExecError> {
                 let ids: Vec<i64> = state
                     .tasks
@@ -1529,28 +1576,39 @@ macro_rules! backend {
                 if ids.is_empty() {
                     return Ok(None);
                 }
-                // The case row first (claims lock it too): a claim committed
-                // before this point is read below; one after waits for us.
-                sqlx::query($lock_case)
-                    .bind(&state.case_no)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                if let Some(set) = claimed {
+                    let known = match set.read() {
+                        Ok(g) => g.contains(&state.case_no),
+                        Err(p) => p.into_inner().contains(&state.case_no),
+                    };
+                    if !known {
+                        return Ok(None);
+                    }
+                }
+                if !$lock_case.is_empty() {
+                    sqlx::query($lock_case)
+                        .bind(&state.case_no)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                }
                 let rows = sqlx::query(
-                    "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
+                    "SELECT task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
                 )
                 .bind(&state.case_no)
                 .bind(actor)
                 .fetch_all(&mut *conn)
                 .await?;
                 for r in &rows {
-                    let task_id: i64 = r.try_get("task_id")?;
+                    let Some(task_id) = r.try_get::<Option<i64>, _>("task_id")? else {
+                        continue;
+                    };
                     if ids.contains(&task_id) {
                         return Ok(Some(crate::store::claims::Claim {
-                            case_no: r.try_get("case_no")?,
+                            case_no: state.case_no.clone(),
                             task_id,
-                            login: r.try_get("login")?,
-                            name: r.try_get("name")?,
-                            claimed_at: r.try_get("claimed_at")?,
+                            login: r.try_get::<Option<String>, _>("login")?.unwrap_or_default(),
+                            name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+                            claimed_at: r.try_get::<Option<String>, _>("claimed_at")?.unwrap_or_default(),
                         }));
                     }
                 }
@@ -2055,7 +2113,7 @@ backend!(
     "BEGIN IMMEDIATE",
     "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1",
     // One SQLite writer: nothing to lock.
-    "SELECT $1 AS case_no",
+    "",
     "SELECT 1"
 );
 backend!(
