@@ -990,6 +990,9 @@ struct Changes {
     audit: Vec<(String, String, &'static str, String, String)>,
     /// Case-number counters handed out from memory: (prefix, last number).
     numbers: Vec<(String, i64)>,
+    /// Completions whose claim check waits for the case row's lock (taken by
+    /// the versioned UPDATE on PostgreSQL): (case, the step's task ids, actor).
+    claim_checks: Vec<(String, Vec<i64>, String)>,
 }
 
 /// What an idempotency key stands for: the same command on the same case or
@@ -1046,7 +1049,7 @@ fn audit_detail(req: &Request, out: &Outcome) -> String {
 /// `$begin` the statement that opens a write transaction, `$claim` the query
 /// that claims one due timer.
 macro_rules! backend {
-    ($ty:ident, $db:ty, $wpool:ident, $begin:expr, $claim:expr, $lock_case:expr, $lock_deploy:expr) => {
+    ($ty:ident, $db:ty, $wpool:ident, $begin:expr, $claim:expr, $claims_after_update:expr, $lock_deploy:expr) => {
         impl $ty {
             async fn begin(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error> {
                 self.$wpool.begin_with($begin).await
@@ -1326,7 +1329,7 @@ macro_rules! backend {
                 jobs: &[(&Request, &Registry, &Calendar, Time)],
             ) -> Result<Vec<Result<Outcome, ExecError>>, ExecError> {
                 let (outs, c) = Self::prepare_batch(&mut **tx, region, jobs, None, None, None).await?;
-                Self::write_batch(tx, &c.order, &c.cases, &c.events, &c.commands, &c.audit).await?;
+                Self::write_batch(tx, &c.order, &c.cases, &c.events, &c.commands, &c.audit, &c.claim_checks).await?;
                 Ok(outs)
             }
 
@@ -1356,6 +1359,7 @@ macro_rules! backend {
                     std::collections::HashMap::new();
                 let mut audit: Vec<(String, String, &'static str, String, String)> = Vec::new();
                 let mut commands: Vec<(String, String, u64, u64, String, String)> = Vec::new();
+                let mut claim_checks: Vec<(String, Vec<i64>, String)> = Vec::new();
                 for (req, flows, cal, now) in jobs {
                     let (req, now) = (*req, *now);
                     if let Some(key) = &req.idempotency_key {
@@ -1475,10 +1479,16 @@ macro_rules! backend {
                     // made after waits for the case row (claims lock it too).
                     if let (Command::Complete { step, .. }, Some(state), false) =
                         (&req.command, loaded.state.as_ref(), req.override_claims)
-                        && let Some(c) = Self::claimed_by_other(conn, state, step, &req.actor, claimed).await?
                     {
-                        outs.push(Err(ExecError::Claimed(Box::new(c))));
-                        continue;
+                        let ids = Self::task_ids(state, step);
+                        if !ids.is_empty() && !$claims_after_update {
+                            if let Some(c) = Self::claimed_by_other(conn, &state.case_no, &ids, &req.actor, claimed).await? {
+                                outs.push(Err(ExecError::Claimed(Box::new(c))));
+                                continue;
+                            }
+                        } else if !ids.is_empty() {
+                            claim_checks.push((state.case_no.clone(), ids, req.actor.clone()));
+                        }
                     }
                     let before = loaded.state.as_ref().map_or(0, |s| s.version);
                     let evs = match apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now) {
@@ -1549,66 +1559,59 @@ macro_rules! backend {
                         commands,
                         audit,
                         numbers,
+                        claim_checks,
                     },
                 ))
             }
 
-            /// The claim someone other than `actor` holds on an open task at
-            /// `step`. On PostgreSQL the case row is locked first, in a
-            /// statement of its own (claims lock it too): the claims are then
-            /// read with a snapshot taken after the lock, so a claim committed
-            /// before it is seen and one after waits for this command. SQLite's
-            /// one writer needs no lock, and `claimed` — the cases with claims,
-            /// noted before each claim commits — spares the query for the others.
-            async fn claimed_by_other(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                state: &CaseState,
-                step: &str,
-                actor: &str,
-                claimed: Option<&std::sync::RwLock<std::collections::HashSet<String>>>,
-            ) -> Result<Option<crate::store::claims::Claim>, ExecError> {
-                let ids: Vec<i64> = state
+            /// The ids of the open tasks at `step`.
+            fn task_ids(state: &CaseState, step: &str) -> Vec<i64> {
+                state
                     .tasks
                     .values()
                     .filter(|t| t.step == step)
                     .map(|t| i64::from(t.id))
-                    .collect();
-                if ids.is_empty() {
-                    return Ok(None);
-                }
+                    .collect()
+            }
+
+            /// The claim someone other than `actor` holds on one of these tasks
+            /// of the case. It must be read after the case row is locked (claims
+            /// lock it too), with a snapshot taken after the lock: SQLite's one
+            /// writer holds it already, and `claimed` — the cases with claims,
+            /// noted before each claim commits — spares the query for the others;
+            /// PostgreSQL reads it in `write_batch`, after the versioned UPDATE.
+            async fn claimed_by_other(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                case_no: &str,
+                ids: &[i64],
+                actor: &str,
+                claimed: Option<&std::sync::RwLock<std::collections::HashSet<String>>>,
+            ) -> Result<Option<crate::store::claims::Claim>, ExecError> {
                 if let Some(set) = claimed {
                     let known = match set.read() {
-                        Ok(g) => g.contains(&state.case_no),
-                        Err(p) => p.into_inner().contains(&state.case_no),
+                        Ok(g) => g.contains(case_no),
+                        Err(p) => p.into_inner().contains(case_no),
                     };
                     if !known {
                         return Ok(None);
                     }
                 }
-                if !$lock_case.is_empty() {
-                    sqlx::query($lock_case)
-                        .bind(&state.case_no)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                }
                 let rows = sqlx::query(
                     "SELECT task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
                 )
-                .bind(&state.case_no)
+                .bind(case_no)
                 .bind(actor)
                 .fetch_all(&mut *conn)
                 .await?;
                 for r in &rows {
-                    let Some(task_id) = r.try_get::<Option<i64>, _>("task_id")? else {
-                        continue;
-                    };
+                    let task_id: i64 = r.try_get("task_id")?;
                     if ids.contains(&task_id) {
                         return Ok(Some(crate::store::claims::Claim {
-                            case_no: state.case_no.clone(),
+                            case_no: case_no.to_string(),
                             task_id,
-                            login: r.try_get::<Option<String>, _>("login")?.unwrap_or_default(),
-                            name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
-                            claimed_at: r.try_get::<Option<String>, _>("claimed_at")?.unwrap_or_default(),
+                            login: r.try_get("login")?,
+                            name: r.try_get("name")?,
+                            claimed_at: r.try_get("claimed_at")?,
                         }));
                     }
                 }
@@ -1668,6 +1671,7 @@ macro_rules! backend {
                 events: &[(String, u64, Vec<Event>)],
                 commands: &[(String, String, u64, u64, String, String)],
                 audit: &[(String, String, &'static str, String, String)],
+                claim_checks: &[(String, Vec<i64>, String)],
             ) -> Result<(), ExecError> {
                 if order.is_empty() && commands.is_empty() {
                     return Ok(());
@@ -1695,6 +1699,13 @@ macro_rules! backend {
                     .await?;
                     if done.rows_affected() != 1 {
                         return Err(ExecError::Conflict(no.clone()));
+                    }
+                }
+                // The case rows are locked now: a claim committed before is
+                // seen; one after waits for this transaction.
+                for (no, ids, actor) in claim_checks {
+                    if let Some(c) = Self::claimed_by_other(&mut **tx, no, ids, actor, None).await? {
+                        return Err(ExecError::Claimed(Box::new(c)));
                     }
                 }
                 for chunk in new_rows.chunks(ROWS_PER_STATEMENT) {
@@ -2112,8 +2123,8 @@ backend!(
     writer,
     "BEGIN IMMEDIATE",
     "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1",
-    // One SQLite writer: nothing to lock.
-    "",
+    // One SQLite writer: it holds every lock already; claims are read at once.
+    false,
     "SELECT 1"
 );
 backend!(
@@ -2122,6 +2133,7 @@ backend!(
     pool,
     "BEGIN",
     "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1",
-    "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE",
+    // Claims are read after the versioned UPDATE has locked the case row.
+    true,
     "SELECT pg_advisory_xact_lock(7170432)"
 );
