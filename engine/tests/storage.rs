@@ -577,12 +577,23 @@ async fn cards_live_through_their_states() {
         );
         assert_eq!(all("cancelled").await.len(), 1, "{}", b.name);
         let id = issued[0].id;
-        // Appeal, then revoke; a wrong state is refused.
+        // Appeal, then revoke; a wrong state is refused. Two appeals sent at
+        // once: the card is decided on under its case's lock, one wins.
         let appeal = CardCommand::Appeal {
             by: "dev".into(),
             reason: "appealed".into(),
         };
-        s.transition_alarm(id, &appeal, "dev", at).await.unwrap();
+        let twice: Vec<_> = (0..2)
+            .map(|_| {
+                let (st, cmd) = (s.clone(), appeal.clone());
+                tokio::spawn(async move { st.transition_alarm(id, &cmd, "dev", at).await })
+            })
+            .collect();
+        let mut won = 0;
+        for h in twice {
+            won += usize::from(h.await.unwrap().is_ok());
+        }
+        assert_eq!(won, 1, "{}: concurrent appeals", b.name);
         let revoke = CardCommand::DecideAppeal {
             by: "supervisor".into(),
             outcome: AppealOutcome::Revoke,

@@ -516,8 +516,20 @@ impl Store {
     ) -> Result<Alarm, AlarmError> {
         use crate::core::card::{Card, CardState, decide};
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
+        with_pools!(self, |w, _r, lock| {
             let mut tx = w.begin().await?;
+            // The case row first, as the rules' own card updates lock it
+            // (`sync_cards`): two people's actions on a card, or an action
+            // and the rules, are decided one after the other.
+            let case_no: String = sqlx::query_scalar("SELECT case_no FROM alarms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(AlarmError::NotFound(id))?;
+            sqlx::query(lock)
+                .bind(&case_no)
+                .fetch_optional(&mut *tx)
+                .await?;
             let row =
                 sqlx::query("SELECT state, level, appeal, order_case FROM alarms WHERE id = $1")
                     .bind(id)

@@ -2027,7 +2027,14 @@ macro_rules! backend {
                         .await?
                         .map(|r| r.try_get("snapshot"))
                         .transpose()?;
-                    let state: Option<CaseState> = snapshot.and_then(|s| serde_json::from_str(&s).ok());
+                    // A snapshot this node cannot read is a failure to retry
+                    // (another node may read it), not a stale timer row.
+                    let mut unreadable = Vec::new();
+                    let state: Option<CaseState> = snapshot.and_then(|s| {
+                        serde_json::from_str(&s)
+                            .map_err(|e| unreadable.push(format!("snapshot of {case_no} unreadable: {e}")))
+                            .ok()
+                    });
                     let due: Vec<crate::core::Timer> = state
                         .map(|s| s.timers().into_iter().filter(|t| t.due <= now).collect())
                         .unwrap_or_default();
@@ -2049,6 +2056,7 @@ macro_rules! backend {
                             let failed: Vec<String> = outs
                                 .iter()
                                 .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
+                                .chain(unreadable)
                                 .collect();
                             let changed = outs
                                 .iter()
