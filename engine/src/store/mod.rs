@@ -1474,9 +1474,18 @@ macro_rules! backend {
                         }
                         other => std::borrow::Cow::Borrowed(other),
                     };
-                    // Inside the command's transaction, after the case row is
-                    // locked: a claim made before this commits is seen, and one
-                    // made after waits for the case row (claims lock it too).
+                    let before = loaded.state.as_ref().map_or(0, |s| s.version);
+                    let evs = match apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            outs.push(Err(e.into()));
+                            continue;
+                        }
+                    };
+                    // A command the core accepts is then checked against the
+                    // task's claims — the same order, so the same error, on both
+                    // backends. SQLite's writer reads them now; PostgreSQL after
+                    // its versioned UPDATE has locked the case row (`write_batch`).
                     if let (Command::Complete { step, .. }, Some(state), false) =
                         (&req.command, loaded.state.as_ref(), req.override_claims)
                     {
@@ -1490,14 +1499,6 @@ macro_rules! backend {
                             claim_checks.push((state.case_no.clone(), ids, req.actor.clone()));
                         }
                     }
-                    let before = loaded.state.as_ref().map_or(0, |s| s.version);
-                    let evs = match apply(&loaded.flow, cal, loaded.state.as_ref(), &command, now) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            outs.push(Err(e.into()));
-                            continue;
-                        }
-                    };
                     if !orig_tasks.contains_key(&loaded.case_no) {
                         orig_tasks.insert(
                             loaded.case_no.clone(),
