@@ -143,6 +143,21 @@ fn req(case: Option<&str>, cmd: Command, key: Option<&str>) -> Request {
     }
 }
 
+/// A case started and accepted (the reviews open, their timers set).
+async fn accepted(store: &Store, reg: &Registry, cal: &Calendar, at: NaiveDateTime) -> String {
+    let no = store
+        .execute(&req(None, start(), None), reg, cal, at)
+        .await
+        .unwrap()
+        .case_no;
+    let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+    store
+        .execute(&req(Some(&no), accept, None), reg, cal, at)
+        .await
+        .unwrap();
+    no
+}
+
 /// The reference workload: start, accept, three reviews, decide, issue.
 async fn drive(store: &Store, reg: &Registry, cal: &Calendar, at: NaiveDateTime) -> String {
     let out = store
@@ -353,16 +368,7 @@ async fn due_timers_fire_once() {
     for b in backends("timers").await {
         let reg = deploy(&b.store, FLOW).await;
         let at = t("2025-09-26 10:00");
-        let out = b
-            .store
-            .execute(&req(None, start(), None), &reg, &cal, at)
-            .await
-            .unwrap();
-        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
-        b.store
-            .execute(&req(Some(&out.case_no), accept, None), &reg, &cal, at)
-            .await
-            .unwrap();
+        let no = accepted(&b.store, &reg, &cal, at).await;
         // Nothing is due yet.
         assert_eq!(b.store.tick(at, &reg, &cal, 100).await.unwrap().len(), 0);
         // Past the statutory deadline (2025-10-30): three step limits, the
@@ -376,7 +382,7 @@ async fn due_timers_fire_once() {
             "{}",
             b.name
         );
-        let events = b.store.events(&out.case_no).await.unwrap();
+        let events = b.store.events(&no).await.unwrap();
         let passed: Vec<String> = events
             .iter()
             .filter_map(|e| match e {
@@ -737,18 +743,7 @@ async fn claims_are_decided_inside_the_command_transaction() {
         let at = t("2025-09-26 10:00");
         let mut cases = Vec::new();
         for _ in 0..12 {
-            let no = b
-                .store
-                .execute(&req(None, start(), None), &reg, &cal, at)
-                .await
-                .unwrap()
-                .case_no;
-            let accept = complete("accept", actor("王芳", "window", Some("clerk")));
-            b.store
-                .execute(&req(Some(&no), accept, None), &reg, &cal, at)
-                .await
-                .unwrap();
-            cases.push(no);
+            cases.push(accepted(&b.store, &reg, &cal, at).await);
         }
         let task_at = |s: &CaseState, step: &str| {
             s.tasks
@@ -853,16 +848,7 @@ async fn a_timer_this_node_cannot_run_is_left_for_later() {
     for b in backends("deferred").await {
         let reg = deploy(&b.store, FLOW).await;
         let at = t("2025-09-26 10:00");
-        let out = b
-            .store
-            .execute(&req(None, start(), None), &reg, &cal, at)
-            .await
-            .unwrap();
-        let accept = complete("accept", actor("王芳", "window", Some("clerk")));
-        b.store
-            .execute(&req(Some(&out.case_no), accept, None), &reg, &cal, at)
-            .await
-            .unwrap();
+        accepted(&b.store, &reg, &cal, at).await;
         let late = t("2025-11-03 09:00");
         let unknown = Registry::new();
         assert!(
