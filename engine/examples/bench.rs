@@ -388,7 +388,7 @@ async fn bench_concurrent(url: String, cases: usize, clients: usize) {
     }
     let s = t0.elapsed().as_secs_f64();
     let done = per * clients;
-    let (tx, cmds) = govflow_engine::store::writer_stats();
+    let (tx, cmds) = govflow_engine::store::sqlite::writer_stats();
     if tx > 0 {
         println!(
             "  SQLite writer: {tx} transactions, {:.1} commands each on average",

@@ -9,10 +9,8 @@
 
 use crate::calendar::{Calendar, YearArrangement, year};
 use crate::core::Time;
-use crate::store::cards::with_pools;
 use crate::store::{Deployment, Store, StoreError};
 use chrono::Datelike;
-use sqlx::Row;
 
 /// The prefix of calendar deployments in the `deployments` table.
 pub const CALENDAR_DEPLOYMENT: &str = "calendar/";
@@ -155,33 +153,6 @@ pub fn build(rows: &[(Deployment, String, i64)], division: &str) -> InForce {
 }
 
 impl Store {
-    /// Every calendar deployment with its source and row id, oldest first.
-    pub async fn calendar_deployments(&self) -> Result<Vec<(Deployment, String, i64)>, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                "SELECT id, flow_id, version, hash, file, deployed_at, deployed_by, source FROM deployments WHERE flow_id >= 'calendar/' AND flow_id < 'calendar0' ORDER BY id",
-            )
-            .fetch_all(r)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push((
-                    Deployment {
-                        flow_id: row.try_get("flow_id")?,
-                        version: row.try_get("version")?,
-                        hash: row.try_get("hash")?,
-                        file: row.try_get("file")?,
-                        deployed_at: row.try_get("deployed_at")?,
-                        deployed_by: row.try_get("deployed_by")?,
-                    },
-                    row.try_get("source")?,
-                    row.try_get::<i64, _>("id")?,
-                ));
-            }
-            Ok(out)
-        })
-    }
-
     /// Records the shipped years as calendar deployments where a year has
     /// none yet (a year an operator deployed is never replaced by the shipped
     /// text). Two nodes starting together may race: the loser sees the row.

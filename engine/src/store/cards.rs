@@ -15,18 +15,21 @@
 //! below; only a higher level raises a new card. Appeals move through
 //! `appeal.state`: pending → revoked | rejected | escalated.
 //!
+//! This module holds the card types and the [`CardStore`] of both SQL
+//! dialects (the in-memory one is in `memory.rs`).
+//!
 //! Why this file is long: the SQL of cards, ratings, adjustments, the
-//! notification outbox and the staff figures, written once for both backends
-//! (`with_pools!`); it moves behind the storage traits with the rest of the
-//! store (issue 13's remaining step).
+//! notification outbox and the staff figures, written once for both SQL
+//! backends.
 
 use crate::core::Time;
-use crate::store::{Store, StoreError, fmt_ts};
+use crate::store::sql::{Conn, Dialect, SqlRow, q};
+use crate::store::{CardStore, StoreError, fmt_ts};
 use crate::supervision::{Card, CardChange, Verdict};
+use async_trait::async_trait;
 use govflow_dsl::rule::Level;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 /// The card states that still follow the rules' verdicts.
 pub const OPEN_STATES: &[&str] = &["pending", "issued", "ordered"];
@@ -84,42 +87,23 @@ impl From<sqlx::Error> for AlarmError {
     }
 }
 
-/// Runs `$body` with `$w` the write pool, `$r` the read pool and `$lock` the
-/// statement that takes a case's row lock, for either backend.
-macro_rules! with_pools {
-    ($store:expr, |$w:ident, $r:ident, $lock:ident| $body:block) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $w = &s.writer;
-                let $r = &s.pool;
-                // One SQLite writer: nothing to lock.
-                let $lock = "SELECT $1";
-                $body
-            }
-            Store::Postgres(s) => {
-                let $w = &s.pool;
-                let $r = &s.pool;
-                let $lock = "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE";
-                $body
-            }
-        }
-    };
+/// Writes one audit row inside the transaction `tx`.
+pub(crate) async fn audit<C: Conn + ?Sized>(
+    tx: &mut C,
+    stamp: &str,
+    actor: &str,
+    action: &str,
+    detail: String,
+) -> Result<(), sqlx::Error> {
+    q("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+        .bind(stamp)
+        .bind(actor)
+        .bind(action)
+        .bind(detail)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
-pub(crate) use with_pools;
-
-/// Writes one audit row inside the transaction `$tx`.
-macro_rules! audit {
-    ($tx:expr, $stamp:expr, $actor:expr, $action:expr, $detail:expr) => {
-        sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-            .bind($stamp)
-            .bind($actor)
-            .bind($action)
-            .bind($detail)
-            .execute(&mut *$tx)
-            .await?
-    };
-}
-pub(crate) use audit;
 
 /// A `Rating` from a row of `ratings`.
 macro_rules! read_rating {
@@ -188,253 +172,211 @@ macro_rules! close {
         } else {
             "resolved"
         };
-        sqlx::query(
-            "UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4",
-        )
-        .bind(to)
-        .bind($stamp)
-        .bind(line($stamp, what))
-        .bind($id)
-        .execute(&mut *$tx)
-        .await?;
+        q("UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4")
+            .bind(to)
+            .bind($stamp)
+            .bind(line($stamp, what))
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 
 const COLUMNS: &str = "id, rule, name, class, subtype, case_no, subject, department, level, state, appeal, order_case, issued_at, updated_at, history";
 
-impl Store {
-    /// Brings the stored cards of a case in line with the rules' verdicts at
-    /// `now` and says what changed. An evaluation error leaves its card as it was.
-    pub async fn sync_cards(
-        &self,
-        case_no: &str,
-        verdicts: &[Verdict],
-        now: Time,
-    ) -> Result<Vec<CardChange>, StoreError> {
-        let mut all = self.sync_many(&[(case_no, verdicts)], None, now).await?;
-        Ok(all.pop().map(|(_, c)| c).unwrap_or_default())
-    }
-
-    /// `sync_cards` for several cases in one transaction (the scan's writes).
-    /// With `only`, the verdicts cover just those rules: other cards are left alone.
-    pub async fn sync_many(
+#[async_trait]
+impl<D: Dialect> CardStore for D {
+    async fn sync_many(
         &self,
         items: &[(&str, &[Verdict])],
         only: Option<&std::collections::HashSet<String>>,
         now: Time,
     ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError> {
-        with_pools!(self, |w, _r, lock| {
-            let mut tx = w.begin().await?;
-            let mut all = Vec::with_capacity(items.len());
-            for (case_no, verdicts) in items {
-                let (case_no, verdicts) = (*case_no, *verdicts);
-                // Several nodes may supervise the same case: take the case row first.
-                sqlx::query(lock).bind(case_no).execute(&mut *tx).await?;
-                let rows = sqlx::query(
-                "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified') ORDER BY id",
-            )
-            .bind(case_no)
-            .fetch_all(&mut *tx)
-            .await?;
-                // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
-                let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
-                    std::collections::HashMap::new();
-                for r in &rows {
-                    let level: String = r.try_get("level")?;
-                    let state: String = r.try_get("state")?;
-                    // A card a supervisor closed after checking it keeps its
-                    // subject quiet like a revoked one.
-                    let state = if state == "verified" {
-                        "revoked".to_string()
-                    } else {
-                        state
-                    };
-                    let Some(l) = Level::parse(&level) else {
-                        continue;
-                    };
-                    let key = (r.try_get("rule")?, r.try_get("subject")?);
-                    let keep_old = known
-                        .get(&key)
-                        .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
-                    if !keep_old {
-                        known.insert(key, (r.try_get("id")?, l, state));
-                    }
+        let mut tx = self.begin().await?;
+        let mut all = Vec::with_capacity(items.len());
+        for (case_no, verdicts) in items {
+            let (case_no, verdicts) = (*case_no, *verdicts);
+            // Several nodes may supervise the same case: take the case row first.
+            q(D::LOCK_CASE).bind(case_no).execute(&mut *tx).await?;
+            let rows = q(
+            "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified') ORDER BY id",
+        )
+        .bind(case_no)
+        .fetch_all(&mut *tx)
+        .await?;
+            // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
+            let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
+                std::collections::HashMap::new();
+            for r in &rows {
+                let level: String = r.try_get("level")?;
+                let state: String = r.try_get("state")?;
+                // A card a supervisor closed after checking it keeps its
+                // subject quiet like a revoked one.
+                let state = if state == "verified" {
+                    "revoked".to_string()
+                } else {
+                    state
+                };
+                let Some(l) = Level::parse(&level) else {
+                    continue;
+                };
+                let key = (r.try_get("rule")?, r.try_get("subject")?);
+                let keep_old = known
+                    .get(&key)
+                    .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
+                if !keep_old {
+                    known.insert(key, (r.try_get("id")?, l, state));
                 }
-                let stamp = fmt_ts(now);
-                let mut changes = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for v in verdicts {
-                    let key = (v.rule.to_string(), v.subject.to_string());
-                    seen.insert(key.clone());
-                    if v.error.is_some() {
-                        continue;
+            }
+            let stamp = fmt_ts(now);
+            let mut changes = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for v in verdicts {
+                let key = (v.rule.to_string(), v.subject.to_string());
+                seen.insert(key.clone());
+                if v.error.is_some() {
+                    continue;
+                }
+                let current = known.get(&key);
+                match (current, v.level) {
+                    // Quiet after a successful appeal, unless the level rises above it.
+                    (Some((_, revoked, state)), Some(level))
+                        if state == "revoked" && level <= *revoked => {}
+                    (None, Some(level)) | (Some(_), Some(level))
+                        if current.is_none_or(|(_, _, s)| s == "revoked") =>
+                    {
+                        let state = if level == Level::Notice {
+                            "pending"
+                        } else {
+                            "issued"
+                        };
+                        q(
+                        "INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(&*v.rule)
+                    .bind(&*v.name)
+                    .bind(&*v.class)
+                    .bind(&*v.subtype)
+                    .bind(case_no)
+                    .bind(&*v.subject)
+                    .bind(&v.department)
+                    .bind(level.as_str())
+                    .bind(state)
+                    .bind(&stamp)
+                    .bind(&stamp)
+                    .bind(line(&stamp, &format!("issued {}", level.as_str())))
+                    .execute(&mut *tx)
+                    .await?;
+                        changes.push(CardChange::Issued {
+                            card: Card {
+                                rule: v.rule.to_string(),
+                                name: v.name.to_string(),
+                                class: v.class.to_string(),
+                                subject: v.subject.to_string(),
+                                level,
+                                issued_at: now,
+                                history: vec![(now, format!("issued {}", level.as_str()))],
+                            },
+                        });
                     }
-                    let current = known.get(&key);
-                    match (current, v.level) {
-                        // Quiet after a successful appeal, unless the level rises above it.
-                        (Some((_, revoked, state)), Some(level))
-                            if state == "revoked" && level <= *revoked => {}
-                        (None, Some(level)) | (Some(_), Some(level))
-                            if current.is_none_or(|(_, _, s)| s == "revoked") =>
-                        {
-                            let state = if level == Level::Notice {
-                                "pending"
-                            } else {
-                                "issued"
-                            };
-                            sqlx::query(
-                            "INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        )
-                        .bind(&*v.rule)
-                        .bind(&*v.name)
-                        .bind(&*v.class)
-                        .bind(&*v.subtype)
-                        .bind(case_no)
-                        .bind(&*v.subject)
-                        .bind(&v.department)
-                        .bind(level.as_str())
-                        .bind(state)
+                    (Some((id, from, state)), Some(to)) if *from != to => {
+                        // A warning becomes a card once it reaches yellow; a card stays issued.
+                        let new_state = if state == "pending" && to > Level::Notice {
+                            "issued"
+                        } else {
+                            state.as_str()
+                        };
+                        q("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
+                        .bind(to.as_str())
+                        .bind(new_state)
                         .bind(&stamp)
-                        .bind(&stamp)
-                        .bind(line(&stamp, &format!("issued {}", level.as_str())))
+                        .bind(line(&stamp, &format!("{} -> {}", from.as_str(), to.as_str())))
+                        .bind(*id)
                         .execute(&mut *tx)
                         .await?;
-                            changes.push(CardChange::Issued {
-                                card: Card {
-                                    rule: v.rule.to_string(),
-                                    name: v.name.to_string(),
-                                    class: v.class.to_string(),
-                                    subject: v.subject.to_string(),
-                                    level,
-                                    issued_at: now,
-                                    history: vec![(now, format!("issued {}", level.as_str()))],
-                                },
-                            });
-                        }
-                        (Some((id, from, state)), Some(to)) if *from != to => {
-                            // A warning becomes a card once it reaches yellow; a card stays issued.
-                            let new_state = if state == "pending" && to > Level::Notice {
-                                "issued"
-                            } else {
-                                state.as_str()
-                            };
-                            sqlx::query("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
-                            .bind(to.as_str())
-                            .bind(new_state)
-                            .bind(&stamp)
-                            .bind(line(&stamp, &format!("{} -> {}", from.as_str(), to.as_str())))
-                            .bind(*id)
-                            .execute(&mut *tx)
-                            .await?;
-                            changes.push(if to > *from {
-                                CardChange::Escalated {
-                                    rule: v.rule.to_string(),
-                                    subject: v.subject.to_string(),
-                                    from: *from,
-                                    to,
-                                }
-                            } else {
-                                CardChange::Lowered {
-                                    rule: v.rule.to_string(),
-                                    subject: v.subject.to_string(),
-                                    from: *from,
-                                    to,
-                                }
-                            });
-                        }
-                        (Some((id, level, state)), None) if state != "revoked" => {
-                            close!(tx, *id, state, &stamp);
-                            changes.push(CardChange::Resolved {
+                        changes.push(if to > *from {
+                            CardChange::Escalated {
                                 rule: v.rule.to_string(),
                                 subject: v.subject.to_string(),
-                                level: *level,
-                            });
-                        }
-                        _ => {}
+                                from: *from,
+                                to,
+                            }
+                        } else {
+                            CardChange::Lowered {
+                                rule: v.rule.to_string(),
+                                subject: v.subject.to_string(),
+                                from: *from,
+                                to,
+                            }
+                        });
                     }
-                }
-                // Cards whose subject is gone (a step that closed) resolve too.
-                for ((rule, subject), (id, level, state)) in &known {
-                    if state != "revoked"
-                        && !seen.contains(&(rule.clone(), subject.clone()))
-                        && only.is_none_or(|o| o.contains(rule))
-                    {
+                    (Some((id, level, state)), None) if state != "revoked" => {
                         close!(tx, *id, state, &stamp);
                         changes.push(CardChange::Resolved {
-                            rule: rule.clone(),
-                            subject: subject.clone(),
+                            rule: v.rule.to_string(),
+                            subject: v.subject.to_string(),
                             level: *level,
                         });
                     }
+                    _ => {}
                 }
-                all.push((case_no.to_string(), changes));
             }
-            tx.commit().await?;
-            Ok(all)
-        })
-    }
-
-    /// A page of unfinished cases with their snapshots, after `after` in
-    /// case-number order (the supervision scan reads the store this way).
-    pub async fn open_snapshots(
-        &self,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                "SELECT case_no, snapshot FROM cases WHERE case_no > $1 AND status NOT IN ('completed', 'terminated', 'withdrawn') ORDER BY case_no LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(r)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push((row.try_get("case_no")?, row.try_get("snapshot")?));
+            // Cards whose subject is gone (a step that closed) resolve too.
+            for ((rule, subject), (id, level, state)) in &known {
+                if state != "revoked"
+                    && !seen.contains(&(rule.clone(), subject.clone()))
+                    && only.is_none_or(|o| o.contains(rule))
+                {
+                    close!(tx, *id, state, &stamp);
+                    changes.push(CardChange::Resolved {
+                        rule: rule.clone(),
+                        subject: subject.clone(),
+                        level: *level,
+                    });
+                }
             }
-            Ok(out)
-        })
+            all.push((case_no.to_string(), changes));
+        }
+        tx.commit().await?;
+        Ok(all)
     }
 
     /// The cards that follow the rules (open or revoked) of the cases in
     /// [first, last], by case.
-    pub async fn known_cards(
+    async fn known_cards(
         &self,
         first: &str,
         last: &str,
     ) -> Result<std::collections::HashMap<String, Vec<Known>>, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                "SELECT case_no, rule, subject, level, state FROM alarms WHERE case_no >= $1 AND case_no <= $2 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified')",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(r)
-            .await?;
-            let mut out: std::collections::HashMap<String, Vec<Known>> =
-                std::collections::HashMap::new();
-            for row in &rows {
-                let level: String = row.try_get("level")?;
-                let Some(level) = Level::parse(&level) else {
-                    continue;
-                };
-                out.entry(row.try_get("case_no")?).or_default().push(Known {
-                    rule: row.try_get("rule")?,
-                    subject: row.try_get("subject")?,
-                    level,
-                    revoked: matches!(
-                        row.try_get::<String, _>("state")?.as_str(),
-                        "revoked" | "verified"
-                    ),
-                });
-            }
-            Ok(out)
-        })
+        let rows = q(
+            "SELECT case_no, rule, subject, level, state FROM alarms WHERE case_no >= $1 AND case_no <= $2 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified')",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        let mut out: std::collections::HashMap<String, Vec<Known>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let level: String = row.try_get("level")?;
+            let Some(level) = Level::parse(&level) else {
+                continue;
+            };
+            out.entry(row.try_get("case_no")?).or_default().push(Known {
+                rule: row.try_get("rule")?,
+                subject: row.try_get("subject")?,
+                level,
+                revoked: matches!(
+                    row.try_get::<String, _>("state")?.as_str(),
+                    "revoked" | "verified"
+                ),
+            });
+        }
+        Ok(out)
     }
 
     /// Cards, newest first.
-    pub async fn alarms(
+    async fn alarms(
         &self,
         f: &AlarmFilter,
         limit: i64,
@@ -474,40 +416,40 @@ impl Store {
             binds.len() + 1,
             binds.len() + 2
         );
-        with_pools!(self, |_w, r, _lock| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = q.bind(*b);
-            }
-            let rows = q.bind(limit).bind(offset).fetch_all(r).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(read_alarm!(row));
-            }
-            Ok(out)
-        })
+        let mut q = q(sqlx::AssertSqlSafe(sql.clone()));
+        for b in &binds {
+            q = q.bind(*b);
+        }
+        let rows = q
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *self.reads().acquire().await?)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(read_alarm!(row));
+        }
+        Ok(out)
     }
 
-    pub async fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            // The write pool: a card read right after it changed must show the change.
-            let sql = format!("SELECT {COLUMNS} FROM alarms WHERE id = $1");
-            match sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(w)
-                .await?
-            {
-                Some(row) => Ok(Some(read_alarm!(&row))),
-                None => Ok(None),
-            }
-        })
+    async fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
+        // The write pool: a card read right after it changed must show the change.
+        let sql = format!("SELECT {COLUMNS} FROM alarms WHERE id = $1");
+        match q(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.writes().acquire().await?)
+            .await?
+        {
+            Some(row) => Ok(Some(read_alarm!(&row))),
+            None => Ok(None),
+        }
     }
 
     /// Runs a person's command on one card (acknowledge, appeal, decide an
     /// appeal, verify, record an order): the pure `core::card::decide` on
     /// the card as it is inside the transaction, then its event written with
     /// a history line and an audit row.
-    pub async fn transition_alarm(
+    async fn transition_alarm(
         &self,
         id: i64,
         command: &crate::core::card::CardCommand,
@@ -516,223 +458,174 @@ impl Store {
     ) -> Result<Alarm, AlarmError> {
         use crate::core::card::{Card, CardState, decide};
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, lock| {
-            let mut tx = w.begin().await?;
-            // The case row first, as the rules' own card updates lock it
-            // (`sync_cards`): two people's actions on a card, or an action
-            // and the rules, are decided one after the other.
-            let case_no: String = sqlx::query_scalar("SELECT case_no FROM alarms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(AlarmError::NotFound(id))?;
-            sqlx::query(lock)
-                .bind(&case_no)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row =
-                sqlx::query("SELECT state, level, appeal, order_case FROM alarms WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(AlarmError::NotFound(id))?;
-            let state: String = row.try_get("state")?;
-            let level: String = row.try_get("level")?;
-            let appeal: Option<String> = row.try_get("appeal")?;
-            let unreadable = |what: &str| {
-                AlarmError::Store(StoreError::Corrupt {
-                    what: format!("card {id}"),
-                    message: what.to_string(),
-                })
-            };
-            let card = Card {
-                state: CardState::parse(&state).ok_or_else(|| unreadable(&state))?,
-                level: Level::parse(&level).ok_or_else(|| unreadable(&level))?,
-                appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
-                order_case: row.try_get("order_case")?,
-            };
-            let event =
-                decide(&card, command, now).map_err(|error| AlarmError::Card { id, error })?;
-            sqlx::query(
-                "UPDATE alarms SET state = COALESCE($1, state), level = COALESCE($2, level),
-                   appeal = COALESCE($3, appeal), order_case = COALESCE($4, order_case),
-                   updated_at = $5, history = history || $6 WHERE id = $7",
-            )
-            .bind(event.state.map(CardState::as_str))
-            .bind(event.level.map(Level::as_str))
-            .bind(event.appeal.as_ref().map(Value::to_string))
-            .bind(event.order_case.as_deref())
-            .bind(&stamp)
-            .bind(line(&stamp, &event.note))
+        let mut tx = self.begin().await?;
+        // The case row first, as the rules' own card updates lock it
+        // (`sync_cards`): two people's actions on a card, or an action
+        // and the rules, are decided one after the other.
+        let case_no: String = q("SELECT case_no FROM alarms WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(AlarmError::NotFound(id))?
+            .try_get("case_no")?;
+        q(D::LOCK_CASE)
+            .bind(&case_no)
+            .fetch_optional(&mut *tx)
             .await?;
-            audit!(
-                tx,
-                &stamp,
-                actor,
-                "alarm",
-                json!({"alarm": id, "note": event.note, "state": event.state.map(CardState::as_str)}).to_string()
-            );
-            tx.commit().await?;
-            Ok::<(), AlarmError>(())
-        })?;
+        let row = q("SELECT state, level, appeal, order_case FROM alarms WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(AlarmError::NotFound(id))?;
+        let state: String = row.try_get("state")?;
+        let level: String = row.try_get("level")?;
+        let appeal: Option<String> = row.try_get("appeal")?;
+        let unreadable = |what: &str| {
+            AlarmError::Store(StoreError::Corrupt {
+                what: format!("card {id}"),
+                message: what.to_string(),
+            })
+        };
+        let card = Card {
+            state: CardState::parse(&state).ok_or_else(|| unreadable(&state))?,
+            level: Level::parse(&level).ok_or_else(|| unreadable(&level))?,
+            appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
+            order_case: row.try_get("order_case")?,
+        };
+        let event = decide(&card, command, now).map_err(|error| AlarmError::Card { id, error })?;
+        q(
+            "UPDATE alarms SET state = COALESCE($1, state), level = COALESCE($2, level),
+               appeal = COALESCE($3, appeal), order_case = COALESCE($4, order_case),
+               updated_at = $5, history = history || $6 WHERE id = $7",
+        )
+        .bind(event.state.map(CardState::as_str))
+        .bind(event.level.map(Level::as_str))
+        .bind(event.appeal.as_ref().map(Value::to_string))
+        .bind(event.order_case.as_deref())
+        .bind(&stamp)
+        .bind(line(&stamp, &event.note))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut *tx,
+            &stamp,
+            actor,
+            "alarm",
+            json!({"alarm": id, "note": event.note, "state": event.state.map(CardState::as_str)})
+                .to_string(),
+        )
+        .await?;
+        tx.commit().await?;
         self.alarm(id).await?.ok_or(AlarmError::NotFound(id))
     }
 
     /// Adds a line to a card's history (an order that finished, say).
-    pub async fn note_alarm(&self, id: i64, what: &str, now: Time) -> Result<(), StoreError> {
+    async fn note_alarm(&self, id: i64, what: &str, now: Time) -> Result<(), StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            sqlx::query("UPDATE alarms SET updated_at = $1, history = history || $2 WHERE id = $3")
-                .bind(&stamp)
-                .bind(line(&stamp, what))
-                .bind(id)
-                .execute(w)
-                .await?;
-            Ok(())
-        })
+        q("UPDATE alarms SET updated_at = $1, history = history || $2 WHERE id = $3")
+            .bind(&stamp)
+            .bind(line(&stamp, what))
+            .bind(id)
+            .execute(&mut *self.writes().acquire().await?)
+            .await?;
+        Ok(())
     }
 
     /// Records a rating (1–5) of a case by an account; one per case and account.
     /// Returns false when the account has already rated the case.
-    pub async fn rate(&self, r: &Rating, now: Time) -> Result<bool, StoreError> {
+    async fn rate(&self, r: &Rating, now: Time) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let done = sqlx::query(
-                "INSERT INTO ratings (case_no, account, score, reason, department, flow_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no, account) DO NOTHING",
+        let mut tx = self.begin().await?;
+        let done = q(
+            "INSERT INTO ratings (case_no, account, score, reason, department, flow_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no, account) DO NOTHING",
+        )
+        .bind(&r.case_no)
+        .bind(&r.account)
+        .bind(r.score)
+        .bind(r.reason.as_deref())
+        .bind(&r.department)
+        .bind(&r.flow_id)
+        .bind(&stamp)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            audit(
+                &mut *tx,
+                &stamp,
+                &r.account,
+                "rate",
+                json!({"case": r.case_no, "score": r.score}).to_string(),
             )
-            .bind(&r.case_no)
-            .bind(&r.account)
-            .bind(r.score)
-            .bind(r.reason.as_deref())
-            .bind(&r.department)
-            .bind(&r.flow_id)
-            .bind(&stamp)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if done {
-                audit!(
-                    tx,
-                    &stamp,
-                    &r.account,
-                    "rate",
-                    json!({"case": r.case_no, "score": r.score}).to_string()
-                );
-            }
-            tx.commit().await?;
-            Ok(done)
-        })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Ratings, newest first (optionally of one case).
-    pub async fn ratings(
-        &self,
-        case_no: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Rating>, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE ($1 IS NULL OR case_no = $1) ORDER BY at DESC LIMIT $2",
-            )
-            .bind(case_no)
-            .bind(limit)
-            .fetch_all(r)
-            .await?;
-            let mut out = Vec::new();
-            for row in &rows {
-                out.push(read_rating!(row));
-            }
-            Ok(out)
-        })
-    }
-
-    /// Service cases registered in [from, to) (timestamps `YYYY-MM-DDTHH:MM:SS`),
-    /// at most `limit`, leaving out supervision orders and complaints.
-    pub async fn cases_registered(
-        &self,
-        from: &str,
-        to: &str,
-        limit: i64,
-    ) -> Result<Vec<crate::core::CaseState>, StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                "SELECT snapshot FROM cases WHERE created_at >= $1 AND created_at < $2 AND flow_id <> $3 AND flow_id <> $4 ORDER BY case_no LIMIT $5",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(crate::supervision::ORDER_FLOW)
-            .bind(crate::supervision::COMPLAINT_FLOW)
-            .bind(limit)
-            .fetch_all(r)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let snap: String = row.try_get("snapshot")?;
-                out.push(
-                    serde_json::from_str(&snap).map_err(|e| StoreError::Corrupt {
-                        what: "case snapshot".into(),
-                        message: e.to_string(),
-                    })?,
-                );
-            }
-            Ok(out)
-        })
+    async fn ratings(&self, case_no: Option<&str>, limit: i64) -> Result<Vec<Rating>, StoreError> {
+        let rows = q(
+            "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE ($1 IS NULL OR case_no = $1) ORDER BY at DESC LIMIT $2",
+        )
+        .bind(case_no)
+        .bind(limit)
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push(read_rating!(row));
+        }
+        Ok(out)
     }
 
     /// Cards issued since `from`, and ratings given since `from`.
-    pub async fn cards_and_ratings_since(
+    async fn cards_and_ratings_since(
         &self,
         from: &str,
     ) -> Result<(Vec<Alarm>, Vec<Rating>), StoreError> {
-        with_pools!(self, |_w, r, _lock| {
-            let sql = format!("SELECT {COLUMNS} FROM alarms WHERE issued_at >= $1 ORDER BY id");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(from)
-                .fetch_all(r)
-                .await?;
-            let mut cards = Vec::with_capacity(rows.len());
-            for row in &rows {
-                cards.push(read_alarm!(row));
-            }
-            let rows = sqlx::query(
-                "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE at >= $1",
-            )
+        let sql = format!("SELECT {COLUMNS} FROM alarms WHERE issued_at >= $1 ORDER BY id");
+        let rows = q(sqlx::AssertSqlSafe(sql))
             .bind(from)
-            .fetch_all(r)
+            .fetch_all(&mut *self.reads().acquire().await?)
             .await?;
-            let mut ratings = Vec::new();
-            for row in &rows {
-                ratings.push(read_rating!(row));
-            }
-            Ok((cards, ratings))
-        })
+        let mut cards = Vec::with_capacity(rows.len());
+        for row in &rows {
+            cards.push(read_alarm!(row));
+        }
+        let rows = q(
+            "SELECT case_no, account, score, reason, department, flow_id, at FROM ratings WHERE at >= $1",
+        )
+        .bind(from)
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        let mut ratings = Vec::new();
+        for row in &rows {
+            ratings.push(read_rating!(row));
+        }
+        Ok((cards, ratings))
     }
 
     /// Records a manual efficiency adjustment (加减分) for a department and period.
-    pub async fn add_adjustment(&self, a: &Adjustment, now: Time) -> Result<i64, StoreError> {
+    async fn add_adjustment(&self, a: &Adjustment, now: Time) -> Result<i64, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let row = sqlx::query(
-                "INSERT INTO efficiency_adjustments (department, period, delta, reason, by_whom, state, at, history) VALUES ($1, $2, $3, $4, $5, 'applied', $6, $7) RETURNING id",
-            )
-            .bind(&a.department)
-            .bind(&a.period)
-            .bind(a.delta)
-            .bind(&a.reason)
-            .bind(&a.by)
-            .bind(&stamp)
-            .bind(line(&stamp, &format!("applied {:+} by {}", a.delta, a.by)))
-            .fetch_one(&mut *tx)
-            .await?;
-            let id: i64 = row.try_get("id")?;
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-            )
+        let mut tx = self.begin().await?;
+        let row = q(
+            "INSERT INTO efficiency_adjustments (department, period, delta, reason, by_whom, state, at, history) VALUES ($1, $2, $3, $4, $5, 'applied', $6, $7) RETURNING id",
+        )
+        .bind(&a.department)
+        .bind(&a.period)
+        .bind(a.delta)
+        .bind(&a.reason)
+        .bind(&a.by)
+        .bind(&stamp)
+        .bind(line(&stamp, &format!("applied {:+} by {}", a.delta, a.by)))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        q("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
             .bind(&stamp)
             .bind(&a.by)
             .bind("efficiency.adjust")
@@ -742,40 +635,37 @@ impl Store {
             )
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Records notifications (one row each), in one transaction.
-    pub async fn notify(&self, rows: &[Notification], now: Time) -> Result<(), StoreError> {
+    async fn notify(&self, rows: &[Notification], now: Time) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            for n in rows {
-                sqlx::query(
-                    "INSERT INTO notifications (at, recipient, case_no, rule, level, change, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&stamp)
-                .bind(&n.recipient)
-                .bind(&n.case_no)
-                .bind(&n.rule)
-                .bind(&n.level)
-                .bind(&n.change)
-                .bind(&n.message)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        let mut tx = self.begin().await?;
+        for n in rows {
+            q(
+                "INSERT INTO notifications (at, recipient, case_no, rule, level, change, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&stamp)
+            .bind(&n.recipient)
+            .bind(&n.case_no)
+            .bind(&n.rule)
+            .bind(&n.level)
+            .bind(&n.change)
+            .bind(&n.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Notifications, newest first, optionally for one recipient.
-    pub async fn notifications(
+    async fn notifications(
         &self,
         recipient: Option<&str>,
         limit: i64,
@@ -789,75 +679,69 @@ impl Store {
         let sql = format!(
             "SELECT id, at, recipient, case_no, rule, level, change, message FROM notifications {by} ORDER BY id DESC LIMIT $1 OFFSET $2"
         );
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(limit)
-                .bind(offset)
-                .bind(recipient)
-                .fetch_all(r)
-                .await?;
-            let mut out = Vec::new();
-            for row in &rows {
-                out.push(json!({
-                    "id": row.try_get::<i64, _>("id")?,
-                    "at": row.try_get::<String, _>("at")?,
-                    "recipient": row.try_get::<String, _>("recipient")?,
-                    "case_no": row.try_get::<String, _>("case_no")?,
-                    "rule": row.try_get::<String, _>("rule")?,
-                    "level": row.try_get::<String, _>("level")?,
-                    "change": row.try_get::<String, _>("change")?,
-                    "message": row.try_get::<String, _>("message")?,
-                }));
-            }
-            Ok(out)
-        })
+        let rows = q(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(limit)
+            .bind(offset)
+            .bind(recipient)
+            .fetch_all(&mut *self.reads().acquire().await?)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push(json!({
+                "id": row.try_get::<i64, _>("id")?,
+                "at": row.try_get::<String, _>("at")?,
+                "recipient": row.try_get::<String, _>("recipient")?,
+                "case_no": row.try_get::<String, _>("case_no")?,
+                "rule": row.try_get::<String, _>("rule")?,
+                "level": row.try_get::<String, _>("level")?,
+                "change": row.try_get::<String, _>("change")?,
+                "message": row.try_get::<String, _>("message")?,
+            }));
+        }
+        Ok(out)
     }
 
     /// The department an adjustment concerns.
-    pub async fn adjustments_of(&self, id: i64) -> Result<Option<String>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            let row = sqlx::query("SELECT department FROM efficiency_adjustments WHERE id = $1")
-                .bind(id)
-                .fetch_optional(w)
-                .await?;
-            match row {
-                Some(r) => Ok(Some(r.try_get("department")?)),
-                None => Ok(None),
-            }
-        })
+    async fn adjustments_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row = q("SELECT department FROM efficiency_adjustments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.writes().acquire().await?)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(r.try_get("department")?)),
+            None => Ok(None),
+        }
     }
 
     /// Adjustments of a period (all departments).
-    pub async fn adjustments(&self, period: &str) -> Result<Vec<Value>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            let rows = sqlx::query(
-                "SELECT id, department, period, delta, reason, by_whom, state, at, history FROM efficiency_adjustments WHERE period = $1 ORDER BY id",
-            )
-            .bind(period)
-            .fetch_all(w)
-            .await?;
-            let mut out = Vec::new();
-            for r in &rows {
-                out.push(json!({
-                    "id": r.try_get::<i64, _>("id")?,
-                    "department": r.try_get::<String, _>("department")?,
-                    "period": r.try_get::<String, _>("period")?,
-                    "delta": r.try_get::<f64, _>("delta")?,
-                    "reason": r.try_get::<String, _>("reason")?,
-                    "by": r.try_get::<String, _>("by_whom")?,
-                    "state": r.try_get::<String, _>("state")?,
-                    "at": r.try_get::<String, _>("at")?,
-                    "history": history(&r.try_get::<String, _>("history")?),
-                }));
-            }
-            Ok(out)
-        })
+    async fn adjustments(&self, period: &str) -> Result<Vec<Value>, StoreError> {
+        let rows = q(
+            "SELECT id, department, period, delta, reason, by_whom, state, at, history FROM efficiency_adjustments WHERE period = $1 ORDER BY id",
+        )
+        .bind(period)
+        .fetch_all(&mut *self.writes().acquire().await?)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            out.push(json!({
+                "id": r.try_get::<i64, _>("id")?,
+                "department": r.try_get::<String, _>("department")?,
+                "period": r.try_get::<String, _>("period")?,
+                "delta": r.try_get::<f64, _>("delta")?,
+                "reason": r.try_get::<String, _>("reason")?,
+                "by": r.try_get::<String, _>("by_whom")?,
+                "state": r.try_get::<String, _>("state")?,
+                "at": r.try_get::<String, _>("at")?,
+                "history": history(&r.try_get::<String, _>("history")?),
+            }));
+        }
+        Ok(out)
     }
 
     /// Moves an adjustment: `applied → appealed` (the department appeals),
     /// `appealed → applied | withdrawn` (a supervisor decides). Returns the
     /// adjustment's department, or an error naming its state.
-    pub async fn move_adjustment(
+    async fn move_adjustment(
         &self,
         id: i64,
         from: &str,
@@ -866,88 +750,84 @@ impl Store {
         now: Time,
     ) -> Result<Option<Result<String, String>>, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let Some(row) =
-                sqlx::query("SELECT department, state FROM efficiency_adjustments WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            else {
-                return Ok(None);
-            };
-            let state: String = row.try_get("state")?;
-            if state != from {
-                return Ok(Some(Err(state)));
-            }
-            sqlx::query("UPDATE efficiency_adjustments SET state = $1, history = history || $2 WHERE id = $3")
-                .bind(to)
-                .bind(line(&stamp, note))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            audit!(
-                tx,
-                &stamp,
-                note,
-                "efficiency.adjustment",
-                json!({"id": id, "to": to}).to_string()
-            );
-            tx.commit().await?;
-            Ok(Some(Ok(row.try_get("department")?)))
-        })
+        let mut tx = self.begin().await?;
+        let Some(row) = q("SELECT department, state FROM efficiency_adjustments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state: String = row.try_get("state")?;
+        if state != from {
+            return Ok(Some(Err(state)));
+        }
+        q("UPDATE efficiency_adjustments SET state = $1, history = history || $2 WHERE id = $3")
+            .bind(to)
+            .bind(line(&stamp, note))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut *tx,
+            &stamp,
+            note,
+            "efficiency.adjustment",
+            json!({"id": id, "to": to}).to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Ok(row.try_get("department")?)))
     }
 
     /// Per department, since `since`: substantiated complaints (finished
     /// `complaint` cases whose result is 投诉属实) and confirmed anomalies
     /// (yellow/red cards that got a supervision order or whose appeal was rejected).
-    pub async fn staff_figures(
+    async fn staff_figures(
         &self,
         since: Time,
     ) -> Result<std::collections::HashMap<String, crate::supervision::StaffFacts>, StoreError> {
         let stamp = fmt_ts(since);
         let mut out: std::collections::HashMap<String, crate::supervision::StaffFacts> =
             std::collections::HashMap::new();
-        with_pools!(self, |_w, r, _lock| {
-            let rows = sqlx::query(
-                // Confirmed anomalies: cards a supervision order was issued for, or
-                // whose appeal was rejected (raw automatic cards would make every
-                // busy department "repeatedly anomalous" and feed on themselves).
-                "SELECT department, COUNT(*) AS n FROM alarms WHERE level IN ('yellow', 'red') AND state <> 'revoked' AND issued_at >= $1
-                   AND (order_case IS NOT NULL OR appeal LIKE '%\"state\":\"rejected\"%') GROUP BY department",
-            )
-            .bind(&stamp)
-            .fetch_all(r)
-            .await?;
-            for row in &rows {
-                let d: String = row.try_get("department")?;
-                out.entry(d).or_default().anomalies = row.try_get("n")?;
+        let rows = q(
+            // Confirmed anomalies: cards a supervision order was issued for, or
+            // whose appeal was rejected (raw automatic cards would make every
+            // busy department "repeatedly anomalous" and feed on themselves).
+            "SELECT department, COUNT(*) AS n FROM alarms WHERE level IN ('yellow', 'red') AND state <> 'revoked' AND issued_at >= $1
+               AND (order_case IS NOT NULL OR appeal LIKE '%\"state\":\"rejected\"%') GROUP BY department",
+        )
+        .bind(&stamp)
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        for row in &rows {
+            let d: String = row.try_get("department")?;
+            out.entry(d).or_default().anomalies = row.try_get("n")?;
+        }
+        let rows = q(
+            "SELECT snapshot FROM cases WHERE flow_id = $1 AND status = 'completed' AND updated_at >= $2",
+        )
+        .bind(crate::supervision::COMPLAINT_FLOW)
+        .bind(&stamp)
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        for row in &rows {
+            let snap: String = row.try_get("snapshot")?;
+            let Ok(state) = serde_json::from_str::<crate::core::CaseState>(&snap) else {
+                continue;
+            };
+            let substantiated = state
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.result == "投诉属实");
+            if let (true, Some(d)) = (
+                substantiated,
+                state.data.get("addressee").and_then(|v| v.as_str()),
+            ) {
+                out.entry(d.to_string()).or_default().complaints += 1;
             }
-            let rows = sqlx::query(
-                "SELECT snapshot FROM cases WHERE flow_id = $1 AND status = 'completed' AND updated_at >= $2",
-            )
-            .bind(crate::supervision::COMPLAINT_FLOW)
-            .bind(&stamp)
-            .fetch_all(r)
-            .await?;
-            for row in &rows {
-                let snap: String = row.try_get("snapshot")?;
-                let Ok(state) = serde_json::from_str::<crate::core::CaseState>(&snap) else {
-                    continue;
-                };
-                let substantiated = state
-                    .outcome
-                    .as_ref()
-                    .is_some_and(|o| o.result == "投诉属实");
-                if let (true, Some(d)) = (
-                    substantiated,
-                    state.data.get("addressee").and_then(|v| v.as_str()),
-                ) {
-                    out.entry(d.to_string()).or_default().complaints += 1;
-                }
-            }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 }
 

@@ -4,11 +4,12 @@
 //! opened again is a new task), until its holder releases it.
 
 use crate::core::Time;
-use crate::store::cards::{audit, with_pools};
-use crate::store::{Store, StoreError, fmt_ts};
+use crate::store::cards::audit;
+use crate::store::sql::{Dialect, SqlRow, q};
+use crate::store::{ClaimStore, StoreError, fmt_ts};
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Claim {
@@ -32,13 +33,14 @@ macro_rules! read_claim {
     };
 }
 
-impl Store {
+#[async_trait]
+impl<D: Dialect> ClaimStore for D {
     /// Claims a task for `login`; returns the claim that holds afterwards
     /// (the caller's, or the one someone else already had), or `None` when
     /// the task is no longer open. The case row is locked first, as every
     /// command locks it: a completion and a claim of the same task are
     /// decided one after the other, never both against the old state.
-    pub async fn claim_task(
+    async fn claim_task(
         &self,
         case_no: &str,
         task_id: i64,
@@ -47,65 +49,63 @@ impl Store {
         now: Time,
     ) -> Result<Option<Claim>, StoreError> {
         let stamp = fmt_ts(now);
-        if let Store::Sqlite(s) = self {
-            // Before the claim can commit: the writer reads claims only of
-            // cases it knows to have some.
-            s.note_claim(case_no);
-        }
-        with_pools!(self, |w, _r, lock| {
-            let mut tx = w.begin().await?;
-            sqlx::query(lock)
-                .bind(case_no)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let snapshot: Option<String> =
-                sqlx::query_scalar("SELECT snapshot FROM cases WHERE case_no = $1")
-                    .bind(case_no)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let open = snapshot
-                .and_then(|s| serde_json::from_str::<crate::core::CaseState>(&s).ok())
-                .is_some_and(|s| s.tasks.values().any(|t| i64::from(t.id) == task_id));
-            if !open {
-                let _ = tx.rollback().await;
-                return Ok(None);
-            }
-            let made = sqlx::query(
-                "INSERT INTO task_claims (case_no, task_id, login, name, claimed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_no, task_id) DO NOTHING",
-            )
+        // Before the claim can commit (SQLite's writer reads claims only of
+        // cases it knows to have some).
+        self.before_claim(case_no);
+        let mut tx = self.begin().await?;
+        q(D::LOCK_CASE)
             .bind(case_no)
-            .bind(task_id)
-            .bind(login)
-            .bind(name)
-            .bind(&stamp)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if made {
-                audit!(
-                    tx,
-                    &stamp,
-                    login,
-                    "task.claim",
-                    json!({"case": case_no, "task": task_id}).to_string()
-                );
-            }
-            let row = sqlx::query(
-                "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND task_id = $2",
-            )
-            .bind(case_no)
-            .bind(task_id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            let claim = read_claim!(row);
-            tx.commit().await?;
-            Ok(Some(claim))
-        })
+        let snapshot: Option<String> = q("SELECT snapshot FROM cases WHERE case_no = $1")
+            .bind(case_no)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("snapshot"))
+            .transpose()?;
+        let open = snapshot
+            .and_then(|s| serde_json::from_str::<crate::core::CaseState>(&s).ok())
+            .is_some_and(|s| s.tasks.values().any(|t| i64::from(t.id) == task_id));
+        if !open {
+            let _ = tx.rollback().await;
+            return Ok(None);
+        }
+        let made = q(
+            "INSERT INTO task_claims (case_no, task_id, login, name, claimed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_no, task_id) DO NOTHING",
+        )
+        .bind(case_no)
+        .bind(task_id)
+        .bind(login)
+        .bind(name)
+        .bind(&stamp)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if made {
+            audit(
+                &mut *tx,
+                &stamp,
+                login,
+                "task.claim",
+                json!({"case": case_no, "task": task_id}).to_string(),
+            )
+            .await?;
+        }
+        let row = q(
+            "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND task_id = $2",
+        )
+        .bind(case_no)
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let claim = read_claim!(row);
+        tx.commit().await?;
+        Ok(Some(claim))
     }
 
     /// Releases a claim; false when there was none to release.
-    pub async fn release_task(
+    async fn release_task(
         &self,
         case_no: &str,
         task_id: i64,
@@ -113,31 +113,30 @@ impl Store {
         now: Time,
     ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let gone = sqlx::query("DELETE FROM task_claims WHERE case_no = $1 AND task_id = $2")
-                .bind(case_no)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if gone {
-                audit!(
-                    tx,
-                    &stamp,
-                    actor,
-                    "task.release",
-                    json!({"case": case_no, "task": task_id}).to_string()
-                );
-            }
-            tx.commit().await?;
-            Ok(gone)
-        })
+        let mut tx = self.begin().await?;
+        let gone = q("DELETE FROM task_claims WHERE case_no = $1 AND task_id = $2")
+            .bind(case_no)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if gone {
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                "task.release",
+                json!({"case": case_no, "task": task_id}).to_string(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 
     /// The claims on the tasks of these cases.
-    pub async fn claims(&self, case_nos: &[String]) -> Result<Vec<Claim>, StoreError> {
+    async fn claims(&self, case_nos: &[String]) -> Result<Vec<Claim>, StoreError> {
         if case_nos.is_empty() {
             return Ok(Vec::new());
         }
@@ -146,18 +145,16 @@ impl Store {
             "SELECT case_no, task_id, login, name, claimed_at FROM task_claims WHERE case_no IN ({}) ORDER BY case_no, task_id",
             marks.join(", ")
         );
-        with_pools!(self, |_w, r, _lock| {
-            // Only numbered placeholders are formatted in; the values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for c in case_nos {
-                q = q.bind(c);
-            }
-            let rows = q.fetch_all(r).await?;
-            let mut out = Vec::new();
-            for row in &rows {
-                out.push(read_claim!(row));
-            }
-            Ok(out)
-        })
+        // Only numbered placeholders are formatted in; the values are bound.
+        let mut q = q(sqlx::AssertSqlSafe(sql.clone()));
+        for c in case_nos {
+            q = q.bind(c);
+        }
+        let rows = q.fetch_all(&mut *self.reads().acquire().await?).await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push(read_claim!(row));
+        }
+        Ok(out)
     }
 }

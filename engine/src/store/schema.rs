@@ -21,6 +21,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 enum Stmt {
     Both(&'static str),
     Sqlite(&'static str),
+    Postgres(&'static str),
 }
 
 struct Version {
@@ -29,7 +30,7 @@ struct Version {
     statements: &'static [Stmt],
 }
 
-use Stmt::{Both, Sqlite};
+use Stmt::{Both, Postgres, Sqlite};
 
 const VERSIONS: &[Version] = &[
     Version {
@@ -50,7 +51,22 @@ const VERSIONS: &[Version] = &[
             Sqlite(INBOX_TRIGGER),
         ],
     },
+    Version {
+        version: 3,
+        name: "blobs: attachments and generated documents",
+        statements: &[
+            // SQLite keeps blobs as files beside the database; PostgreSQL,
+            // shared by several nodes, keeps them here.
+            Postgres(
+                "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, bytes BYTEA NOT NULL)",
+            ),
+        ],
+    },
 ];
+
+/// The versions applied to a database, in order.
+pub(crate) const APPLIED: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {
@@ -74,6 +90,8 @@ pub(crate) fn migrator(sqlite: bool) -> Migrator {
                     Both(t) => Some(t.replace("{serial}", serial)),
                     Sqlite(t) if sqlite => Some(t.to_string()),
                     Sqlite(_) => None,
+                    Postgres(t) if !sqlite => Some(t.to_string()),
+                    Postgres(_) => None,
                 })
                 .collect();
             Migration::new(

@@ -2,11 +2,12 @@
 //! its SHA-256 is stored.
 
 use crate::core::Time;
-use crate::store::cards::{audit, with_pools};
-use crate::store::{Store, StoreError, fmt_ts};
+use crate::store::cards::audit;
+use crate::store::sql::{Dialect, SqlRow, q};
+use crate::store::{StoreError, UserStore, fmt_ts};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
 
 /// The roles: `admin`, `analyst` (flows), `deployer` (packs), `clerk` and
 /// `reviewer` (a department's staff; `position` narrows to one of the flow's
@@ -47,9 +48,10 @@ pub fn token_hash(token: &str) -> String {
     crate::store::source_hash(token)
 }
 
-impl Store {
+#[async_trait]
+impl<D: Dialect> UserStore for D {
     /// Creates a user; false when the login is taken.
-    pub async fn create_user(
+    async fn create_user(
         &self,
         u: &User,
         password_hash: Option<&str>,
@@ -58,49 +60,46 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
         let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let made = sqlx::query(
-                "INSERT INTO users (login, name, roles, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING",
+        let mut tx = self.begin().await?;
+        let made = q(
+            "INSERT INTO users (login, name, roles, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING",
+        )
+        .bind(&u.login)
+        .bind(&u.name)
+        .bind(&roles)
+        .bind(password_hash)
+        .bind(&stamp)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if made {
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                "user.create",
+                json!({"login": u.login, "roles": u.roles}).to_string(),
             )
-            .bind(&u.login)
-            .bind(&u.name)
-            .bind(&roles)
-            .bind(password_hash)
-            .bind(&stamp)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if made {
-                audit!(
-                    tx,
-                    &stamp,
-                    actor,
-                    "user.create",
-                    json!({"login": u.login, "roles": u.roles}).to_string()
-                );
-            }
-            tx.commit().await?;
-            Ok(made)
-        })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(made)
     }
 
-    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            let rows = sqlx::query("SELECT login, name, roles FROM users ORDER BY login")
-                .fetch_all(w)
-                .await?;
-            let mut out = Vec::new();
-            for r in &rows {
-                out.push(read_user(r)?);
-            }
-            Ok(out)
-        })
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = q("SELECT login, name, roles FROM users ORDER BY login")
+            .fetch_all(&mut *self.writes().acquire().await?)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            out.push(read_user(r)?);
+        }
+        Ok(out)
     }
 
     /// Records a token (its hash) for a user.
-    pub async fn add_token(
+    async fn add_token(
         &self,
         login: &str,
         hash: &str,
@@ -109,49 +108,43 @@ impl Store {
         now: Time,
     ) -> Result<(), StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            sqlx::query(
-                "INSERT INTO api_tokens (hash, login, label, created_at) VALUES ($1, $2, $3, $4)",
-            )
+        let mut tx = self.begin().await?;
+        q("INSERT INTO api_tokens (hash, login, label, created_at) VALUES ($1, $2, $3, $4)")
             .bind(hash)
             .bind(login)
             .bind(label)
             .bind(&stamp)
             .execute(&mut *tx)
             .await?;
-            audit!(
-                tx,
-                &stamp,
-                actor,
-                "token.create",
-                json!({"login": login, "label": label}).to_string()
-            );
-            tx.commit().await?;
-            Ok(())
-        })
+        audit(
+            &mut *tx,
+            &stamp,
+            actor,
+            "token.create",
+            json!({"login": login, "label": label}).to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A user and their password hash (for a login).
-    pub async fn user_with_password(
+    async fn user_with_password(
         &self,
         login: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            let row =
-                sqlx::query("SELECT login, name, roles, password_hash FROM users WHERE login = $1")
-                    .bind(login)
-                    .fetch_optional(w)
-                    .await?;
-            match row {
-                Some(r) => Ok(Some((read_user(&r)?, r.try_get("password_hash")?))),
-                None => Ok(None),
-            }
-        })
+        let row = q("SELECT login, name, roles, password_hash FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&mut *self.writes().acquire().await?)
+            .await?;
+        match row {
+            Some(r) => Ok(Some((read_user(&r)?, r.try_get("password_hash")?))),
+            None => Ok(None),
+        }
     }
 
     /// Starts a session (its cookie's hash), valid until `expires`.
-    pub async fn add_session(
+    async fn add_session(
         &self,
         hash: &str,
         login: &str,
@@ -161,90 +154,73 @@ impl Store {
     ) -> Result<(), StoreError> {
         let until = fmt_ts(expires);
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            sqlx::query(
-                "INSERT INTO sessions (hash, login, csrf, expires_at) VALUES ($1, $2, $3, $4)",
-            )
+        let mut tx = self.begin().await?;
+        q("INSERT INTO sessions (hash, login, csrf, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(hash)
             .bind(login)
             .bind(csrf)
             .bind(&until)
             .execute(&mut *tx)
             .await?;
-            audit!(
-                tx,
-                &stamp,
-                login,
-                "login",
-                json!({"until": until}).to_string()
-            );
-            tx.commit().await?;
-            Ok(())
-        })
+        audit(
+            &mut *tx,
+            &stamp,
+            login,
+            "login",
+            json!({"until": until}).to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The user of a live session, with its CSRF token.
-    pub async fn session(
-        &self,
-        hash: &str,
-        now: Time,
-    ) -> Result<Option<(User, String)>, StoreError> {
+    async fn session(&self, hash: &str, now: Time) -> Result<Option<(User, String)>, StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let row = sqlx::query(
-                "SELECT u.login, u.name, u.roles, s.csrf FROM sessions s JOIN users u ON u.login = s.login WHERE s.hash = $1 AND s.expires_at > $2",
-            )
-            .bind(hash)
-            .bind(&stamp)
-            .fetch_optional(w)
-            .await?;
-            match row {
-                Some(r) => Ok(Some((read_user(&r)?, r.try_get("csrf")?))),
-                None => Ok(None),
-            }
-        })
+        let row = q(
+            "SELECT u.login, u.name, u.roles, s.csrf FROM sessions s JOIN users u ON u.login = s.login WHERE s.hash = $1 AND s.expires_at > $2",
+        )
+        .bind(hash)
+        .bind(&stamp)
+        .fetch_optional(&mut *self.writes().acquire().await?)
+        .await?;
+        match row {
+            Some(r) => Ok(Some((read_user(&r)?, r.try_get("csrf")?))),
+            None => Ok(None),
+        }
     }
 
-    pub async fn end_session(&self, hash: &str, actor: &str, now: Time) -> Result<(), StoreError> {
+    async fn end_session(&self, hash: &str, actor: &str, now: Time) -> Result<(), StoreError> {
         let stamp = fmt_ts(now);
-        with_pools!(self, |w, _r, _lock| {
-            let mut tx = w.begin().await?;
-            let gone = sqlx::query("DELETE FROM sessions WHERE hash = $1")
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if gone > 0 {
-                audit!(tx, &stamp, actor, "logout", "{}".to_string());
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        let mut tx = self.begin().await?;
+        let gone = q("DELETE FROM sessions WHERE hash = $1")
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone > 0 {
+            audit(&mut *tx, &stamp, actor, "logout", "{}".to_string()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The user a token belongs to.
-    pub async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError> {
-        with_pools!(self, |w, _r, _lock| {
-            let row = sqlx::query(
-                "SELECT u.login, u.name, u.roles FROM api_tokens t JOIN users u ON u.login = t.login WHERE t.hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(w)
-            .await?;
-            match row {
-                Some(r) => Ok(Some(read_user(&r)?)),
-                None => Ok(None),
-            }
-        })
+    async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError> {
+        let row = q(
+            "SELECT u.login, u.name, u.roles FROM api_tokens t JOIN users u ON u.login = t.login WHERE t.hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *self.writes().acquire().await?)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(read_user(&r)?)),
+            None => Ok(None),
+        }
     }
 }
 
-fn read_user<R: Row>(r: &R) -> Result<User, StoreError>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+fn read_user<R: SqlRow>(r: &R) -> Result<User, StoreError> {
     let roles: String = r.try_get("roles")?;
     Ok(User {
         login: r.try_get("login")?,
