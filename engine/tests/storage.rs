@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! One storage test suite, run on SQLite and — when `GOVFLOW_TEST_POSTGRES_URL`
-//! is set — on PostgreSQL (each run in a fresh schema).
+//! The storage conformance suite: every test runs on each backend — the
+//! in-memory store, SQLite and, when `GOVFLOW_TEST_POSTGRES_URL` is set,
+//! PostgreSQL (each run in a fresh schema) — and expects the same results.
 
 use chrono::NaiveDateTime;
 use govflow_engine::app::load_registry;
@@ -42,11 +43,18 @@ async fn backends(tag: &str) -> Vec<Backend> {
     let dir = std::env::temp_dir().join(unique(tag));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("t.db").display());
-    let mut out = vec![Backend {
-        name: "sqlite",
-        store: Store::open(&url, &Options::default()).await.unwrap(),
-        _dir: Some(TempDir(dir)),
-    }];
+    let mut out = vec![
+        Backend {
+            name: "memory",
+            store: Store::open("memory:", &Options::default()).await.unwrap(),
+            _dir: None,
+        },
+        Backend {
+            name: "sqlite",
+            store: Store::open(&url, &Options::default()).await.unwrap(),
+            _dir: Some(TempDir(dir)),
+        },
+    ];
     match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
         Ok(pg) if !pg.is_empty() => {
             let opts = Options {
@@ -889,5 +897,259 @@ async fn a_timer_this_node_cannot_run_is_left_for_later() {
         let later = late + chrono::Duration::seconds(10);
         let fired = b.store.tick(later, &reg, &cal, 100).await.unwrap();
         assert_eq!(fired.len(), 6, "{}", b.name);
+    }
+}
+
+/// The same commands give the same case, events, work list and audit
+/// actions on every backend.
+#[tokio::test]
+async fn every_backend_records_the_same_history() {
+    let cal = Calendar::china();
+    let mut seen: Vec<(&str, Vec<Event>, CaseState, Vec<String>)> = Vec::new();
+    for b in backends("same").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let no = accepted(&b.store, &reg, &cal, at).await;
+        b.store
+            .tick(t("2025-11-03 09:00"), &reg, &cal, 100)
+            .await
+            .unwrap();
+        let events = b.store.events(&no).await.unwrap();
+        let snap = b.store.case(&no).await.unwrap().unwrap();
+        let tasks: Vec<String> = b
+            .store
+            .tasks(Some("planning"), None, 10, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{} {} {:?}", r.step, r.department, r.due))
+            .collect();
+        assert_eq!(tasks.len(), 1, "{}", b.name);
+        assert_eq!(snap.case_no, no, "{}", b.name);
+        seen.push((b.name, events, snap, tasks));
+    }
+    let (first, rest) = seen.split_first().unwrap();
+    for other in rest {
+        assert_eq!(first.1, other.1, "events: {} vs {}", first.0, other.0);
+        assert_eq!(first.2, other.2, "snapshot: {} vs {}", first.0, other.0);
+        assert_eq!(first.3, other.3, "work list: {} vs {}", first.0, other.0);
+    }
+}
+
+/// Deployments: a new source is a new version, the same source is not; the
+/// marker moves with every deployment; a pack deploys its flows together
+/// and is recorded once.
+#[tokio::test]
+async fn deployments_version_and_mark_every_change() {
+    for b in backends("deploys").await {
+        let at = t("2025-09-01 08:00");
+        let s = &b.store;
+        let (d1, new1) = s
+            .deploy("f", "flow f v1", "f.flow", "ana", at)
+            .await
+            .unwrap();
+        let (d1b, new1b) = s
+            .deploy("f", "flow f v1", "f.flow", "ana", at)
+            .await
+            .unwrap();
+        assert!(new1 && !new1b, "{}", b.name);
+        assert_eq!((d1.version, d1b.version), (1, 1), "{}", b.name);
+        let m1 = s.deployment_marker().await.unwrap();
+        let (d2, _) = s
+            .deploy("f", "flow f v2", "f.flow", "ana", at)
+            .await
+            .unwrap();
+        assert_eq!(d2.version, 2, "{}", b.name);
+        let m2 = s.deployment_marker().await.unwrap();
+        assert!(m2.0 > m1.0, "{}", b.name);
+        let after = s.deployments_after(m1.0).await.unwrap();
+        assert_eq!(after.len(), 1, "{}", b.name);
+        assert_eq!(after[0].2, "flow f v2", "{}", b.name);
+        let items = vec![
+            ("g".to_string(), "flow g".to_string(), "g.flow".to_string()),
+            (
+                "f".to_string(),
+                "flow f v2".to_string(),
+                "f.flow".to_string(),
+            ),
+        ];
+        let out = s
+            .deploy_many("pack1", "{\"id\":\"pack1\"}", &items, "dep", at)
+            .await
+            .unwrap();
+        assert_eq!(
+            out.iter().map(|(d, n)| (d.version, *n)).collect::<Vec<_>>(),
+            [(1, true), (2, false)],
+            "{}",
+            b.name
+        );
+        let m3 = s.deployment_marker().await.unwrap();
+        assert_ne!(m3, m2, "{}", b.name);
+        // The same pack again records nothing.
+        s.deploy_many("pack1", "{\"id\":\"pack1\"}", &items, "dep", at)
+            .await
+            .unwrap();
+        assert_eq!(s.deployment_marker().await.unwrap(), m3, "{}", b.name);
+        assert_eq!(
+            s.pack_manifests().await.unwrap(),
+            [("pack1".to_string(), "{\"id\":\"pack1\"}".to_string())],
+            "{}",
+            b.name
+        );
+        let versions: Vec<i64> = s
+            .deployments("f")
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.version)
+            .collect();
+        assert_eq!(versions, [1, 2], "{}", b.name);
+        let actions: Vec<String> = s
+            .audit(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            actions,
+            ["deploy_pack", "deploy", "deploy", "deploy"],
+            "{}: newest first, one row per deployment and one per pack",
+            b.name
+        );
+    }
+}
+
+/// Blobs are written once: the same bytes again are accepted, other bytes
+/// refused; keys are plain relative paths.
+#[tokio::test]
+async fn blobs_are_written_once() {
+    for b in backends("blobs").await {
+        let s = &b.store;
+        assert!(
+            s.put_blob("cases/1/a.pdf", b"%PDF-1").await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !s.put_blob("cases/1/a.pdf", b"%PDF-1").await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.put_blob("cases/1/a.pdf", b"other").await.is_err(),
+            "{}",
+            b.name
+        );
+        s.put_blob("cases/2/b.txt", "批文".as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.blob("cases/1/a.pdf").await.unwrap().as_deref(),
+            Some(&b"%PDF-1"[..]),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.blob("cases/9/none").await.unwrap(), None, "{}", b.name);
+        assert_eq!(
+            s.blob_keys("cases/").await.unwrap(),
+            ["cases/1/a.pdf", "cases/2/b.txt"],
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.blob_keys("cases/2").await.unwrap(),
+            ["cases/2/b.txt"],
+            "{}",
+            b.name
+        );
+        for bad in ["", "../etc/passwd", "/abs", "a//b", "a/./b", "a b", "a~1"] {
+            assert!(s.put_blob(bad, b"x").await.is_err(), "{}: {bad:?}", b.name);
+        }
+    }
+}
+
+/// Users, tokens and sessions: a login is taken once, a session ends at
+/// its expiry or at logout, a token finds its user.
+#[tokio::test]
+async fn users_tokens_and_sessions() {
+    use govflow_engine::store::users::{Grant, User};
+    for b in backends("users").await {
+        let s = &b.store;
+        let at = t("2026-12-01 09:00");
+        let u = User {
+            login: "wangfang".into(),
+            name: "王芳".into(),
+            roles: vec![Grant {
+                role: "clerk".into(),
+                department: Some("window".into()),
+                position: None,
+            }],
+        };
+        assert!(
+            s.create_user(&u, Some("hash"), "admin", at).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !s.create_user(&u, None, "admin", at).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.users().await.unwrap(), std::slice::from_ref(&u), "{}", b.name);
+        let (found, pw) = s.user_with_password("wangfang").await.unwrap().unwrap();
+        assert_eq!(
+            (found, pw.as_deref()),
+            (u.clone(), Some("hash")),
+            "{}",
+            b.name
+        );
+        s.add_token("wangfang", "tokhash", "ci", "admin", at)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.user_for_token("tokhash").await.unwrap(),
+            Some(u.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.user_for_token("other").await.unwrap(), None, "{}", b.name);
+        let until = t("2026-12-01 17:00");
+        s.add_session("sess", "wangfang", "csrf1", until, at)
+            .await
+            .unwrap();
+        let (who, csrf) = s.session("sess", at).await.unwrap().unwrap();
+        assert_eq!(
+            (who.login.as_str(), csrf.as_str()),
+            ("wangfang", "csrf1"),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.session("sess", until).await.unwrap(),
+            None,
+            "{}: expired",
+            b.name
+        );
+        s.end_session("sess", "wangfang", at).await.unwrap();
+        assert_eq!(
+            s.session("sess", at).await.unwrap(),
+            None,
+            "{}: ended",
+            b.name
+        );
+        let actions: Vec<String> = s
+            .audit(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            actions,
+            ["logout", "login", "token.create", "user.create"],
+            "{}",
+            b.name
+        );
     }
 }

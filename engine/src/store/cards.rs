@@ -120,7 +120,7 @@ macro_rules! read_rating {
     };
 }
 
-fn history(text: &str) -> Vec<(String, String)> {
+pub(crate) fn history(text: &str) -> Vec<(String, String)> {
     text.split(";\n")
         .filter(|l| !l.is_empty())
         .map(|l| match l.split_once(' ') {
@@ -133,15 +133,14 @@ fn history(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn line(stamp: &str, what: &str) -> String {
+pub(crate) fn line(stamp: &str, what: &str) -> String {
     format!("{stamp} {};\n", what.replace(";\n", "; "))
 }
 
 macro_rules! read_alarm {
     ($r:expr) => {{
         let r = $r;
-        let appeal: Option<String> = r.try_get("appeal")?;
-        Alarm {
+        AlarmRow {
             id: r.try_get("id")?,
             rule: r.try_get("rule")?,
             name: r.try_get("name")?,
@@ -152,34 +151,113 @@ macro_rules! read_alarm {
             department: r.try_get("department")?,
             level: r.try_get("level")?,
             state: r.try_get("state")?,
-            appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
+            appeal: r.try_get("appeal")?,
             order_case: r.try_get("order_case")?,
             issued_at: r.try_get("issued_at")?,
             updated_at: r.try_get("updated_at")?,
-            history: history(&r.try_get::<String, _>("history")?),
+            history: r.try_get("history")?,
         }
+        .to_alarm()
     }};
 }
 
-/// Ends a card whose condition no longer holds: a warning that never became
-/// a card is cancelled; a card is closed.
-macro_rules! close {
-    ($tx:expr, $id:expr, $state:expr, $stamp:expr) => {{
-        let pending = $state == "pending";
-        let to = if pending { "cancelled" } else { "closed" };
-        let what = if pending {
-            "cancelled: the condition ended"
-        } else {
-            "resolved"
-        };
-        q("UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4")
-            .bind(to)
-            .bind($stamp)
-            .bind(line($stamp, what))
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?;
-    }};
+/// A card as stored: the columns of `alarms`.
+#[derive(Clone, Debug)]
+pub(crate) struct AlarmRow {
+    pub id: i64,
+    pub rule: String,
+    pub name: String,
+    pub class: String,
+    pub subtype: String,
+    pub case_no: String,
+    pub subject: String,
+    pub department: String,
+    pub level: String,
+    pub state: String,
+    pub appeal: Option<String>,
+    pub order_case: Option<String>,
+    pub issued_at: String,
+    pub updated_at: String,
+    /// `line`s, oldest first.
+    pub history: String,
+}
+
+impl AlarmRow {
+    pub(crate) fn to_alarm(&self) -> Alarm {
+        Alarm {
+            id: self.id,
+            rule: self.rule.clone(),
+            name: self.name.clone(),
+            class: self.class.clone(),
+            subtype: self.subtype.clone(),
+            case_no: self.case_no.clone(),
+            subject: self.subject.clone(),
+            department: self.department.clone(),
+            level: self.level.clone(),
+            state: self.state.clone(),
+            appeal: self
+                .appeal
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
+            order_case: self.order_case.clone(),
+            issued_at: self.issued_at.clone(),
+            updated_at: self.updated_at.clone(),
+            history: history(&self.history),
+        }
+    }
+
+    /// Whether the card counts as a confirmed anomaly (a yellow or red card
+    /// that got a supervision order or whose appeal was rejected).
+    pub(crate) fn confirmed_anomaly(&self, since: &str) -> bool {
+        matches!(self.level.as_str(), "yellow" | "red")
+            && self.state != "revoked"
+            && self.issued_at.as_str() >= since
+            && (self.order_case.is_some()
+                || self
+                    .appeal
+                    .as_deref()
+                    .is_some_and(|a| a.contains("\"state\":\"rejected\"")))
+    }
+}
+
+/// The card machine's view of a stored card.
+pub(crate) fn card_of(
+    id: i64,
+    state: &str,
+    level: &str,
+    appeal: Option<&str>,
+    order_case: Option<String>,
+) -> Result<crate::core::card::Card, AlarmError> {
+    use crate::core::card::{Card, CardState};
+    let unreadable = |what: &str| {
+        AlarmError::Store(StoreError::Corrupt {
+            what: format!("card {id}"),
+            message: what.to_string(),
+        })
+    };
+    Ok(Card {
+        state: CardState::parse(state).ok_or_else(|| unreadable(state))?,
+        level: Level::parse(level).ok_or_else(|| unreadable(level))?,
+        appeal: appeal.and_then(|a| serde_json::from_str(a).ok()),
+        order_case,
+    })
+}
+
+/// The department a substantiated complaint (a finished `complaint` case
+/// whose result is 投诉属实) counts against.
+pub(crate) fn complaint_addressee(state: &crate::core::CaseState) -> Option<String> {
+    let substantiated = state
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.result == "投诉属实");
+    if !substantiated {
+        return None;
+    }
+    state
+        .data
+        .get("addressee")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 const COLUMNS: &str = "id, rule, name, class, subtype, case_no, subject, department, level, state, appeal, order_case, issued_at, updated_at, history";
@@ -194,145 +272,76 @@ impl<D: Dialect> CardStore for D {
     ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError> {
         let mut tx = self.begin().await?;
         let mut all = Vec::with_capacity(items.len());
+        let stamp = fmt_ts(now);
         for (case_no, verdicts) in items {
             let (case_no, verdicts) = (*case_no, *verdicts);
             // Several nodes may supervise the same case: take the case row first.
             q(D::LOCK_CASE).bind(case_no).execute(&mut *tx).await?;
             let rows = q(
-            "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified') ORDER BY id",
-        )
-        .bind(case_no)
-        .fetch_all(&mut *tx)
-        .await?;
-            // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
-            let mut known: std::collections::HashMap<(String, String), (i64, Level, String)> =
-                std::collections::HashMap::new();
+                "SELECT id, rule, subject, level, state FROM alarms WHERE case_no = $1 AND state IN ('pending', 'issued', 'ordered', 'revoked', 'verified') ORDER BY id",
+            )
+            .bind(case_no)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut stored = Vec::with_capacity(rows.len());
             for r in &rows {
-                let level: String = r.try_get("level")?;
-                let state: String = r.try_get("state")?;
-                // A card a supervisor closed after checking it keeps its
-                // subject quiet like a revoked one.
-                let state = if state == "verified" {
-                    "revoked".to_string()
-                } else {
-                    state
-                };
-                let Some(l) = Level::parse(&level) else {
-                    continue;
-                };
-                let key = (r.try_get("rule")?, r.try_get("subject")?);
-                let keep_old = known
-                    .get(&key)
-                    .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
-                if !keep_old {
-                    known.insert(key, (r.try_get("id")?, l, state));
-                }
+                stored.push(StoredCard {
+                    id: r.try_get("id")?,
+                    rule: r.try_get("rule")?,
+                    subject: r.try_get("subject")?,
+                    level: r.try_get("level")?,
+                    state: r.try_get("state")?,
+                });
             }
-            let stamp = fmt_ts(now);
-            let mut changes = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for v in verdicts {
-                let key = (v.rule.to_string(), v.subject.to_string());
-                seen.insert(key.clone());
-                if v.error.is_some() {
-                    continue;
-                }
-                let current = known.get(&key);
-                match (current, v.level) {
-                    // Quiet after a successful appeal, unless the level rises above it.
-                    (Some((_, revoked, state)), Some(level))
-                        if state == "revoked" && level <= *revoked => {}
-                    (None, Some(level)) | (Some(_), Some(level))
-                        if current.is_none_or(|(_, _, s)| s == "revoked") =>
-                    {
-                        let state = if level == Level::Notice {
-                            "pending"
-                        } else {
-                            "issued"
-                        };
-                        q(
-                        "INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(&*v.rule)
-                    .bind(&*v.name)
-                    .bind(&*v.class)
-                    .bind(&*v.subtype)
-                    .bind(case_no)
-                    .bind(&*v.subject)
-                    .bind(&v.department)
-                    .bind(level.as_str())
-                    .bind(state)
-                    .bind(&stamp)
-                    .bind(&stamp)
-                    .bind(line(&stamp, &format!("issued {}", level.as_str())))
-                    .execute(&mut *tx)
-                    .await?;
-                        changes.push(CardChange::Issued {
-                            card: Card {
-                                rule: v.rule.to_string(),
-                                name: v.name.to_string(),
-                                class: v.class.to_string(),
-                                subject: v.subject.to_string(),
-                                level,
-                                issued_at: now,
-                                history: vec![(now, format!("issued {}", level.as_str()))],
-                            },
-                        });
+            let (writes, changes) = plan_sync(&stored, verdicts, only, now);
+            for w in writes {
+                match w {
+                    CardWrite::Issue {
+                        verdict,
+                        level,
+                        state,
+                    } => {
+                        let v = &verdicts[verdict];
+                        q("INSERT INTO alarms (rule, name, class, subtype, case_no, subject, department, level, state, issued_at, updated_at, history) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                            .bind(&*v.rule)
+                            .bind(&*v.name)
+                            .bind(&*v.class)
+                            .bind(&*v.subtype)
+                            .bind(case_no)
+                            .bind(&*v.subject)
+                            .bind(&v.department)
+                            .bind(level.as_str())
+                            .bind(state)
+                            .bind(&stamp)
+                            .bind(&stamp)
+                            .bind(line(&stamp, &format!("issued {}", level.as_str())))
+                            .execute(&mut *tx)
+                            .await?;
                     }
-                    (Some((id, from, state)), Some(to)) if *from != to => {
-                        // A warning becomes a card once it reaches yellow; a card stays issued.
-                        let new_state = if state == "pending" && to > Level::Notice {
-                            "issued"
-                        } else {
-                            state.as_str()
-                        };
+                    CardWrite::Move {
+                        id,
+                        level,
+                        state,
+                        note,
+                    } => {
                         q("UPDATE alarms SET level = $1, state = $2, updated_at = $3, history = history || $4 WHERE id = $5")
-                        .bind(to.as_str())
-                        .bind(new_state)
-                        .bind(&stamp)
-                        .bind(line(&stamp, &format!("{} -> {}", from.as_str(), to.as_str())))
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?;
-                        changes.push(if to > *from {
-                            CardChange::Escalated {
-                                rule: v.rule.to_string(),
-                                subject: v.subject.to_string(),
-                                from: *from,
-                                to,
-                            }
-                        } else {
-                            CardChange::Lowered {
-                                rule: v.rule.to_string(),
-                                subject: v.subject.to_string(),
-                                from: *from,
-                                to,
-                            }
-                        });
+                            .bind(level.as_str())
+                            .bind(state)
+                            .bind(&stamp)
+                            .bind(line(&stamp, &note))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
-                    (Some((id, level, state)), None) if state != "revoked" => {
-                        close!(tx, *id, state, &stamp);
-                        changes.push(CardChange::Resolved {
-                            rule: v.rule.to_string(),
-                            subject: v.subject.to_string(),
-                            level: *level,
-                        });
+                    CardWrite::End { id, state, note } => {
+                        q("UPDATE alarms SET state = $1, updated_at = $2, history = history || $3 WHERE id = $4")
+                            .bind(state)
+                            .bind(&stamp)
+                            .bind(line(&stamp, note))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
-                    _ => {}
-                }
-            }
-            // Cards whose subject is gone (a step that closed) resolve too.
-            for ((rule, subject), (id, level, state)) in &known {
-                if state != "revoked"
-                    && !seen.contains(&(rule.clone(), subject.clone()))
-                    && only.is_none_or(|o| o.contains(rule))
-                {
-                    close!(tx, *id, state, &stamp);
-                    changes.push(CardChange::Resolved {
-                        rule: rule.clone(),
-                        subject: subject.clone(),
-                        level: *level,
-                    });
                 }
             }
             all.push((case_no.to_string(), changes));
@@ -456,7 +465,7 @@ impl<D: Dialect> CardStore for D {
         actor: &str,
         now: Time,
     ) -> Result<Alarm, AlarmError> {
-        use crate::core::card::{Card, CardState, decide};
+        use crate::core::card::{CardState, decide};
         let stamp = fmt_ts(now);
         let mut tx = self.begin().await?;
         // The case row first, as the rules' own card updates lock it
@@ -480,18 +489,13 @@ impl<D: Dialect> CardStore for D {
         let state: String = row.try_get("state")?;
         let level: String = row.try_get("level")?;
         let appeal: Option<String> = row.try_get("appeal")?;
-        let unreadable = |what: &str| {
-            AlarmError::Store(StoreError::Corrupt {
-                what: format!("card {id}"),
-                message: what.to_string(),
-            })
-        };
-        let card = Card {
-            state: CardState::parse(&state).ok_or_else(|| unreadable(&state))?,
-            level: Level::parse(&level).ok_or_else(|| unreadable(&level))?,
-            appeal: appeal.and_then(|a| serde_json::from_str(&a).ok()),
-            order_case: row.try_get("order_case")?,
-        };
+        let card = card_of(
+            id,
+            &state,
+            &level,
+            appeal.as_deref(),
+            row.try_get("order_case")?,
+        )?;
         let event = decide(&card, command, now).map_err(|error| AlarmError::Card { id, error })?;
         q(
             "UPDATE alarms SET state = COALESCE($1, state), level = COALESCE($2, level),
@@ -816,19 +820,190 @@ impl<D: Dialect> CardStore for D {
             let Ok(state) = serde_json::from_str::<crate::core::CaseState>(&snap) else {
                 continue;
             };
-            let substantiated = state
-                .outcome
-                .as_ref()
-                .is_some_and(|o| o.result == "投诉属实");
-            if let (true, Some(d)) = (
-                substantiated,
-                state.data.get("addressee").and_then(|v| v.as_str()),
-            ) {
-                out.entry(d.to_string()).or_default().complaints += 1;
+            if let Some(d) = complaint_addressee(&state) {
+                out.entry(d).or_default().complaints += 1;
             }
         }
         Ok(out)
     }
+}
+
+/// A stored card that still follows the rules, as the sync reads it.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredCard {
+    pub id: i64,
+    pub rule: String,
+    pub subject: String,
+    pub level: String,
+    pub state: String,
+}
+
+/// A write the sync decided, for a backend to carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum CardWrite {
+    /// A new card for `verdicts[verdict]`, with the history line `issued LEVEL`.
+    Issue {
+        verdict: usize,
+        level: Level,
+        state: &'static str,
+    },
+    /// A card's level (and state) changes.
+    Move {
+        id: i64,
+        level: Level,
+        state: String,
+        note: String,
+    },
+    /// A card ends: a warning is cancelled, a card closed.
+    End {
+        id: i64,
+        state: &'static str,
+        note: &'static str,
+    },
+}
+
+/// Decides how the stored cards of one case follow the rules' verdicts at
+/// `now` — the logic every backend shares. An open card wins over a revoked
+/// one with the same (rule, subject); a revoked (or verified) card keeps its
+/// subject quiet at its level and below; a card whose subject is gone (a
+/// step that closed) resolves, unless `only` leaves its rule out.
+pub(crate) fn plan_sync(
+    stored: &[StoredCard],
+    verdicts: &[Verdict],
+    only: Option<&std::collections::HashSet<String>>,
+    now: Time,
+) -> (Vec<CardWrite>, Vec<CardChange>) {
+    // (rule, subject) -> (id, level, state); an open card wins over a revoked one.
+    let mut known: std::collections::BTreeMap<(String, String), (i64, Level, String)> =
+        std::collections::BTreeMap::new();
+    for r in stored {
+        // A card a supervisor closed after checking it keeps its
+        // subject quiet like a revoked one.
+        let state = if r.state == "verified" {
+            "revoked".to_string()
+        } else {
+            r.state.clone()
+        };
+        let Some(l) = Level::parse(&r.level) else {
+            continue;
+        };
+        let key = (r.rule.clone(), r.subject.clone());
+        let keep_old = known
+            .get(&key)
+            .is_some_and(|(_, _, s)| s != "revoked" && state == "revoked");
+        if !keep_old {
+            known.insert(key, (r.id, l, state));
+        }
+    }
+    let end = |id: i64, state: &str| {
+        if state == "pending" {
+            CardWrite::End {
+                id,
+                state: "cancelled",
+                note: "cancelled: the condition ended",
+            }
+        } else {
+            CardWrite::End {
+                id,
+                state: "closed",
+                note: "resolved",
+            }
+        }
+    };
+    let mut writes = Vec::new();
+    let mut changes = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (n, v) in verdicts.iter().enumerate() {
+        let key = (v.rule.to_string(), v.subject.to_string());
+        seen.insert(key.clone());
+        if v.error.is_some() {
+            continue;
+        }
+        let current = known.get(&key);
+        match (current, v.level) {
+            // Quiet after a successful appeal, unless the level rises above it.
+            (Some((_, revoked, state)), Some(level)) if state == "revoked" && level <= *revoked => {
+            }
+            (None, Some(level)) | (Some(_), Some(level))
+                if current.is_none_or(|(_, _, s)| s == "revoked") =>
+            {
+                let state = if level == Level::Notice {
+                    "pending"
+                } else {
+                    "issued"
+                };
+                writes.push(CardWrite::Issue {
+                    verdict: n,
+                    level,
+                    state,
+                });
+                changes.push(CardChange::Issued {
+                    card: Card {
+                        rule: v.rule.to_string(),
+                        name: v.name.to_string(),
+                        class: v.class.to_string(),
+                        subject: v.subject.to_string(),
+                        level,
+                        issued_at: now,
+                        history: vec![(now, format!("issued {}", level.as_str()))],
+                    },
+                });
+            }
+            (Some((id, from, state)), Some(to)) if *from != to => {
+                // A warning becomes a card once it reaches yellow; a card stays issued.
+                let new_state = if state == "pending" && to > Level::Notice {
+                    "issued"
+                } else {
+                    state.as_str()
+                };
+                writes.push(CardWrite::Move {
+                    id: *id,
+                    level: to,
+                    state: new_state.to_string(),
+                    note: format!("{} -> {}", from.as_str(), to.as_str()),
+                });
+                changes.push(if to > *from {
+                    CardChange::Escalated {
+                        rule: v.rule.to_string(),
+                        subject: v.subject.to_string(),
+                        from: *from,
+                        to,
+                    }
+                } else {
+                    CardChange::Lowered {
+                        rule: v.rule.to_string(),
+                        subject: v.subject.to_string(),
+                        from: *from,
+                        to,
+                    }
+                });
+            }
+            (Some((id, level, state)), None) if state != "revoked" => {
+                writes.push(end(*id, state));
+                changes.push(CardChange::Resolved {
+                    rule: v.rule.to_string(),
+                    subject: v.subject.to_string(),
+                    level: *level,
+                });
+            }
+            _ => {}
+        }
+    }
+    // Cards whose subject is gone (a step that closed) resolve too.
+    for ((rule, subject), (id, level, state)) in &known {
+        if state != "revoked"
+            && !seen.contains(&(rule.clone(), subject.clone()))
+            && only.is_none_or(|o| o.contains(rule))
+        {
+            writes.push(end(*id, state));
+            changes.push(CardChange::Resolved {
+                rule: rule.clone(),
+                subject: subject.clone(),
+                level: *level,
+            });
+        }
+    }
+    (writes, changes)
 }
 
 /// A stored card as the scan sees it.

@@ -36,6 +36,7 @@ pub mod cards;
 mod cases;
 pub mod claims;
 mod deploy;
+pub mod memory;
 mod pipeline;
 pub mod postgres;
 pub mod schema;
@@ -49,7 +50,7 @@ pub use users::User;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    #[error("unsupported database URL `{0}`: use sqlite://FILE, postgres://… or memory:")]
     Unsupported(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
@@ -541,6 +542,8 @@ impl Store {
             Ok(Store(Arc::new(sqlite::SqliteStore::open(url, opts).await?)))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Store(Arc::new(postgres::PgStore::open(url, opts).await?)))
+        } else if url == "memory:" {
+            Ok(Store(Arc::new(memory::MemStore::new(&opts.region))))
         } else {
             Err(StoreError::Unsupported(url.to_string()))
         }

@@ -5,42 +5,241 @@
 //! backends that fire in the claiming transaction (`tick_direct`).
 
 use super::sql::{Conn, Dialect, SqlRow, q};
-use super::{ExecError, Outcome, Request, corrupt, fmt_ts, source_hash};
+use super::{Claim, ExecError, Outcome, Request, corrupt, fmt_ts, source_hash};
 use crate::app::registry::Registry;
 use crate::calendar::Calendar;
 use crate::core::{CaseState, Command, CommandError, CompiledFlow, Event, Time, apply};
+use std::future::Future;
 use std::sync::Arc;
 
 /// row is written to the audit log. Statements with their bound values.
-pub(crate) fn unfired(
-    case_no: &str,
-    row_due: &str,
-    attempts: i64,
-    errors: &[String],
-    now: Time,
-) -> Vec<(&'static str, Vec<String>)> {
+pub(crate) fn unfired(case_no: &str, attempts: i64, errors: &[String], now: Time) -> Unfired {
     if errors.is_empty() {
-        return vec![(
-            "DELETE FROM case_timers WHERE case_no = $1 AND due = $2",
-            vec![case_no.to_string(), row_due.to_string()],
-        )];
+        return Unfired::Stale;
     }
     let wait = 1i64 << attempts.clamp(0, 10);
     let retry = fmt_ts(now + chrono::Duration::seconds(wait.min(600)));
-    let mut out = vec![(
-        "UPDATE case_timers SET due = $1, attempts = attempts + 1 WHERE case_no = $2 AND due = $3",
-        vec![retry.clone(), case_no.to_string(), row_due.to_string()],
-    )];
-    if attempts == 0 {
-        out.push((
-            "INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_deferred', $2)",
-            vec![
-                fmt_ts(now),
-                serde_json::json!({"case": case_no, "errors": errors, "retry_at": retry}).to_string(),
-            ],
-        ));
+    Unfired::Retry {
+        audit: (attempts == 0).then(|| {
+            serde_json::json!({"case": case_no, "errors": errors, "retry_at": retry}).to_string()
+        }),
+        at: retry,
     }
-    out
+}
+
+/// What becomes of a timer row whose firing did nothing.
+pub(crate) enum Unfired {
+    /// Delete the row.
+    Stale,
+    /// Move the row to `at` and count the attempt; with `audit`, write a
+    /// `timer_deferred` audit row with that detail.
+    Retry { at: String, audit: Option<String> },
+}
+
+impl Unfired {
+    /// Writes it for the timer row (`case_no`, `row_due`).
+    pub(crate) async fn write<C: Conn + ?Sized>(
+        self,
+        c: &mut C,
+        case_no: &str,
+        row_due: &str,
+        now: Time,
+    ) -> Result<(), sqlx::Error> {
+        match self {
+            Unfired::Stale => {
+                q("DELETE FROM case_timers WHERE case_no = $1 AND due = $2")
+                    .bind(case_no)
+                    .bind(row_due)
+                    .execute(c)
+                    .await?;
+            }
+            Unfired::Retry { at, audit } => {
+                q("UPDATE case_timers SET due = $1, attempts = attempts + 1 WHERE case_no = $2 AND due = $3")
+                    .bind(&at)
+                    .bind(case_no)
+                    .bind(row_due)
+                    .execute(&mut *c)
+                    .await?;
+                if let Some(detail) = audit {
+                    q("INSERT INTO audit_log (at, actor, action, detail) VALUES ($1, 'timer', 'timer_deferred', $2)")
+                        .bind(fmt_ts(now))
+                        .bind(detail)
+                        .execute(c)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `fire` commands for the timers of `state` due at `now`. Each carries
+/// the idempotency key `timer:CASE:KEY@DUE`, so a timer fires once however
+/// often it is seen.
+pub(crate) fn due_fires(case_no: &str, state: Option<&CaseState>, now: Time) -> Vec<Request> {
+    let Some(state) = state else {
+        return Vec::new();
+    };
+    state
+        .timers()
+        .into_iter()
+        .filter(|t| t.due <= now)
+        .map(|t| Request {
+            case_no: Some(case_no.to_string()),
+            flow_id: None,
+            command: Command::Fire {
+                timer: t.key.clone(),
+            },
+            idempotency_key: Some(format!("timer:{case_no}:{}@{}", t.key, fmt_ts(t.due))),
+            actor: "timer".into(),
+            override_claims: false,
+        })
+        .collect()
+}
+
+/// What the pipeline reads while it prepares a batch: the few primitive
+/// reads a backend answers inside its transaction. The logic around them
+/// (idempotency, numbering, loading, the claim check) is written once here,
+/// for the SQL backends (any [`Conn`]) and the in-memory one alike.
+pub(crate) trait Source: Send {
+    /// The command key's row: (case, version, first seq, fingerprint).
+    fn command_key(
+        &mut self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(String, i64, i64, String)>, ExecError>> + Send;
+    /// The events of a case with sequence numbers in [first, last].
+    fn events_between(
+        &mut self,
+        case_no: &str,
+        first: i64,
+        last: i64,
+    ) -> impl Future<Output = Result<Vec<Event>, ExecError>> + Send;
+    /// Takes the next case number of a prefix (day and region).
+    fn next_number(&mut self, prefix: &str) -> impl Future<Output = Result<i64, ExecError>> + Send;
+    /// The last case number taken for a prefix (0 if none).
+    fn last_number(&mut self, prefix: &str) -> impl Future<Output = Result<i64, ExecError>> + Send;
+    /// Whether a case exists.
+    fn case_exists(
+        &mut self,
+        case_no: &str,
+    ) -> impl Future<Output = Result<bool, ExecError>> + Send;
+    /// The case's snapshot.
+    fn snapshot(
+        &mut self,
+        case_no: &str,
+    ) -> impl Future<Output = Result<Option<CaseState>, ExecError>> + Send;
+    /// The claims on the case's tasks held by others than `actor`.
+    fn claims_of_others(
+        &mut self,
+        case_no: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<Vec<Claim>, ExecError>> + Send;
+}
+
+impl<C: Conn + ?Sized> Source for C {
+    async fn command_key(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<(String, i64, i64, String)>, ExecError> {
+        let row = q(
+            "SELECT case_no, version, first_seq, fingerprint FROM command_keys WHERE idem_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some((
+            r.try_get("case_no")?,
+            r.try_get("version")?,
+            r.try_get("first_seq")?,
+            r.try_get("fingerprint")?,
+        )))
+    }
+    async fn events_between(
+        &mut self,
+        case_no: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<Event>, ExecError> {
+        let rows = q(
+            "SELECT body FROM event_log WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+        )
+        .bind(case_no)
+        .bind(first)
+        .bind(last)
+        .fetch_all(self)
+        .await?;
+        let mut events = Vec::new();
+        for r in &rows {
+            let body: String = r.try_get("body")?;
+            let batch: Vec<Event> = serde_json::from_str(&body)
+                .map_err(|e| corrupt(format!("events of {case_no}"), e))?;
+            events.extend(batch);
+        }
+        Ok(events)
+    }
+    async fn next_number(&mut self, prefix: &str) -> Result<i64, ExecError> {
+        Ok(q(
+            "INSERT INTO case_numbers (prefix, next) VALUES ($1, 1) ON CONFLICT (prefix) DO UPDATE SET next = case_numbers.next + 1 RETURNING next",
+        )
+        .bind(prefix)
+        .fetch_one(self)
+        .await?
+        .try_get("next")?)
+    }
+    async fn last_number(&mut self, prefix: &str) -> Result<i64, ExecError> {
+        Ok(q("SELECT next FROM case_numbers WHERE prefix = $1")
+            .bind(prefix)
+            .fetch_optional(self)
+            .await?
+            .map(|r| r.try_get::<i64, _>("next"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+    async fn case_exists(&mut self, case_no: &str) -> Result<bool, ExecError> {
+        Ok(q("SELECT version FROM cases WHERE case_no = $1")
+            .bind(case_no)
+            .fetch_optional(self)
+            .await?
+            .is_some())
+    }
+    async fn snapshot(&mut self, case_no: &str) -> Result<Option<CaseState>, ExecError> {
+        let Some(row) = q("SELECT snapshot FROM cases WHERE case_no = $1")
+            .bind(case_no)
+            .fetch_optional(self)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let snapshot: String = row.try_get("snapshot")?;
+        Ok(Some(serde_json::from_str(&snapshot).map_err(|e| {
+            corrupt(format!("snapshot of {case_no}"), e)
+        })?))
+    }
+    async fn claims_of_others(
+        &mut self,
+        case_no: &str,
+        actor: &str,
+    ) -> Result<Vec<Claim>, ExecError> {
+        let rows = q(
+            "SELECT task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
+        )
+        .bind(case_no)
+        .bind(actor)
+        .fetch_all(self)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(Claim {
+                case_no: case_no.to_string(),
+                task_id: r.try_get("task_id")?,
+                login: r.try_get("login")?,
+                name: r.try_get("name")?,
+                claimed_at: r.try_get("claimed_at")?,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// What a command needs before it can be applied.
@@ -200,8 +399,8 @@ pub(crate) async fn execute_in_batch<C: Conn + ?Sized>(
 /// Checks and applies a batch in memory (reading what it needs from
 /// `tx`, or from `cache` — snapshots known to be current); writes nothing
 /// but case numbers.
-pub(crate) async fn prepare_batch<C: Conn + ?Sized>(
-    conn: &mut C,
+pub(crate) async fn prepare_batch<S: Source + ?Sized>(
+    conn: &mut S,
     region: &str,
     jobs: &[(&Request, &Registry, &Calendar, Time)],
     cache: Option<&std::collections::HashMap<String, CaseState>>,
@@ -293,13 +492,7 @@ pub(crate) async fn prepare_batch<C: Conn + ?Sized>(
                 };
                 let last = match numbers.get(&prefix) {
                     Some(n) => *n,
-                    None => q("SELECT next FROM case_numbers WHERE prefix = $1")
-                        .bind(&prefix)
-                        .fetch_optional(&mut *conn)
-                        .await?
-                        .map(|r| r.try_get::<i64, _>("next"))
-                        .transpose()?
-                        .unwrap_or(0),
+                    None => conn.last_number(&prefix).await?,
                 };
                 numbers.insert(prefix.clone(), last + 1);
                 touched_numbers.insert(prefix.clone());
@@ -461,13 +654,13 @@ fn task_ids(state: &CaseState, step: &str) -> Vec<i64> {
 /// writer holds it already, and `claimed` — the cases with claims,
 /// noted before each claim commits — spares the query for the others;
 /// PostgreSQL reads it in `write_batch`, after the versioned UPDATE.
-pub(crate) async fn claimed_by_other<C: Conn + ?Sized>(
-    conn: &mut C,
+pub(crate) async fn claimed_by_other<S: Source + ?Sized>(
+    conn: &mut S,
     case_no: &str,
     ids: &[i64],
     actor: &str,
     claimed: Option<&std::sync::RwLock<std::collections::HashSet<String>>>,
-) -> Result<Option<crate::store::claims::Claim>, ExecError> {
+) -> Result<Option<Claim>, ExecError> {
     if let Some(set) = claimed {
         let known = match set.read() {
             Ok(g) => g.contains(case_no),
@@ -477,61 +670,26 @@ pub(crate) async fn claimed_by_other<C: Conn + ?Sized>(
             return Ok(None);
         }
     }
-    let rows = q(
-            "SELECT task_id, login, name, claimed_at FROM task_claims WHERE case_no = $1 AND login <> $2",
-        )
-        .bind(case_no)
-        .bind(actor)
-        .fetch_all(&mut *conn)
-        .await?;
-    for r in &rows {
-        let task_id: i64 = r.try_get("task_id")?;
-        if ids.contains(&task_id) {
-            return Ok(Some(crate::store::claims::Claim {
-                case_no: case_no.to_string(),
-                task_id,
-                login: r.try_get("login")?,
-                name: r.try_get("name")?,
-                claimed_at: r.try_get("claimed_at")?,
-            }));
-        }
-    }
-    Ok(None)
+    Ok(conn
+        .claims_of_others(case_no, actor)
+        .await?
+        .into_iter()
+        .find(|c| ids.contains(&c.task_id)))
 }
 
 /// Answers a command whose idempotency key was already applied.
-pub(crate) async fn replay_key<C: Conn + ?Sized>(
-    conn: &mut C,
+pub(crate) async fn replay_key<S: Source + ?Sized>(
+    conn: &mut S,
     key: &str,
     req: &Request,
 ) -> Result<Option<Outcome>, ExecError> {
-    let row =
-        q("SELECT case_no, version, first_seq, fingerprint FROM command_keys WHERE idem_key = $1")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(row) = row else { return Ok(None) };
-    let case_no: String = row.try_get("case_no")?;
-    let fp: String = row.try_get("fingerprint")?;
+    let Some((case_no, version, first, fp)) = conn.command_key(key).await? else {
+        return Ok(None);
+    };
     if fp != fingerprint(req) || req.case_no.as_ref().is_some_and(|c| c != &case_no) {
         return Err(ExecError::KeyReused(key.to_string()));
     }
-    let version: i64 = row.try_get("version")?;
-    let first: i64 = row.try_get("first_seq")?;
-    let rows =
-        q("SELECT body FROM event_log WHERE case_no = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq")
-            .bind(&case_no)
-            .bind(first)
-            .bind(version)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut events = Vec::new();
-    for r in &rows {
-        let body: String = r.try_get("body")?;
-        let batch: Vec<Event> =
-            serde_json::from_str(&body).map_err(|e| corrupt(format!("events of {case_no}"), e))?;
-        events.extend(batch);
-    }
+    let events = conn.events_between(&case_no, first, version).await?;
     Ok(Some(Outcome {
         case_no,
         version: version as u64,
@@ -744,8 +902,8 @@ pub(crate) async fn execute_in<C: Conn + ?Sized>(
         .unwrap_or_else(|| Err(ExecError::Batch("no result".into())))
 }
 
-pub(crate) async fn load_for<C: Conn + ?Sized>(
-    conn: &mut C,
+pub(crate) async fn load_for<S: Source + ?Sized>(
+    conn: &mut S,
     region: &str,
     req: &Request,
     flows: &Registry,
@@ -760,23 +918,12 @@ pub(crate) async fn load_for<C: Conn + ?Sized>(
             Some(c) => c.clone(),
             None => {
                 let prefix = format!("{region}{}", now.format("%Y%m%d"));
-                let seq: i64 = q(
-                        "INSERT INTO case_numbers (prefix, next) VALUES ($1, 1) ON CONFLICT (prefix) DO UPDATE SET next = case_numbers.next + 1 RETURNING next",
-                    )
-                    .bind(&prefix)
-                    .fetch_one(&mut *conn)
-                    .await?
-                    .try_get("next")?;
+                let seq = conn.next_number(&prefix).await?;
                 crate::core::ids::case_number(region, now.date(), seq as u64)
                     .ok_or_else(|| ExecError::Numbers(prefix.clone()))?
             }
         };
-        let exists = q("SELECT version FROM cases WHERE case_no = $1")
-            .bind(&case_no)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        if exists {
+        if conn.case_exists(&case_no).await? {
             return Err(CommandError::AlreadyStarted { case_no }.into());
         }
         return Ok(Loaded {
@@ -786,14 +933,10 @@ pub(crate) async fn load_for<C: Conn + ?Sized>(
         });
     }
     let case_no = req.case_no.clone().unwrap_or_default();
-    let row = q("SELECT snapshot FROM cases WHERE case_no = $1")
-        .bind(&case_no)
-        .fetch_optional(&mut *conn)
+    let state = conn
+        .snapshot(&case_no)
         .await?
         .ok_or_else(|| ExecError::NoCase(case_no.clone()))?;
-    let snapshot: String = row.try_get("snapshot")?;
-    let state: CaseState = serde_json::from_str(&snapshot)
-        .map_err(|e| corrupt(format!("snapshot of {case_no}"), e))?;
     let flow = flows
         .get(&state.flow_id, state.flow_version)
         .ok_or_else(|| ExecError::NoFlowVersion(state.flow_id.clone(), state.flow_version))?;
@@ -840,22 +983,7 @@ pub(crate) async fn tick_direct<D: Dialect>(
                 .map_err(|e| unreadable.push(format!("snapshot of {case_no} unreadable: {e}")))
                 .ok()
         });
-        let due: Vec<crate::core::Timer> = state
-            .map(|s| s.timers().into_iter().filter(|t| t.due <= now).collect())
-            .unwrap_or_default();
-        let reqs: Vec<Request> = due
-            .iter()
-            .map(|t| Request {
-                case_no: Some(case_no.clone()),
-                flow_id: None,
-                command: Command::Fire {
-                    timer: t.key.clone(),
-                },
-                idempotency_key: Some(format!("timer:{case_no}:{}@{}", t.key, fmt_ts(t.due))),
-                actor: "timer".into(),
-                override_claims: false,
-            })
-            .collect();
+        let reqs = due_fires(&case_no, state.as_ref(), now);
         let jobs: Vec<(&Request, &Registry, &Calendar, Time)> =
             reqs.iter().map(|r| (r, flows, cal, now)).collect();
         match execute_in_batch(&mut *tx, s.region(), &jobs, D::CLAIMS_AFTER_UPDATE).await {
@@ -877,13 +1005,9 @@ pub(crate) async fn tick_direct<D: Dialect>(
                     if let Some(row) = row {
                         let (row_due, tried): (String, i64) =
                             (row.try_get("due")?, row.try_get("attempts")?);
-                        for (sql, values) in unfired(&case_no, &row_due, tried, &failed, now) {
-                            let mut q = q(sql);
-                            for v in values {
-                                q = q.bind(v);
-                            }
-                            q.execute(&mut *tx).await?;
-                        }
+                        unfired(&case_no, tried, &failed, now)
+                            .write(&mut *tx, &case_no, &row_due, now)
+                            .await?;
                     }
                 }
                 tx.commit().await?;

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::app::registry::Registry;
 use crate::calendar::Calendar;
-use crate::core::{CaseState, Command, Time};
+use crate::core::{CaseState, Time};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::path::PathBuf;
@@ -379,24 +379,7 @@ impl SqliteStore {
                     Ok(s) => s,
                     Err(e) => return (case_no, row_due, vec![Err(ExecError::Store(e))]),
                 };
-                let due: Vec<crate::core::Timer> = state
-                    .map(|s| s.timers().into_iter().filter(|t| t.due <= now).collect())
-                    .unwrap_or_default();
-                for t in due {
-                    let req = Request {
-                        case_no: Some(case_no.clone()),
-                        flow_id: None,
-                        command: Command::Fire {
-                            timer: t.key.clone(),
-                        },
-                        idempotency_key: Some(format!(
-                            "timer:{case_no}:{}@{}",
-                            t.key,
-                            fmt_ts(t.due)
-                        )),
-                        actor: "timer".into(),
-                        override_claims: false,
-                    };
+                for req in pipeline::due_fires(&case_no, state.as_ref(), now) {
                     outs.push(store.enqueue(&req, &flows, &cal, now).await);
                 }
                 (case_no, row_due, outs)
@@ -428,13 +411,9 @@ impl SqliteStore {
                 .filter_map(|o| o.as_ref().err().map(|e| e.to_string()))
                 .collect();
             let tried = attempts.get(&case_no).copied().unwrap_or(0);
-            for (sql, detail) in pipeline::unfired(&case_no, &row_due, tried, &errors, now) {
-                let mut q = sqlx::query(sql);
-                for d in detail {
-                    q = q.bind(d);
-                }
-                q.execute(&self.writer).await?;
-            }
+            pipeline::unfired(&case_no, tried, &errors, now)
+                .write(&mut *self.writer.acquire().await?, &case_no, &row_due, now)
+                .await?;
         }
         Ok(fired)
     }
