@@ -59,15 +59,8 @@ fn special(kind: &str, start: bool) -> Command {
 
 #[tokio::test]
 async fn a_stage_follows_the_item_procedures_it_declares() {
-    let dir = std::env::temp_dir().join(format!("govflow-stage-clock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::open(
-        &format!("sqlite://{}", dir.join("s.db").display()),
-        &Options::default(),
-    )
-    .await
-    .unwrap();
+    // The application layer over the in-memory store: no file, no server.
+    let store = Store::open("memory:", &Options::default()).await.unwrap();
     let fixtures =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/stage_clock");
     for name in ["stage_x", "item_x"] {

@@ -2,6 +2,10 @@
 //! The storage conformance suite: every test runs on each backend — the
 //! in-memory store, SQLite and, when `GOVFLOW_TEST_POSTGRES_URL` is set,
 //! PostgreSQL (each run in a fresh schema) — and expects the same results.
+//!
+//! Why this file is long: it is one suite over one shared set-up (backends,
+//! a deployed flow, started and accepted cases); each test is one contract
+//! of the storage traits.
 
 use chrono::NaiveDateTime;
 use govflow_engine::app::load_registry;
@@ -1096,7 +1100,12 @@ async fn users_tokens_and_sessions() {
             "{}",
             b.name
         );
-        assert_eq!(s.users().await.unwrap(), std::slice::from_ref(&u), "{}", b.name);
+        assert_eq!(
+            s.users().await.unwrap(),
+            std::slice::from_ref(&u),
+            "{}",
+            b.name
+        );
         let (found, pw) = s.user_with_password("wangfang").await.unwrap().unwrap();
         assert_eq!(
             (found, pw.as_deref()),

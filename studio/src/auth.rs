@@ -8,6 +8,7 @@
 //! must name one of them (and the user's position there, when the grant names
 //! one), and its name is set to the user's.
 
+use crate::dto::{LoginBody, NewToken, NewUser};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -17,8 +18,36 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use govflow_engine::core::Actor;
-use govflow_engine::store::users::{Grant, ROLES, User, token_hash};
-use serde::Deserialize;
+use govflow_engine::store::users::{Grant, User};
+
+/// The roles: `admin`, `analyst` (flows), `deployer` (packs), `clerk` and
+/// `reviewer` (a department's staff; `position` narrows to one of the flow's
+/// roles, e.g. `clerk` of `window`), `supervisor`.
+pub const ROLES: &[&str] = &[
+    "admin",
+    "analyst",
+    "deployer",
+    "clerk",
+    "reviewer",
+    "supervisor",
+];
+
+/// What a stored token or session id is known by: its SHA-256 (the secret
+/// itself is shown once and never stored).
+pub(crate) fn token_hash(token: &str) -> String {
+    govflow_engine::store::source_hash(token)
+}
+
+/// A user's roles, as the role checks read them.
+pub(crate) trait Roles {
+    fn has(&self, role: &str) -> bool;
+}
+
+impl Roles for User {
+    fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|g| g.role == role)
+    }
+}
 use serde_json::{Value, json};
 
 /// The caller.
@@ -244,17 +273,6 @@ pub(crate) async fn require_roles(
     next.run(req).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewUser {
-    login: String,
-    name: String,
-    roles: Vec<Grant>,
-    /// For logging in to the studio (at least 10 characters); stored as an argon2id hash.
-    #[serde(default)]
-    password: Option<String>,
-}
-
 /// An administrator adds a user (201); 409 when the login is taken.
 pub(crate) async fn create_user(
     State(state): State<AppState>,
@@ -304,7 +322,7 @@ pub(crate) async fn create_user(
     let u = User {
         login: b.login,
         name: b.name,
-        roles: b.roles,
+        roles: b.roles.into_iter().map(Into::into).collect(),
     };
     if !state
         .engine()
@@ -323,13 +341,6 @@ pub(crate) async fn create_user(
 
 pub(crate) async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"items": state.engine().store.users().await?})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewToken {
-    #[serde(default)]
-    label: Option<String>,
 }
 
 /// An administrator makes an API token for a user; it is shown once.
@@ -442,13 +453,6 @@ fn record_failure(login: &str) {
             e.1 = std::time::Instant::now() + std::time::Duration::from_secs(wait);
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LoginBody {
-    login: String,
-    password: String,
 }
 
 /// Logs in: a session cookie (HttpOnly, Secure, SameSite=Strict) and the

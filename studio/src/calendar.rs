@@ -6,6 +6,7 @@
 //! timer claim, and recomputes the open cases' provisional deadlines.
 
 use crate::auth::Principal;
+use crate::dto::YearBody;
 use crate::error::ApiError;
 use crate::extract::bad_body;
 use crate::state::AppState;
@@ -15,25 +16,11 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use govflow_engine::calendar::deployments::{self as calendars, NATIONAL};
 use govflow_engine::calendar::{Calendar, YearArrangement, year};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Administrators and supervisors are warned when the official calendar ends
 /// within this many days.
 pub const COVERAGE_WARNING_DAYS: i64 = 60;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct YearBody {
-    /// The file's text: the holiday-cn JSON format or the plain-text format.
-    text: String,
-    /// `CN` (default) or a 6-digit division code for a region's own days.
-    #[serde(default)]
-    region: Option<String>,
-    /// The uploaded file's name, for the record.
-    #[serde(default)]
-    file: Option<String>,
-}
 
 /// How far the calendar reaches: the official years (with their versions),
 /// the last covered day, whether the warning is due, and the provisional rule.

@@ -3,6 +3,7 @@
 //! lists; every case command. Writes accept an `Idempotency-Key` header: a
 //! retried request with the same key is applied once and answered the same.
 
+use crate::dto::{CommandBody, CompleteBody, StartBody};
 use crate::error::ApiError;
 use crate::extract::{bad_body, bad_query};
 use crate::state::AppState;
@@ -10,7 +11,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use govflow_engine::core::{Actor, CaseState, Command, Data, Deadline, MaterialIn, Period, Person};
+use govflow_engine::core::{Actor, CaseState, Command, Deadline};
 use govflow_engine::store::Request;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -98,23 +99,6 @@ pub(crate) async fn run(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StartBody {
-    flow: String,
-    applicant: Person,
-    #[serde(default)]
-    agent: Option<Person>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    project_code: Option<String>,
-    #[serde(default)]
-    data: Data,
-    #[serde(default)]
-    materials: Vec<MaterialIn>,
-}
-
 pub(crate) async fn start_case(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -122,16 +106,16 @@ pub(crate) async fn start_case(
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
-    let cmd = Command::Start {
-        case_no: String::new(),
-        applicant: b.applicant,
-        agent: b.agent,
-        source: b.source,
-        project_code: b.project_code,
-        data: b.data,
-        materials: b.materials,
-    };
-    run(&state, &principal, &headers, None, Some(b.flow), cmd).await
+    let flow = b.flow.clone();
+    run(
+        &state,
+        &principal,
+        &headers,
+        None,
+        Some(flow),
+        b.into_command(),
+    )
+    .await
 }
 
 /// The case view: the snapshot plus deadlines with working days left now.
@@ -401,53 +385,30 @@ pub(crate) async fn case_command(
     headers: HeaderMap,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
-    body: Result<Json<Command>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(cmd) = body.map_err(bad_body)?;
-    if matches!(
-        cmd,
-        Command::Start { .. }
-            | Command::Fire { .. }
-            | Command::Recalendar { .. }
-            | Command::SubcaseClock { .. }
-    ) {
-        return Err(ApiError::new(
+    let Json(raw) = body.map_err(bad_body)?;
+    let elsewhere = match raw.get("command").and_then(Value::as_str) {
+        Some("start") => Some("a case starts at POST /api/cases"),
+        Some("complete") => {
+            Some("a task is completed at POST /api/cases/{no}/tasks/{step}/complete")
+        }
+        Some("fire") => Some("timers fire by themselves"),
+        Some("recalendar") => Some("deadlines are recomputed when a calendar is deployed"),
+        Some("subcase_clock") => Some("stage clocks follow their item cases by themselves"),
+        _ => None,
+    };
+    if let Some(why) = elsewhere {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", why));
+    }
+    let cmd: CommandBody = serde_json::from_value(raw).map_err(|e| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "`start` is POST /api/cases; timers fire by themselves; deadlines are recomputed when a calendar is deployed; stage clocks follow their item cases by themselves",
-        ));
-    }
-    run(&state, &principal, &headers, Some(no), None, cmd).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CompleteBody {
-    #[serde(default = "pass")]
-    action: String,
-    by: Actor,
-    #[serde(default)]
-    opinion: Option<String>,
-    #[serde(default)]
-    data: Data,
-    #[serde(default)]
-    missing: Vec<String>,
-    #[serde(default)]
-    defer: Vec<String>,
-    #[serde(default)]
-    defer_within: Option<Period>,
-    #[serde(default)]
-    document_no: Option<String>,
-    /// Whether the applicant was there (到现场); see the engine's `Complete`.
-    #[serde(default)]
-    on_site: Option<bool>,
-    /// For `correct`: what to fix, by material.
-    #[serde(default)]
-    fixes: std::collections::BTreeMap<String, String>,
-}
-
-fn pass() -> String {
-    "pass".into()
+            format!("invalid request body: {e}"),
+        )
+    })?;
+    run(&state, &principal, &headers, Some(no), None, cmd.into()).await
 }
 
 pub(crate) async fn complete_task(
@@ -458,51 +419,32 @@ pub(crate) async fn complete_task(
     body: Result<Json<CompleteBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
-    let cmd = Command::Complete {
-        step,
-        action: b.action,
-        by: b.by,
-        opinion: b.opinion,
-        data: b.data,
-        missing: b.missing,
-        defer: b.defer,
-        defer_within: b.defer_within,
-        document_no: b.document_no,
-        fixes: b.fixes,
-        on_site: b.on_site,
-    };
-    run(&state, &principal, &headers, Some(no), None, cmd).await
+    run(
+        &state,
+        &principal,
+        &headers,
+        Some(no),
+        None,
+        b.into_command(step),
+    )
+    .await
 }
 
-/// Commands whose body is the command's own fields.
-macro_rules! command_route {
-    ($name:ident, $tag:literal) => {
-        pub(crate) async fn $name(
-            State(state): State<AppState>,
-            headers: HeaderMap,
-            axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
-            Path(no): Path<String>,
-            body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
-        ) -> Result<(StatusCode, Json<Value>), ApiError> {
-            let Json(mut fields) = body.map_err(bad_body)?;
-            fields.insert("command".into(), $tag.into());
-            let cmd: Command = serde_json::from_value(Value::Object(fields)).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("invalid request body: {e}"),
-                )
-            })?;
-            run(&state, &principal, &headers, Some(no), None, cmd).await
-        }
-    };
+/// A command route whose body is one of the wire types (`dto`): special
+/// procedures, materials, termination, withdrawal.
+pub(crate) async fn typed_command<B>(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    Path(no): Path<String>,
+    body: Result<Json<B>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError>
+where
+    B: serde::de::DeserializeOwned + Into<Command> + Send,
+{
+    let Json(b) = body.map_err(bad_body)?;
+    run(&state, &principal, &headers, Some(no), None, b.into()).await
 }
-
-command_route!(start_special, "start_special");
-command_route!(end_special, "end_special");
-command_route!(submit_materials, "submit_materials");
-command_route!(terminate, "terminate");
-command_route!(withdraw, "withdraw");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,6 +2,7 @@
 //! validating a text. What is listed is the engine's registry, which every
 //! node keeps in step with the store.
 
+use crate::dto::ValidateBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -112,18 +113,6 @@ pub(crate) async fn flow_deployments(
     find(&state, &id).await?;
     let items = state.engine().store.deployments(&id).await?;
     Ok(Json(serde_json::json!({"items": items})))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ValidateBody {
-    source: String,
-    #[serde(default)]
-    syntax: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    /// `flow` (default) or `rules`.
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 /// Validates a flow text; returns its diagnostics (the `check --format json` shape).

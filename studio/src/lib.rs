@@ -17,6 +17,7 @@ mod auth;
 // The route modules.
 mod calendar;
 mod cases;
+mod dto;
 mod flows;
 mod packs;
 mod stats;

@@ -1,6 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of the HTTP API, built
 //! from the route table (`routes::table`, which also builds the router and
-//! the role checks) and the request body schemas below.
+//! the role checks) and the request bodies' wire types (`dto`, whose schemas
+//! utoipa derives).
 
 use serde_json::{Map, Value, json};
 
@@ -32,169 +33,12 @@ pub(crate) struct RouteInfo {
     pub(crate) summary: &'static str,
     /// `public`, `any`, `staff`, or role names joined by `|`.
     pub(crate) roles: &'static str,
+    /// The request body's wire type (`dto`), for writes that take one.
+    pub(crate) body: Option<crate::dto::BodySchema>,
 }
 
-/// Request bodies (JSON Schema, as text) by (method, path). Routes that take
-/// a body and are not listed here are documented as a plain object.
-const BODIES: &[(&str, &str, &str)] = &[
-    (
-        "post",
-        "/calendar/preview",
-        r##"{"type":"object","required":["text"],"additionalProperties":false,"properties":{"text":{"type":"string","description":"holiday-cn JSON or plain text: `DATE off|work [name]` a line"},"region":{"type":"string","description":"CN or a 6-digit division code"},"file":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/calendar/years",
-        r##"{"type":"object","required":["text"],"additionalProperties":false,"properties":{"text":{"type":"string","description":"holiday-cn JSON or plain text: `DATE off|work [name]` a line"},"region":{"type":"string","description":"CN or a 6-digit division code"},"file":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/login",
-        r#"{"type":"object","required":["login","password"],"properties":{"login":{"type":"string"},"password":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/users",
-        r#"{"type":"object","required":["login","name","roles"],"properties":{"login":{"type":"string","pattern":"^[A-Za-z0-9_.-]{1,64}$"},"name":{"type":"string"},"password":{"type":"string","minLength":10},"roles":{"type":"array","items":{"type":"object","required":["role"],"properties":{"role":{"enum":["admin","analyst","deployer","clerk","reviewer","supervisor"]},"department":{"type":"string"},"position":{"type":"string"}}}}}}"#,
-    ),
-    (
-        "post",
-        "/users/{login}/tokens",
-        r#"{"type":"object","properties":{"label":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/validate",
-        r#"{"type":"object","required":["source"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"kind":{"enum":["flow","rules"]},"name":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/timers",
-        r#"{"type":"object","required":["source"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"set":{"type":"object","required":["key","value","unit"],"properties":{"key":{"type":"string"},"value":{"type":"integer","minimum":1,"maximum":3650},"unit":{"enum":["workdays","days","hours"]}}}}}"#,
-    ),
-    (
-        "put",
-        "/flows/{id}/source",
-        r##"{"$ref":"#/components/schemas/Source"}"##,
-    ),
-    (
-        "post",
-        "/flows/{id}/diff",
-        r##"{"$ref":"#/components/schemas/Source"}"##,
-    ),
-    (
-        "put",
-        "/rules/files/{file}",
-        r##"{"$ref":"#/components/schemas/Source"}"##,
-    ),
-    (
-        "post",
-        "/rules/files/{file}/diff",
-        r##"{"$ref":"#/components/schemas/Source"}"##,
-    ),
-    (
-        "post",
-        "/rules/try",
-        r#"{"type":"object","required":["source","case"],"properties":{"source":{"type":"string"},"syntax":{"enum":["dsl","yaml"]},"case":{"type":"string"},"at":{"type":"string","description":"YYYY-MM-DDTHH:MM:SS, China time"}}}"#,
-    ),
-    (
-        "post",
-        "/packs",
-        r#"{"type":"object","required":["manifest","files"],"properties":{"manifest":{"type":"string"},"files":{"type":"object","additionalProperties":{"type":"string"}}}}"#,
-    ),
-    (
-        "post",
-        "/cases",
-        r##"{"type":"object","required":["flow","applicant"],"properties":{"flow":{"type":"string"},"applicant":{"$ref":"#/components/schemas/Person"},"agent":{"$ref":"#/components/schemas/Person"},"source":{"type":"string"},"project_code":{"type":"string"},"data":{"type":"object"},"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"},"how":{"type":"string"},"count":{"type":"integer"}}}}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/commands",
-        r#"{"type":"object","required":["command"],"properties":{"command":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/cases/{no}/tasks/{step}/complete",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"action":{"type":"string","default":"pass"},"opinion":{"type":"string"},"data":{"type":"object"},"missing":{"type":"array","items":{"type":"string"}},"fixes":{"type":"object","additionalProperties":{"type":"string"},"description":"for correct: what to fix, by material (required for a material already received)"},"defer":{"type":"array","items":{"type":"string"}},"defer_within":{"type":"string"},"document_no":{"type":"string"},"on_site":{"type":"boolean","description":"the applicant was there (default: yes the first time a visit step completes)"}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/special/start",
-        r##"{"type":"object","required":["step","kind","reason","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"reason":{"type":"string"},"days":{"type":"integer"},"notice":{"type":"string","description":"the written notice to the applicant (行政许可法第四十五条), required when the procedure stops the statutory clock"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/special/end",
-        r##"{"type":"object","required":["step","kind","result","by"],"properties":{"step":{"type":"string"},"kind":{"type":"string"},"result":{"type":"string"},"opinion":{"type":"string"},"approved":{"type":"boolean"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/materials",
-        r#"{"type":"object","required":["materials"],"properties":{"materials":{"type":"array","items":{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}},"data":{"type":"object"},"on_site":{"type":"boolean","description":"the applicant brought them to the window (their own choice, unless the item's corrections need them on site)"}}}"#,
-    ),
-    (
-        "post",
-        "/cases/{no}/terminate",
-        r##"{"type":"object","required":["reason","by"],"properties":{"reason":{"type":"string"},"by":{"$ref":"#/components/schemas/Actor"}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/withdraw",
-        r#"{"type":"object","required":["reason"],"properties":{"reason":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/alarms/{id}/acknowledge",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"note":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/alarms/{id}/appeal",
-        r##"{"type":"object","required":["by","reason"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reason":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/alarms/{id}/decide",
-        r##"{"type":"object","required":["by","outcome"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"outcome":{"enum":["revoke","reject","escalate"]},"opinion":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/alarms/{id}/close",
-        r##"{"type":"object","required":["by","opinion"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"opinion":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/alarms/{id}/order",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"to":{"type":"string"},"reason":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/orders/{no}/reply",
-        r##"{"type":"object","required":["by","reply"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reply":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/complaints",
-        r##"{"type":"object","required":["complainant","addressee","content"],"properties":{"complainant":{"$ref":"#/components/schemas/Person"},"addressee":{"type":"string"},"case":{"type":"string"},"staff":{"type":"string"},"content":{"type":"string"},"source":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/cases/{no}/rating",
-        r#"{"type":"object","required":["account","score"],"properties":{"account":{"type":"string"},"score":{"type":"integer","minimum":1,"maximum":5},"reason":{"type":"string"}}}"#,
-    ),
-    (
-        "post",
-        "/efficiency/adjustments",
-        r##"{"type":"object","required":["by","department","period","delta","reason"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"department":{"type":"string"},"period":{"type":"string","pattern":"^[0-9]{4}-[0-9]{2}$"},"delta":{"type":"number"},"reason":{"type":"string"}}}"##,
-    ),
-    (
-        "post",
-        "/efficiency/adjustments/{id}/{action}",
-        r##"{"type":"object","required":["by"],"properties":{"by":{"$ref":"#/components/schemas/Actor"},"reason":{"type":"string"},"outcome":{"type":"string"}}}"##,
-    ),
-];
-
 /// Writes that take no request body (whatever is sent is ignored).
+#[cfg(test)]
 const NO_BODY: &[&str] = &[
     "/logout",
     "/cases/{no}/tasks/{step}/claim",
@@ -204,6 +48,7 @@ const NO_BODY: &[&str] = &[
 /// The document of these routes.
 pub(crate) fn document(routes: &[RouteInfo]) -> Value {
     let mut paths = Map::new();
+    let mut components = Vec::new();
     for r in routes {
         let (method, path, tag, summary, roles) =
             (r.method.as_str(), r.path, r.tag, r.summary, r.roles);
@@ -227,12 +72,8 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
                 "422": {"$ref": "#/components/responses/Error"},
             },
         });
-        if matches!(method, "post" | "put") && !NO_BODY.contains(&path) {
-            let schema = BODIES
-                .iter()
-                .find(|(m, p, _)| *m == method && *p == path)
-                .and_then(|(.., s)| serde_json::from_str::<Value>(s).ok())
-                .unwrap_or_else(|| json!({"type": "object"}));
+        if let Some(body) = r.body {
+            let schema = serde_json::to_value(body(&mut components)).unwrap_or_default();
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
         }
@@ -244,6 +85,10 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
             .or_insert_with(|| json!({}));
         entry[method] = op;
     }
+    let schemas: Map<String, Value> = components
+        .into_iter()
+        .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or_default()))
+        .collect();
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -255,16 +100,7 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Actor": {"type": "object", "required": ["name"], "properties": {
-                    "name": {"type": "string"}, "department": {"type": "string", "description": "a department id of the flow"},
-                    "role": {"type": "string"}}},
-                "Person": {"type": "object", "required": ["name", "id_kind", "id_number"], "properties": {
-                    "name": {"type": "string"}, "id_kind": {"enum": ["id_card", "credit_code"]},
-                    "id_number": {"type": "string"}, "legacy": {"type": "boolean"}}},
-                "Source": {"type": "object", "required": ["source"], "properties": {
-                    "source": {"type": "string"}, "syntax": {"enum": ["dsl", "yaml"]}}},
-            },
+            "schemas": schemas,
             "responses": {"Error": {
                 "description": "An error",
                 "content": {"application/json": {"schema": {
@@ -282,6 +118,7 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeSet;
 
@@ -290,33 +127,47 @@ mod tests {
     }
 
     #[test]
-    fn every_request_schema_parses_and_names_a_write_route() {
+    fn every_write_route_names_its_body_and_the_document_resolves_it() {
         let routes = infos();
-        for (m, p, schema) in super::BODIES {
-            assert!(
-                serde_json::from_str::<serde_json::Value>(schema).is_ok(),
-                "{m} {p}: schema is not JSON"
-            );
-            assert!(
-                routes
-                    .iter()
-                    .any(|r| r.method.as_str() == *m && r.path == *p),
-                "{m} {p} is not a route"
-            );
-        }
-        // Every write that takes a body has its schema.
         for r in &routes {
             let m = r.method.as_str();
-            if matches!(m, "post" | "put") && !super::NO_BODY.contains(&r.path) {
-                assert!(
-                    super::BODIES
-                        .iter()
-                        .any(|(bm, bp, _)| *bm == m && *bp == r.path),
-                    "{m} {} has no request schema",
-                    r.path
-                );
-            }
+            let writes = matches!(m, "post" | "put") && !super::NO_BODY.contains(&r.path);
+            assert_eq!(
+                r.body.is_some(),
+                writes,
+                "{m} {}: a write takes a body, a read or a NO_BODY write none",
+                r.path
+            );
         }
+        let doc = super::document(&routes);
+        let text = doc.to_string();
+        // Every reference points at a schema of the document.
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            assert!(schemas.contains_key(name), "dangling reference to {name}");
+        }
+        // The wire types' own words reach the document.
+        let start = &schemas["StartBody"];
+        assert_eq!(start["required"], serde_json::json!(["flow", "applicant"]));
+        let complete = &schemas["CompleteBody"];
+        assert_eq!(complete["properties"]["action"]["default"], "pass");
+        assert_eq!(
+            schemas["IdKind"]["enum"],
+            serde_json::json!(["id_card", "credit_code"])
+        );
+        let rate = &schemas["RateBody"]["properties"]["score"];
+        assert_eq!(
+            (rate["minimum"].as_f64(), rate["maximum"].as_f64()),
+            (Some(1.0), Some(5.0))
+        );
+        let cmd = &doc["paths"]["/api/cases/{no}/commands"]["post"]["requestBody"];
+        assert_eq!(
+            cmd["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/CommandBody"
+        );
+        let variants = schemas["CommandBody"]["oneOf"].as_array().map(Vec::len);
+        assert_eq!(variants, Some(7));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! valid and the whole pack committed in one transaction, or nothing deployed
 //! and every diagnostic returned.
 
+use crate::dto::PackBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Extension;
@@ -9,9 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// Largest pack upload, in bytes.
 pub const MAX_PACK: usize = 4 * 1024 * 1024;
@@ -25,15 +24,6 @@ pub(crate) async fn list_packs(State(state): State<AppState>) -> Json<Value> {
         .into_values()
         .collect();
     Json(json!({"items": items, "total": items.len()}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PackBody {
-    /// The text of `pack.yaml`.
-    manifest: String,
-    /// File name → text, for every file the manifest lists.
-    files: BTreeMap<String, String>,
 }
 
 pub(crate) async fn deploy_pack(

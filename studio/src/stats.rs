@@ -6,6 +6,7 @@
 //! `GET /api/efficiency?period=YYYY-MM` grades every department by the
 //! indicators of rules/efficiency.yaml plus its manual adjustments.
 
+use crate::dto::{AdjustBody, AdjustmentAction};
 use crate::error::ApiError;
 use crate::extract::{bad_body, bad_query};
 use crate::state::AppState;
@@ -216,24 +217,15 @@ pub(crate) async fn efficiency(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AdjustBody {
-    by: Actor,
-    department: String,
-    period: String,
-    delta: f64,
-    reason: String,
-}
-
 /// A supervisor adds a manual adjustment (加减分), at most ±20 points.
 pub(crate) async fn adjust(
     State(state): State<AppState>,
     axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     body: Result<Json<AdjustBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
-    crate::supervision::supervisor(&principal, &mut b.by)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
+    crate::supervision::supervisor(&principal, &mut by_actor)?;
     month(&b.period)?;
     if !crate::supervision::known_department(&state, &b.department) {
         return Err(ApiError::new(
@@ -254,25 +246,13 @@ pub(crate) async fn adjust(
         period: b.period,
         delta: b.delta,
         reason: b.reason,
-        by: b.by.name,
+        by: by_actor.name,
     };
     let id = state.engine().store.add_adjustment(&a, state.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "adjustment": a})),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AdjustmentAction {
-    by: Actor,
-    /// appeal: the reason; decide: the opinion.
-    #[serde(default)]
-    reason: Option<String>,
-    /// decide only: `uphold` or `withdraw`.
-    #[serde(default)]
-    outcome: Option<String>,
 }
 
 /// The department appeals an adjustment; a supervisor upholds or withdraws it.
@@ -283,6 +263,7 @@ pub(crate) async fn adjustment_action(
     body: Result<Json<AdjustmentAction>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let by_actor: Actor = b.by.into();
     let id = crate::extract::id_param(&id)?;
     let now = state.now();
     let store = &state.engine().store;
@@ -302,11 +283,11 @@ pub(crate) async fn adjustment_action(
             (
                 "applied",
                 "appealed",
-                format!("appealed by {}: {reason}", b.by.name),
+                format!("appealed by {}: {reason}", by_actor.name),
             )
         }
         ("decide", Some(o @ ("uphold" | "withdraw"))) => {
-            let mut by = b.by.clone();
+            let mut by = by_actor.clone();
             crate::supervision::supervisor(&principal, &mut by)?;
             let to = if o == "uphold" {
                 "applied"
@@ -318,7 +299,7 @@ pub(crate) async fn adjustment_action(
                 to,
                 format!(
                     "{o} by {}: {}",
-                    b.by.name,
+                    by_actor.name,
                     b.reason.clone().unwrap_or_default()
                 ),
             )
@@ -339,12 +320,12 @@ pub(crate) async fn adjustment_action(
         }
     };
     if action == "appeal" {
-        let mut by = b.by.clone();
+        let mut by = by_actor.clone();
         principal.check_actor(&mut by)?;
         // Only the department concerned appeals.
         let list = store.adjustments_of(id).await?;
         if let Some(dept) = list
-            && b.by.department.as_deref() != Some(dept.as_str())
+            && by_actor.department.as_deref() != Some(dept.as_str())
         {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -4,6 +4,7 @@
 //! versions, rule files with a "try it" evaluation, and the calendar.
 
 use crate::auth::Principal;
+use crate::dto::{SourceBody, TimersBody, TryBody};
 use crate::error::ApiError;
 use crate::extract::{bad_body, syntax_of};
 use crate::state::AppState;
@@ -15,7 +16,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use govflow_dsl::Syntax;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The studio page and its assets, compiled into the binary: no request
@@ -109,25 +109,6 @@ pub(crate) async fn me(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TimersBody {
-    source: String,
-    #[serde(default)]
-    syntax: Option<String>,
-    /// Rewrite one deadline: its key, the new value and unit.
-    #[serde(default)]
-    set: Option<SetTimer>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetTimer {
-    key: String,
-    value: u32,
-    unit: govflow_dsl::ir::Unit,
-}
-
 /// The deadlines of a flow text; with `set`, the text with one literal
 /// rewritten (every other byte kept) and the deadlines of the new text.
 pub(crate) async fn timers(
@@ -162,14 +143,6 @@ pub(crate) async fn timers(
     let flow = read(&source)?;
     let items = govflow_dsl::timers::timers(&flow, &source);
     Ok(Json(json!({"source": source, "items": items})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SourceBody {
-    source: String,
-    #[serde(default)]
-    syntax: Option<String>,
 }
 
 /// Deploys a new version of one flow from the editor. The text must be
@@ -411,20 +384,6 @@ pub(crate) async fn rule_files(State(state): State<AppState>) -> Result<Json<Val
         }
     }
     Ok(Json(json!({"items": items, "total": items.len()})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TryBody {
-    /// A rule file's text (the editor's); its rules are evaluated.
-    source: String,
-    #[serde(default)]
-    syntax: Option<String>,
-    /// The case to evaluate them on.
-    case: String,
-    /// The instant (`YYYY-MM-DDTHH:MM:SS`, China time); now by default.
-    #[serde(default)]
-    at: Option<String>,
 }
 
 /// "Try it": evaluates the rules of a text on a stored case, without storing

@@ -5,7 +5,11 @@
 //! Who may act: a card's own department acknowledges and appeals it; a
 //! supervisor (`by.role == "supervisor"`) decides appeals and issues orders.
 
+use crate::auth::Roles;
 use crate::cases::{load_case, run};
+use crate::dto::{
+    AppealBody, ByBody, CloseBody, ComplaintBody, DecideBody, OrderBody, RateBody, ReplyBody,
+};
 use crate::error::ApiError;
 use crate::extract::{bad_body, bad_query, id_param};
 use crate::state::AppState;
@@ -14,7 +18,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use govflow_engine::core::card::{AppealOutcome, CardCommand};
-use govflow_engine::core::{Actor, Command, Data, Person};
+use govflow_engine::core::{Actor, Command, Data};
 use govflow_engine::store::cards::{Alarm, AlarmError, AlarmFilter, Rating};
 use govflow_engine::supervision::{COMPLAINT_FLOW, ORDER_FLOW};
 use serde::Deserialize;
@@ -235,14 +239,6 @@ pub(crate) fn supervisor(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ByBody {
-    by: Actor,
-    #[serde(default)]
-    note: Option<String>,
-}
-
 /// The card's department has seen it (签收).
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
@@ -250,24 +246,18 @@ pub(crate) async fn acknowledge(
     Path(id): Path<String>,
     body: Result<Json<ByBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
-    principal.check_actor(&mut b.by)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
+    principal.check_actor(&mut by_actor)?;
     let id = id_param(&id)?;
     let c = card(&state, id).await?;
-    own_department(&c, &b.by)?;
-    let by = who(&b.by);
+    own_department(&c, &by_actor)?;
+    let by = who(&by_actor);
     let command = CardCommand::Acknowledge {
         by: by.clone(),
         note: b.note,
     };
     Ok(Json(state.engine().card_command(id, &command, &by).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AppealBody {
-    by: Actor,
-    reason: String,
 }
 
 /// The card's department appeals (申诉); one appeal per card.
@@ -277,27 +267,18 @@ pub(crate) async fn appeal(
     Path(id): Path<String>,
     body: Result<Json<AppealBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
-    principal.check_actor(&mut b.by)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
+    principal.check_actor(&mut by_actor)?;
     let id = id_param(&id)?;
     let c = card(&state, id).await?;
-    own_department(&c, &b.by)?;
-    let by = who(&b.by);
+    own_department(&c, &by_actor)?;
+    let by = who(&by_actor);
     let command = CardCommand::Appeal {
         by: by.clone(),
         reason: b.reason,
     };
     Ok(Json(state.engine().card_command(id, &command, &by).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DecideBody {
-    by: Actor,
-    /// `revoke` (撤销), `reject` (打回), `escalate` (上报).
-    outcome: String,
-    #[serde(default)]
-    opinion: Option<String>,
 }
 
 /// A supervisor decides an appeal: revoke the card, reject the appeal, or
@@ -308,9 +289,10 @@ pub(crate) async fn decide(
     Path(id): Path<String>,
     body: Result<Json<DecideBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
     let id = id_param(&id)?;
-    supervisor(&principal, &mut b.by)?;
+    supervisor(&principal, &mut by_actor)?;
     let Some(outcome) = AppealOutcome::parse(&b.outcome) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -321,20 +303,13 @@ pub(crate) async fn decide(
             ),
         ));
     };
-    let by = who(&b.by);
+    let by = who(&by_actor);
     let command = CardCommand::DecideAppeal {
         by: by.clone(),
         outcome,
         opinion: b.opinion,
     };
     Ok(Json(state.engine().card_command(id, &command, &by).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CloseBody {
-    by: Actor,
-    opinion: String,
 }
 
 /// A supervisor closes a card after checking it (核实关闭): for cards whose
@@ -346,26 +321,16 @@ pub(crate) async fn close(
     Path(id): Path<String>,
     body: Result<Json<CloseBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
     let id = id_param(&id)?;
-    supervisor(&principal, &mut b.by)?;
-    let by = who(&b.by);
+    supervisor(&principal, &mut by_actor)?;
+    let by = who(&by_actor);
     let command = CardCommand::Verify {
         by: by.clone(),
         opinion: b.opinion,
     };
     Ok(Json(state.engine().card_command(id, &command, &by).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OrderBody {
-    by: Actor,
-    /// The department addressed; the card's department when left out.
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// A supervisor issues a supervision order (督办单) for a card.
@@ -375,14 +340,15 @@ pub(crate) async fn order(
     Path(id): Path<String>,
     body: Result<Json<OrderBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Alarm>), ApiError> {
-    let Json(mut b) = body.map_err(bad_body)?;
+    let Json(b) = body.map_err(bad_body)?;
+    let mut by_actor: Actor = b.by.into();
     let id = id_param(&id)?;
-    supervisor(&principal, &mut b.by)?;
+    supervisor(&principal, &mut by_actor)?;
     let c = card(&state, id).await?;
     let to = b.to.clone().unwrap_or_else(|| c.department.clone());
     let out = state
         .engine()
-        .issue_order(&c, &to, b.reason.as_deref(), &who(&b.by))
+        .issue_order(&c, &to, b.reason.as_deref(), &who(&by_actor))
         .await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
@@ -455,13 +421,6 @@ pub(crate) async fn list_complaints(
     list_flow_cases(&state, COMPLAINT_FLOW, q).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReplyBody {
-    by: Actor,
-    reply: String,
-}
-
 /// The addressed department replies to an order (completes its reply step).
 pub(crate) async fn reply_order(
     State(state): State<AppState>,
@@ -471,6 +430,7 @@ pub(crate) async fn reply_order(
     body: Result<Json<ReplyBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(bad_body)?;
+    let by_actor: Actor = b.by.into();
     let s = load_case(&state, &no).await?;
     if s.flow_id != ORDER_FLOW {
         return Err(ApiError::new(
@@ -482,7 +442,7 @@ pub(crate) async fn reply_order(
     let cmd = Command::Complete {
         step: "reply".into(),
         action: "pass".into(),
-        by: b.by,
+        by: by_actor,
         opinion: Some(b.reply),
         data: Data::new(),
         missing: Vec::new(),
@@ -493,23 +453,6 @@ pub(crate) async fn reply_order(
         on_site: None,
     };
     run(&state, &principal, &headers, Some(no), None, cmd).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ComplaintBody {
-    complainant: Person,
-    /// The department complained about.
-    addressee: String,
-    /// The case complained about, if any.
-    #[serde(default)]
-    case: Option<String>,
-    /// The member of staff complained about, if named.
-    #[serde(default)]
-    staff: Option<String>,
-    content: String,
-    #[serde(default)]
-    source: Option<String>,
 }
 
 /// Files a complaint (投诉): a case of the built-in complaint flow.
@@ -557,7 +500,7 @@ pub(crate) async fn file_complaint(
     }
     let cmd = Command::Start {
         case_no: String::new(),
-        applicant: b.complainant,
+        applicant: b.complainant.into(),
         agent: None,
         source: Some(b.source.unwrap_or_else(|| "网上投诉".into())),
         project_code: None,
@@ -573,17 +516,6 @@ pub(crate) async fn file_complaint(
         cmd,
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RateBody {
-    /// The rating account (the applicant's login on the portal).
-    account: String,
-    /// 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意.
-    score: i64,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// Rates a finished case: 1–5, a reason required for 1 and 2; one rating

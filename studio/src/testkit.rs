@@ -3,11 +3,12 @@
 //! process. The end-to-end tests in tests/e2e run the binary.
 #![allow(clippy::unwrap_used)]
 
+use crate::auth::token_hash;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use govflow_engine::store::users::{Grant, User, token_hash};
+use govflow_engine::store::users::{Grant, User};
 use std::sync::Arc;
 use tower::util::ServiceExt;
 

@@ -175,7 +175,7 @@ fn run_prints_the_trace_and_a_changed_trace_fails_with_a_diff() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("-  do: complete decide") || err.contains("+- at: \"2025-10-09"),
+        err.contains("-- at: 2025-09-30 10:00") && err.contains("+- at: 2025-10-09 10:00"),
         "{err}"
     );
 }

@@ -4,11 +4,15 @@
 //! and the conformance suite holds it to what the SQL backends do.
 //!
 //! It shares the decisions with them — the command pipeline
-//! (`pipeline::prepare_batch`, through [`pipeline::Source`]), the timer
+//! (`pipeline::prepare_batch`, through `pipeline::Source`), the timer
 //! deferral (`pipeline::unfired`), the card sync (`cards::plan_sync`) and the
 //! card machine (`core::card::decide`) — and only stores their results.
 //! One lock means one writer at a time, like SQLite; the lock is held for a
 //! whole command, so every read inside it is current.
+//!
+//! Why this file is long: it implements every storage trait (about sixty
+//! methods), each a few lines over the maps; one file keeps the tables and
+//! all their uses together.
 
 use super::cards::{
     AlarmRow, CardWrite, StoredCard, card_of, complaint_addressee, history, line, plan_sync,

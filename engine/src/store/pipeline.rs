@@ -3,6 +3,10 @@
 //! (`prepare_batch`), then written with a few multi-row statements
 //! (`write_batch`, or SQLite's `inbox` trigger). Timer claims for the
 //! backends that fire in the claiming transaction (`tick_direct`).
+//!
+//! Why this file is long: the pipeline is one unit — the reads it needs
+//! (`Source`, for SQL and memory), the batch preparation and the writes —
+//! and splitting it would spread one transaction's steps over files.
 
 use super::sql::{Conn, Dialect, SqlRow, q};
 use super::{Claim, ExecError, Outcome, Request, corrupt, fmt_ts, source_hash};

@@ -129,6 +129,8 @@ impl<'a> Query<'a> {
         f64: for<'e> Encode<'e, DB> + Type<DB>,
         String: for<'e> Encode<'e, DB> + Type<DB>,
         Option<String>: for<'e> Encode<'e, DB> + Type<DB>,
+        for<'e> &'e str: Encode<'e, DB> + Type<DB>,
+        for<'e> Option<&'e str>: Encode<'e, DB> + Type<DB>,
     {
         let mut out = sqlx::query::<DB>(self.sql);
         for a in self.args {
@@ -136,8 +138,9 @@ impl<'a> Query<'a> {
                 Arg::I64(v) => out.bind(v),
                 Arg::OptI64(v) => out.bind(v),
                 Arg::F64(v) => out.bind(v),
-                Arg::Str(v) => out.bind(v.to_string()),
-                Arg::OptStr(v) => out.bind(v.map(str::to_string)),
+                // Borrowed: PostgreSQL encodes it into its buffer at once.
+                Arg::Str(v) => out.bind(v),
+                Arg::OptStr(v) => out.bind(v),
                 Arg::Owned(v) => out.bind(v),
                 Arg::OptOwned(v) => out.bind(v),
             };

@@ -1,5 +1,7 @@
-//! Users, their roles and API tokens. A token is shown once when made; only
-//! its SHA-256 is stored.
+//! The records of users, their API tokens and login sessions, for every SQL
+//! dialect. What they mean — the roles, who may do what, how a token or a
+//! session id is hashed — is the server's (`studio/src/auth.rs`); the store
+//! keeps only hashes, in the same database and transactions as the audit log.
 
 use crate::core::Time;
 use crate::store::cards::audit;
@@ -9,20 +11,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The roles: `admin`, `analyst` (flows), `deployer` (packs), `clerk` and
-/// `reviewer` (a department's staff; `position` narrows to one of the flow's
-/// roles, e.g. `clerk` of `window`), `supervisor`.
-pub const ROLES: &[&str] = &[
-    "admin",
-    "analyst",
-    "deployer",
-    "clerk",
-    "reviewer",
-    "supervisor",
-];
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A role granted to a user, in a department (and position).
 pub struct Grant {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,20 +23,11 @@ pub struct Grant {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A user as stored.
 pub struct User {
     pub login: String,
     pub name: String,
     pub roles: Vec<Grant>,
-}
-
-impl User {
-    pub fn has(&self, role: &str) -> bool {
-        self.roles.iter().any(|g| g.role == role)
-    }
-}
-
-pub fn token_hash(token: &str) -> String {
-    crate::store::source_hash(token)
 }
 
 #[async_trait]

@@ -2,4 +2,3 @@
 //! (`govflow run`, `govflow test`).
 
 pub mod scenario;
-pub mod yaml_out;

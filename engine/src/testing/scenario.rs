@@ -533,7 +533,9 @@ impl Scenario {
             "trace": r.trace,
             "end": end,
         });
-        Ok(crate::testing::yaml_out::to_yaml(&doc))
+        // serde_yaml_ng's emitter (libyaml's): block style, strings quoted
+        // only where YAML would read them as something else.
+        serde_yaml_ng::to_string(&doc).map_err(|e| self.err(self.expect_span, e.to_string()))
     }
 }
 
