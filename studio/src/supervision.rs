@@ -239,6 +239,22 @@ pub(crate) fn supervisor(
     }
 }
 
+/// A card action of the card's own department: the caller acts as `by`
+/// (checked), and the card is that department's. The card's id and who acted.
+async fn own_card(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    id: &str,
+    by: crate::dto::Actor,
+) -> Result<(i64, String), ApiError> {
+    let mut by: Actor = by.into();
+    principal.check_actor(&mut by)?;
+    let id = id_param(id)?;
+    let c = card(state, id).await?;
+    own_department(&c, &by)?;
+    Ok((id, who(&by)))
+}
+
 /// The card's department has seen it (签收).
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
@@ -247,12 +263,7 @@ pub(crate) async fn acknowledge(
     body: Result<Json<ByBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
-    let mut by_actor: Actor = b.by.into();
-    principal.check_actor(&mut by_actor)?;
-    let id = id_param(&id)?;
-    let c = card(&state, id).await?;
-    own_department(&c, &by_actor)?;
-    let by = who(&by_actor);
+    let (id, by) = own_card(&state, &principal, &id, b.by).await?;
     let command = CardCommand::Acknowledge {
         by: by.clone(),
         note: b.note,
@@ -268,12 +279,7 @@ pub(crate) async fn appeal(
     body: Result<Json<AppealBody>, JsonRejection>,
 ) -> Result<Json<Alarm>, ApiError> {
     let Json(b) = body.map_err(bad_body)?;
-    let mut by_actor: Actor = b.by.into();
-    principal.check_actor(&mut by_actor)?;
-    let id = id_param(&id)?;
-    let c = card(&state, id).await?;
-    own_department(&c, &by_actor)?;
-    let by = who(&by_actor);
+    let (id, by) = own_card(&state, &principal, &id, b.by).await?;
     let command = CardCommand::Appeal {
         by: by.clone(),
         reason: b.reason,
