@@ -1162,3 +1162,80 @@ async fn users_tokens_and_sessions() {
         );
     }
 }
+
+/// A card's notifications commit in the card's own transaction; the cards
+/// owed a supervision order are those still issued at the top level of an
+/// ordering rule, without one — until the order is recorded.
+#[tokio::test]
+async fn notifications_commit_with_their_cards_and_owed_orders_are_listed() {
+    use govflow_dsl::rule::Level::{Red, Yellow};
+    use govflow_engine::core::card::CardCommand;
+    use govflow_engine::store::Notification;
+    use govflow_engine::supervision::CardChange;
+    for b in backends("owed").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let cal = Calendar::china();
+        let at = t("2025-09-26 10:00");
+        let no = accepted(&b.store, &reg, &cal, at).await;
+        let s = &b.store;
+        let notes = |no: &str, c: &[CardChange]| -> Vec<Notification> {
+            c.iter()
+                .map(|_| Notification {
+                    recipient: "supervisor".into(),
+                    case_no: no.to_string(),
+                    rule: "o".into(),
+                    level: "red".into(),
+                    change: "issued".into(),
+                    message: "红牌".into(),
+                })
+                .collect()
+        };
+        let cards = [
+            verdict("o", "case", Some(Red)),
+            verdict("y", "case", Some(Yellow)),
+        ];
+        let all = s
+            .sync_many(&[(no.as_str(), &cards[..])], None, at, &notes)
+            .await
+            .unwrap();
+        assert_eq!(all[0].1.len(), 2, "{}", b.name);
+        let sent = s.notifications(None, 10, 0).await.unwrap();
+        assert_eq!(sent.len(), 2, "{}: one per change, with the cards", b.name);
+        assert_eq!(sent[0]["case_no"], no.as_str(), "{}", b.name);
+        // Nothing changes: no new card, no new notification.
+        s.sync_many(&[(no.as_str(), &cards[..])], None, at, &notes)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.notifications(None, 10, 0).await.unwrap().len(),
+            2,
+            "{}",
+            b.name
+        );
+        let tops = [
+            ("o".to_string(), "red".to_string()),
+            ("y".to_string(), "red".to_string()),
+        ];
+        let owed = s.awaiting_orders(&tops, 10).await.unwrap();
+        assert_eq!(
+            owed.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(),
+            ["o"],
+            "{}: only the card at its rule's top",
+            b.name
+        );
+        assert!(s.awaiting_orders(&[], 10).await.unwrap().is_empty());
+        let ordered = CardCommand::Ordered {
+            by: "engine".into(),
+            order_case: "3301002025092600000099".into(),
+            to: "dev".into(),
+        };
+        s.transition_alarm(owed[0].id, &ordered, "engine", at)
+            .await
+            .unwrap();
+        assert!(
+            s.awaiting_orders(&tops, 10).await.unwrap().is_empty(),
+            "{}: an ordered card is owed nothing",
+            b.name
+        );
+    }
+}

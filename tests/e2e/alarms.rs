@@ -550,3 +550,122 @@ fn runaway_rules_are_stopped_and_the_server_keeps_serving() {
     let list = get(port, "/api/complaints");
     assert_eq!(list["items"][0]["origin"]["case"], no.as_str(), "{list}");
 }
+
+/// Every red card owed a supervision order gets exactly one, however the
+/// server is killed: many cases go red at the start-up scan, the server is
+/// killed (SIGKILL) while it is issuing their orders, and after a restart
+/// each red card has its order — one order case per card, none twice.
+#[test]
+fn orders_survive_a_kill_during_card_issuing() {
+    let dir = temp_dir("orders-kill");
+    orders_survive(&format!("sqlite://{}", dir.join("o.db").display()), &[]);
+    match std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
+        Ok(pg) if !pg.is_empty() => {
+            let schema = super::support::pg_schema("orders");
+            orders_survive(&pg, &["--db-schema", schema.as_str()]);
+        }
+        _ => eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: the PostgreSQL run is skipped"),
+    }
+}
+
+fn orders_survive(db: &str, extra: &[&str]) {
+    let db = db.to_string();
+    let port = free_port();
+    let server = Server::start(&db, port, extra, &[]);
+    const CASES: usize = 240;
+    let accept = complete_body("window", Some("clerk"));
+    for _ in 0..CASES {
+        let (s, v) = call(port, "POST", "/api/cases", None, Some(&start_body())).unwrap();
+        assert_eq!(s, 201, "{v}");
+        let no = v["case_no"].as_str().unwrap().to_string();
+        let path = format!("/api/cases/{no}/tasks/accept/complete");
+        assert_eq!(
+            call(port, "POST", &path, None, Some(&accept)).unwrap().0,
+            200
+        );
+    }
+    server.kill9();
+
+    let list = |port: u16, path: &str| -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = format!("{path}{sep}limit=500&offset={}", out.len());
+            let Some((200, v)) = call(port, "GET", &url, None, None) else {
+                return out;
+            };
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            let more = v["more"].as_bool().unwrap_or(false);
+            out.extend(items);
+            if !more {
+                return out;
+            }
+        }
+    };
+    // 40 days later every case is past its statutory deadline: red cards, orders.
+    let env = [("GOVFLOW_CLOCK_OFFSET", "3456000")];
+    let server = Server::start(&db, port, extra, &env);
+    let t0 = std::time::Instant::now();
+    let mut seen = 0;
+    while t0.elapsed().as_secs() < 60 {
+        seen = list(port, "/api/orders").len();
+        if seen > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill9();
+    assert!(
+        seen > 0 && seen < CASES,
+        "the kill must come while orders are being issued: {seen} of {CASES}"
+    );
+
+    let _server = Server::start(&db, port, extra, &env);
+    let t0 = std::time::Instant::now();
+    let (red, orders) = loop {
+        let red = list(port, "/api/alarms?rule=case_deadline&level=red");
+        let orders = list(port, "/api/orders");
+        let done = red.len() == CASES && red.iter().all(|c| c["state"] == "ordered");
+        if done || t0.elapsed().as_secs() > 90 {
+            break (red, orders);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    eprintln!(
+        "{db}: killed with {seen} of {CASES} orders issued; after the restart: {} red cards, {} orders",
+        red.len(),
+        orders.len()
+    );
+    assert_eq!(red.len(), CASES, "one red card per case");
+    let unordered: Vec<_> = red.iter().filter(|c| c["state"] != "ordered").collect();
+    assert!(
+        unordered.is_empty(),
+        "cards without their order: {unordered:?}"
+    );
+    // One order case per card, and each card names its own.
+    let mut per_card = std::collections::BTreeMap::new();
+    for o in &orders {
+        let card = o["origin"]["alarm"].as_i64().unwrap_or(-1);
+        *per_card.entry(card).or_insert(0) += 1;
+    }
+    assert_eq!(orders.len(), CASES, "orders: {per_card:?}");
+    assert!(per_card.values().all(|n| *n == 1), "{per_card:?}");
+    // Each red card's notification to the supervisors was written with the
+    // card: once, none lost, none twice.
+    let told = list(port, "/api/notifications?to=supervisor")
+        .into_iter()
+        .filter(|n| n["rule"] == "case_deadline" && n["level"] == "red")
+        .count();
+    assert_eq!(told, CASES, "notifications to the supervisors");
+    for c in &red {
+        let id = c["id"].as_i64().unwrap();
+        assert_eq!(per_card.get(&id), Some(&1), "card {id}");
+        let order = c["order_case"].as_str().unwrap_or_default();
+        assert!(
+            orders
+                .iter()
+                .any(|o| o["case_no"] == order && o["origin"]["alarm"] == id),
+            "card {id} names order {order}"
+        );
+    }
+}

@@ -141,8 +141,15 @@ impl Engine {
     /// cases are started if they were not, and finished ones are reported.
     /// Every hand-off carries the idempotency key it had the first time, so
     /// what already happened is answered from the log, not done again.
-    /// Returns the number of hand-offs that did something.
+    /// Then the supervision orders cards are owed (`complete_orders`).
+    /// Returns the number of hand-offs and orders that did something.
     pub async fn recover(&self) -> usize {
+        let fixed = self.recover_hand_offs().await;
+        fixed + self.complete_orders().await
+    }
+
+    /// The hand-offs part of `recover`.
+    async fn recover_hand_offs(&self) -> usize {
         use crate::core::Event;
         let now = self.now();
         let mut after = String::new();
@@ -444,11 +451,17 @@ impl Engine {
             // workdays` …), plus one at start and one at each midnight: working-day
             // figures change then.
             let mut next_scan: Option<Time> = None;
+            let mut orders_checked = std::time::Instant::now();
             loop {
                 every.tick().await;
                 let now = engine.timer_now().await;
                 if let Err(e) = engine.tick(now).await {
                     eprintln!("timer service: {e}");
+                }
+                // Orders owed by cards another node (or a crash) left without one.
+                if orders_checked.elapsed() >= Duration::from_secs(60) {
+                    orders_checked = std::time::Instant::now();
+                    engine.complete_orders().await;
                 }
                 if next_scan.is_none_or(|due| now >= due) {
                     engine.scan(now).await;

@@ -346,12 +346,16 @@ impl Engine {
             }
         }
 
-        match self.store.sync_cards(case_no, &verdicts, now).await {
-            Ok(c) => {
-                let notes = self.notifications_for(case_no, &c, &verdicts);
-                if let Err(e) = self.store.notify(&notes, now).await {
-                    eprintln!("supervision: cannot record notifications for {case_no}: {e}");
-                }
+        let notes = |no: &str, c: &[crate::supervision::CardChange]| {
+            self.notifications_for(no, c, &verdicts)
+        };
+        match self
+            .store
+            .sync_many(&[(case_no, &verdicts)], None, now, &notes)
+            .await
+        {
+            Ok(mut all) => {
+                let c = all.pop().map(|(_, c)| c).unwrap_or_default();
                 self.orders_for(case_no, &c).await;
                 c
             }
@@ -456,15 +460,17 @@ impl Engine {
                 .iter()
                 .map(|(no, v)| (no.as_str(), v.as_slice()))
                 .collect();
-            match self.store.sync_many(&items, Some(&timed), now).await {
+            let by_case: std::collections::HashMap<&str, &[crate::supervision::Verdict]> =
+                items.iter().copied().collect();
+            let notes = |no: &str, c: &[crate::supervision::CardChange]| {
+                self.notifications_for(no, c, by_case.get(no).copied().unwrap_or_default())
+            };
+            match self
+                .store
+                .sync_many(&items, Some(&timed), now, &notes)
+                .await
+            {
                 Ok(all) => {
-                    let mut notes = Vec::new();
-                    for ((no, c), (_, verdicts)) in all.iter().zip(&writes) {
-                        notes.extend(self.notifications_for(no, c, verdicts));
-                    }
-                    if let Err(e) = self.store.notify(&notes, now).await {
-                        eprintln!("supervision scan: cannot record notifications: {e}");
-                    }
                     for (no, c) in all {
                         st.changes += c.len();
                         st.cards += c
@@ -477,7 +483,60 @@ impl Engine {
                 Err(e) => eprintln!("supervision scan: cannot store cards: {e}"),
             }
             if (page.len() as i64) < SCAN_PAGE {
+                self.complete_orders().await;
                 return st;
+            }
+        }
+    }
+
+    /// Issues the supervision orders that cards at the top of their rule are
+    /// owed and do not have — normally none: an order follows its card at
+    /// once. After a crash between a card and its order, the card itself
+    /// says the order is owed (`awaiting_orders`); the order's start carries
+    /// the key `order:CARD`, so it is started once however often this runs.
+    /// Runs at start-up, after every scan and every minute. Returns how many
+    /// orders it issued.
+    pub async fn complete_orders(&self) -> usize {
+        let Some(rules) = self.rules() else { return 0 };
+        let tops: Vec<(String, String)> = rules
+            .rules()
+            .filter(|r| r.order.is_some())
+            .filter_map(|r| {
+                r.levels
+                    .last()
+                    .map(|(top, _)| (r.id.clone(), top.as_str().to_string()))
+            })
+            .collect();
+        let mut issued = 0;
+        loop {
+            let owed = match self.store.awaiting_orders(&tops, 100).await {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("supervision: cannot list the orders owed: {e}");
+                    return issued;
+                }
+            };
+            let n = owed.len();
+            let mut progressed = false;
+            for card in owed {
+                let Some(order) = rules.rule(&card.rule).and_then(|r| r.order.clone()) else {
+                    continue;
+                };
+                let to = if order.to == "responsible" {
+                    card.department.clone()
+                } else {
+                    order.to.clone()
+                };
+                match self.issue_order(&card, &to, None, "engine").await {
+                    Ok(_) => {
+                        issued += 1;
+                        progressed = true;
+                    }
+                    Err(e) => eprintln!("supervision: no order for card {}: {e}", card.id),
+                }
+            }
+            if n < 100 || !progressed {
+                return issued;
             }
         }
     }

@@ -87,6 +87,25 @@ impl From<sqlx::Error> for AlarmError {
     }
 }
 
+/// Writes one notification inside the transaction `tx`.
+async fn insert_notification<C: Conn + ?Sized>(
+    tx: &mut C,
+    n: &Notification,
+    stamp: &str,
+) -> Result<(), sqlx::Error> {
+    q("INSERT INTO notifications (at, recipient, case_no, rule, level, change, message) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(stamp)
+        .bind(&n.recipient)
+        .bind(&n.case_no)
+        .bind(&n.rule)
+        .bind(&n.level)
+        .bind(&n.change)
+        .bind(&n.message)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Writes one audit row inside the transaction `tx`.
 pub(crate) async fn audit<C: Conn + ?Sized>(
     tx: &mut C,
@@ -269,6 +288,7 @@ impl<D: Dialect> CardStore for D {
         items: &[(&str, &[Verdict])],
         only: Option<&std::collections::HashSet<String>>,
         now: Time,
+        notes: &crate::store::NoteFn<'_>,
     ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError> {
         let mut tx = self.begin().await?;
         let mut all = Vec::with_capacity(items.len());
@@ -344,10 +364,45 @@ impl<D: Dialect> CardStore for D {
                     }
                 }
             }
+            for n in notes(case_no, &changes) {
+                insert_notification(&mut *tx, &n, &stamp).await?;
+            }
             all.push((case_no.to_string(), changes));
         }
         tx.commit().await?;
         Ok(all)
+    }
+
+    async fn awaiting_orders(
+        &self,
+        tops: &[(String, String)],
+        limit: i64,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        if tops.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only numbered placeholders are formatted in; the values are bound.
+        let pairs: Vec<String> = (0..tops.len())
+            .map(|i| format!("(rule = ${} AND level = ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alarms WHERE state = 'issued' AND order_case IS NULL AND ({}) ORDER BY id LIMIT ${}",
+            pairs.join(" OR "),
+            2 * tops.len() + 1
+        );
+        let mut query = q(sqlx::AssertSqlSafe(sql));
+        for (rule, level) in tops {
+            query = query.bind(rule).bind(level);
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(&mut *self.writes().acquire().await?)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(read_alarm!(row));
+        }
+        Ok(out)
     }
 
     /// The cards that follow the rules (open or revoked) of the cases in
@@ -651,18 +706,7 @@ impl<D: Dialect> CardStore for D {
         let stamp = fmt_ts(now);
         let mut tx = self.begin().await?;
         for n in rows {
-            q(
-                "INSERT INTO notifications (at, recipient, case_no, rule, level, change, message) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&stamp)
-            .bind(&n.recipient)
-            .bind(&n.case_no)
-            .bind(&n.rule)
-            .bind(&n.level)
-            .bind(&n.change)
-            .bind(&n.message)
-            .execute(&mut *tx)
-            .await?;
+            insert_notification(&mut *tx, n, &stamp).await?;
         }
         tx.commit().await?;
         Ok(())

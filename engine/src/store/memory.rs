@@ -651,6 +651,7 @@ impl CardStore for MemStore {
         items: &[(&str, &[Verdict])],
         only: Option<&HashSet<String>>,
         now: Time,
+        notes: &super::NoteFn<'_>,
     ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError> {
         let mut g = self.mem.lock().await;
         let stamp = fmt_ts(now);
@@ -721,9 +722,31 @@ impl CardStore for MemStore {
                     }
                 }
             }
+            for n in notes(case_no, &changes) {
+                let id = g.id();
+                g.notifications.push((id, stamp.clone(), n));
+            }
             all.push((case_no.to_string(), changes));
         }
         Ok(all)
+    }
+
+    async fn awaiting_orders(
+        &self,
+        tops: &[(String, String)],
+        limit: i64,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        let g = self.mem.lock().await;
+        let rows = g
+            .alarms
+            .values()
+            .filter(|a| {
+                a.state == "issued"
+                    && a.order_case.is_none()
+                    && tops.iter().any(|(r, l)| *r == a.rule && *l == a.level)
+            })
+            .map(AlarmRow::to_alarm);
+        Ok(page(rows, limit, 0))
     }
 
     async fn known_cards(

@@ -313,23 +313,38 @@ pub trait CardStore: Send + Sync {
     /// Brings the stored cards of several cases in line with the rules'
     /// verdicts at `now`, in one transaction, and says what changed. With
     /// `only`, the verdicts cover just those rules: other cards are left
-    /// alone. An evaluation error leaves its card as it was.
+    /// alone. An evaluation error leaves its card as it was. The
+    /// notifications `notes` gives for a case's changes are written in the
+    /// same transaction: a card and its messages commit together or not at all.
     async fn sync_many(
         &self,
         items: &[(&str, &[Verdict])],
         only: Option<&HashSet<String>>,
         now: Time,
+        notes: &NoteFn<'_>,
     ) -> Result<Vec<(String, Vec<CardChange>)>, StoreError>;
-    /// `sync_many` for one case.
+    /// `sync_many` for one case, without notifications.
     async fn sync_cards(
         &self,
         case_no: &str,
         verdicts: &[Verdict],
         now: Time,
     ) -> Result<Vec<CardChange>, StoreError> {
-        let mut all = self.sync_many(&[(case_no, verdicts)], None, now).await?;
+        let mut all = self
+            .sync_many(&[(case_no, verdicts)], None, now, &|_, _| Vec::new())
+            .await?;
         Ok(all.pop().map(|(_, c)| c).unwrap_or_default())
     }
+    /// Open cards that have reached the top of a rule whose top asks for a
+    /// supervision order and have none yet: `tops` is (rule, top level).
+    /// The card is the durable record that its order is owed, so an order a
+    /// crash cut short is found here and issued (once: its start carries the
+    /// key `order:CARD`). Oldest first, at most `limit`.
+    async fn awaiting_orders(
+        &self,
+        tops: &[(String, String)],
+        limit: i64,
+    ) -> Result<Vec<Alarm>, StoreError>;
     /// The cards that follow the rules (open or revoked) of the cases in
     /// [first, last], by case.
     async fn known_cards(
@@ -398,6 +413,9 @@ pub trait CardStore: Send + Sync {
     /// anomalies (see `supervision::StaffFacts`).
     async fn staff_figures(&self, since: Time) -> Result<HashMap<String, StaffFacts>, StoreError>;
 }
+
+/// The notifications owed for a case's card changes (see `sync_many`).
+pub type NoteFn<'a> = dyn Fn(&str, &[CardChange]) -> Vec<Notification> + Send + Sync + 'a;
 
 /// Task claims (认领).
 #[async_trait]

@@ -62,6 +62,16 @@ const VERSIONS: &[Version] = &[
             ),
         ],
     },
+    Version {
+        version: 4,
+        name: "the cards still owed a supervision order, found without reading every card",
+        statements: &[
+            // Partial: only issued cards without an order, normally none.
+            Both(
+                "CREATE INDEX IF NOT EXISTS alarms_owed_orders ON alarms (rule, level) WHERE state = 'issued' AND order_case IS NULL",
+            ),
+        ],
+    },
 ];
 
 /// The versions applied to a database, in order.
