@@ -429,45 +429,62 @@ fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Failed logins per login: (failures in a row, locked until).
-static FAILURES: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
-> = std::sync::LazyLock::new(Default::default);
+/// The client's address, as the connection gave it (no proxy header is
+/// trusted); the unspecified address where there is none (in-process tests).
+pub(crate) struct ClientAddr(pub(crate) std::net::IpAddr);
 
-/// After 5 failures in a row a login waits 2, 4, 8 … seconds (at most 5 minutes).
-fn throttled(login: &str) -> Option<u64> {
-    let now = std::time::Instant::now();
-    let f = FAILURES.lock().ok()?;
-    let (n, until) = f.get(login)?;
-    (*n >= 5 && *until > now).then(|| (*until - now).as_secs().max(1))
-}
-
-fn record_failure(login: &str) {
-    if let Ok(mut f) = FAILURES.lock() {
-        let e = f
-            .entry(login.to_string())
-            .or_insert((0, std::time::Instant::now()));
-        e.0 += 1;
-        if e.0 >= 5 {
-            let wait = 2u64.saturating_pow(e.0 - 4).min(300);
-            e.1 = std::time::Instant::now() + std::time::Duration::from_secs(wait);
-        }
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip()),
+        ))
     }
 }
+
+/// A hash no password matches: an unknown login is verified against it, so
+/// it takes as long as a known one (no timing tells which logins exist).
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&random_token()).unwrap_or_default());
+
+/// The longest password checked (argon2 on a huge text is work an attacker
+/// chooses); longer ones are refused unread.
+const MAX_PASSWORD: usize = 1024;
 
 /// Logs in: a session cookie (HttpOnly, Secure, SameSite=Strict) and the
 /// CSRF token writes must echo in `X-CSRF-Token`. Repeated failures wait.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(crate::extract::bad_body)?;
-    if let Some(wait) = throttled(&b.login) {
+    let login_ok = !b.login.is_empty()
+        && b.login.chars().count() <= crate::throttle::MAX_LOGIN
+        && !b.login.chars().any(char::is_control);
+    if !login_ok || b.password.len() > MAX_PASSWORD || b.password.contains('\0') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "auth.bad_login",
+            format!(
+                "a login is 1–{} characters without control characters, a password at most {MAX_PASSWORD} bytes",
+                crate::throttle::MAX_LOGIN
+            ),
+        ));
+    }
+    // Counted before the password is checked: guesses sent at once all count.
+    if let Err(wait) = state.inner_throttle().attempt(&b.login, addr) {
         let mut r = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "auth.throttled",
             format!(
-                "too many failed logins for `{}`; try again in {wait} s",
+                "too many login attempts for `{}` from this address; try again in {wait} s",
                 b.login
             ),
         )
@@ -481,8 +498,11 @@ pub(crate) async fn login(
     let found = store.user_with_password(&b.login).await?;
     let user = match found {
         Some((u, Some(hash))) if verify_password(&b.password, &hash) => u,
-        _ => {
-            record_failure(&b.login);
+        other => {
+            if !matches!(other, Some((_, Some(_)))) {
+                // The same work as a known login's check.
+                verify_password(&b.password, &DUMMY_HASH);
+            }
             // Failed logins are audited too (the login as typed, never the password).
             let name: String = b.login.chars().take(64).collect();
             store
@@ -495,9 +515,6 @@ pub(crate) async fn login(
             ));
         }
     };
-    if let Ok(mut f) = FAILURES.lock() {
-        f.remove(&b.login);
-    }
     let id = random_token();
     let csrf = random_token();
     let expires = state.now() + chrono::Duration::hours(SESSION_HOURS);
@@ -578,4 +595,62 @@ fn random_token() -> String {
         return format!("{h}{}", token_hash(&h));
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::testkit::{ADMIN, app, call};
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    /// Huge login names are refused before anything is kept for them: the
+    /// throttle holds no key after 10,000 distinct ones.
+    #[tokio::test]
+    async fn huge_login_names_leave_no_trace() {
+        let (app, state) = app("huge-logins").await;
+        let pad = "x".repeat(16 * 1024);
+        for i in 0..10_000 {
+            let body = json!({"login": format!("{i}{pad}"), "password": "whatever"});
+            let (s, v) = call(&app, "POST", "/api/login", None, Some(body)).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+            assert_eq!(v["code"], "auth.bad_login");
+        }
+        assert_eq!(state.inner_throttle().keys(), 0);
+        // A NUL in a login is refused the same way.
+        let body = json!({"login": "a\u{0}b", "password": "whatever"});
+        assert_eq!(
+            call(&app, "POST", "/api/login", None, Some(body)).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    /// Guesses sent at once are counted before any is checked: of 100
+    /// parallel wrong passwords from one address, 5 are checked (401) and
+    /// the rest wait (429).
+    #[tokio::test]
+    async fn parallel_guesses_count_before_they_are_checked() {
+        let (app, _) = app("guesses").await;
+        let user = json!({"login": "lina", "name": "李娜", "password": "correct horse battery",
+            "roles": [{"role": "clerk", "department": "window"}]});
+        let (s, v) = call(&app, "POST", "/api/users", Some(ADMIN), Some(user)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let app = app.clone();
+            set.spawn(async move {
+                let body = json!({"login": "lina", "password": format!("guess {i}")});
+                call(&app, "POST", "/api/login", None, Some(body)).await.0
+            });
+        }
+        let (mut checked, mut waited) = (0, 0);
+        while let Some(s) = set.join_next().await {
+            match s.unwrap() {
+                StatusCode::UNAUTHORIZED => checked += 1,
+                StatusCode::TOO_MANY_REQUESTS => waited += 1,
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!((checked, waited), (5, 95));
+    }
 }

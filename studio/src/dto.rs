@@ -235,7 +235,9 @@ pub(crate) struct NewToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
+    #[schema(min_length = 1, max_length = 64)]
     pub(crate) login: String,
+    #[schema(max_length = 1024)]
     pub(crate) password: String,
 }
 

@@ -12,6 +12,7 @@
 mod error;
 mod extract;
 mod state;
+mod throttle;
 // Principals, authentication and the per-route role check; users and login.
 mod auth;
 // The route modules.
@@ -344,11 +345,15 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         cfg.db_url
     );
     let store = state.engine().store.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    // The client's address reaches the handlers (the login throttle keys on it).
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     timers.abort();
     store.close().await;
     served?;

@@ -20,6 +20,8 @@ pub(crate) struct Inner {
     efficiency: std::sync::RwLock<Option<Arc<govflow_engine::supervision::efficiency::Scheme>>>,
     /// Where the rule files were read from, and the region calendar files.
     places: std::sync::RwLock<(Option<std::path::PathBuf>, Vec<String>)>,
+    /// Login attempts per address and per (login, address).
+    pub(crate) throttle: crate::throttle::LoginThrottle,
 }
 
 impl AppState {
@@ -30,8 +32,14 @@ impl AppState {
                 admin_token,
                 efficiency: std::sync::RwLock::new(None),
                 places: std::sync::RwLock::new((None, Vec::new())),
+                throttle: crate::throttle::LoginThrottle::new(),
             }),
         }
+    }
+
+    /// The login throttle.
+    pub(crate) fn inner_throttle(&self) -> &crate::throttle::LoginThrottle {
+        &self.inner.throttle
     }
 
     pub fn set_efficiency(&self, scheme: govflow_engine::supervision::efficiency::Scheme) {

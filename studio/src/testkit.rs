@@ -1,6 +1,6 @@
-//! In-process tests of the routes: the real router over a real engine (a
-//! temporary SQLite file), called with `Router::oneshot` — no port, no
-//! process. The end-to-end tests in tests/e2e run the binary.
+//! In-process tests of the routes: the real router over a real engine (on
+//! the in-memory store), called with `Router::oneshot` — no port, no file,
+//! no process. The end-to-end tests in tests/e2e run the binary.
 #![allow(clippy::unwrap_used)]
 
 use crate::auth::token_hash;
@@ -18,17 +18,9 @@ pub(crate) const CLERK: &str = "clerk-token";
 
 /// A server with the reference flow deployed and one clerk.
 pub(crate) async fn app(tag: &str) -> (Router, AppState) {
-    let dir = std::env::temp_dir().join(format!(
-        "govflow-studio-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("t.db").display());
-    let store = govflow_engine::store::Store::open(&url, &Default::default())
+    let _ = tag;
+    // The in-memory store: the layers above it are what these tests are about.
+    let store = govflow_engine::store::Store::open("memory:", &Default::default())
         .await
         .unwrap();
     let engine = govflow_engine::service::Engine::new(
