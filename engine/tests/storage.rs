@@ -1239,3 +1239,57 @@ async fn notifications_commit_with_their_cards_and_owed_orders_are_listed() {
         );
     }
 }
+
+/// One idempotency key sent by several clients at once: one request runs
+/// the command, the others wait for it and answer its outcome — a start
+/// (a new case each time it ran) and a completion alike, on every backend.
+#[tokio::test]
+async fn one_key_sent_at_once_runs_once() {
+    let cal = Arc::new(Calendar::china());
+    for b in backends("samekey").await {
+        let reg = Arc::new(deploy(&b.store, FLOW).await);
+        let at = t("2025-09-26 10:00");
+        let before = b.store.count(Table::Cases).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (store, reg, cal) = (b.store.clone(), reg.clone(), cal.clone());
+            set.spawn(async move {
+                store
+                    .execute(&req(None, start(), Some("same-start")), &reg, &cal, at)
+                    .await
+            });
+        }
+        let mut outs = Vec::new();
+        while let Some(r) = set.join_next().await {
+            outs.push(r.unwrap().unwrap_or_else(|e| panic!("{}: {e}", b.name)));
+        }
+        let nos: std::collections::BTreeSet<&str> =
+            outs.iter().map(|o| o.case_no.as_str()).collect();
+        assert_eq!(nos.len(), 1, "{}: one case: {nos:?}", b.name);
+        assert_eq!(outs.iter().filter(|o| !o.replayed).count(), 1, "{}", b.name);
+        assert_eq!(
+            b.store.count(Table::Cases).await.unwrap(),
+            before + 1,
+            "{}",
+            b.name
+        );
+        let no = outs[0].case_no.clone();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (store, reg, cal, no) = (b.store.clone(), reg.clone(), cal.clone(), no.clone());
+            set.spawn(async move {
+                let accept = complete("accept", actor("王芳", "window", Some("clerk")));
+                store
+                    .execute(&req(Some(&no), accept, Some("same-accept")), &reg, &cal, at)
+                    .await
+            });
+        }
+        let mut outs = Vec::new();
+        while let Some(r) = set.join_next().await {
+            outs.push(r.unwrap().unwrap_or_else(|e| panic!("{}: {e}", b.name)));
+        }
+        assert_eq!(outs.iter().filter(|o| !o.replayed).count(), 1, "{}", b.name);
+        let versions: std::collections::BTreeSet<u64> = outs.iter().map(|o| o.version).collect();
+        assert_eq!(versions.len(), 1, "{}: {versions:?}", b.name);
+    }
+}

@@ -240,3 +240,48 @@ fn two_nodes_started_together_on_an_empty_schema_both_come_up() {
         assert_eq!(d["items"].as_array().map(Vec::len), Some(1), "{id}: {d}");
     }
 }
+
+/// One idempotency key sent at once to two nodes by many clients: one
+/// request runs, every other answers its outcome — never a 5xx, one case.
+#[test]
+fn one_key_sent_to_two_nodes_at_once_runs_once() {
+    let Ok(pg) = std::env::var("GOVFLOW_TEST_POSTGRES_URL") else {
+        eprintln!("GOVFLOW_TEST_POSTGRES_URL is not set: two-node same-key test skipped");
+        return;
+    };
+    let schema = super::support::pg_schema("samekey");
+    let schema_args = ["--db-schema", schema.as_str()];
+    let (pa, pb) = (free_port(), free_port());
+    let _a = Server::start(&pg, pa, &schema_args, &[]);
+    let _b = Server::start(&pg, pb, &schema_args, &[]);
+    for round in 0..3 {
+        let key = format!("same-{round}");
+        let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|i| {
+                    let key = key.clone();
+                    s.spawn(move || {
+                        let port = if i % 2 == 0 { pa } else { pb };
+                        call(port, "POST", "/api/cases", Some(&key), Some(&start_body()))
+                            .expect("an answer")
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (s, v) in &answers {
+            assert!(*s < 500, "round {round}: {s} {v}");
+            assert!(matches!(*s, 200 | 201), "round {round}: {s} {v}");
+        }
+        let nos: BTreeSet<&str> = answers
+            .iter()
+            .filter_map(|(_, v)| v["case_no"].as_str())
+            .collect();
+        assert_eq!(nos.len(), 1, "round {round}: {nos:?}");
+        let fresh = answers
+            .iter()
+            .filter(|(_, v)| v["replayed"] == false)
+            .count();
+        assert_eq!(fresh, 1, "round {round}: one request ran the command");
+    }
+}

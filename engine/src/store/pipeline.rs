@@ -274,6 +274,17 @@ pub(crate) struct Changes {
     pub(crate) claim_checks: Vec<(String, Vec<i64>, String)>,
 }
 
+/// Whether the write failed because a concurrent request committed the
+/// same idempotency key first (the insert into `command_keys` waited for it).
+fn key_taken(e: &ExecError) -> bool {
+    match e {
+        ExecError::Store(super::StoreError::Sqlx(sqlx::Error::Database(d))) => {
+            d.is_unique_violation() && d.constraint().is_some_and(|c| c.starts_with("command_keys"))
+        }
+        _ => false,
+    }
+}
+
 /// What an idempotency key stands for: the same command on the same case or
 /// flow. Reusing a key for another request is refused, never answered with
 /// the first request's result.
@@ -357,6 +368,11 @@ pub(crate) async fn execute_direct<D: Dialect>(
                 if attempt >= 5 {
                     return Err(ExecError::Conflict(c));
                 }
+            }
+            // The same idempotency key committed by a concurrent request
+            // meanwhile: run again, and the key's outcome is answered.
+            Err(e) if key_taken(&e) && attempt < 5 => {
+                let _ = tx.rollback().await;
             }
             Err(e) => {
                 let _ = tx.rollback().await;
