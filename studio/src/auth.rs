@@ -457,6 +457,25 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 /// chooses); longer ones are refused unread.
 const MAX_PASSWORD: usize = 1024;
 
+/// 429 with `Retry-After`: too many attempts from this address.
+fn throttled(login: &str, wait: u64) -> Response {
+    let shown: String = login
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(crate::throttle::MAX_LOGIN)
+        .collect();
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "auth.throttled",
+        format!("too many login attempts for `{shown}` from this address; try again in {wait} s"),
+    )
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// Logs in: a session cookie (HttpOnly, Secure, SameSite=Strict) and the
 /// CSRF token writes must echo in `X-CSRF-Token`. Repeated failures wait.
 pub(crate) async fn login(
@@ -469,6 +488,21 @@ pub(crate) async fn login(
         && b.login.chars().count() <= crate::throttle::MAX_LOGIN
         && !b.login.chars().any(char::is_control);
     if !login_ok || b.password.len() > MAX_PASSWORD || b.password.contains('\0') {
+        if let Err(wait) = state.inner_throttle().address(addr) {
+            return Ok(throttled(&b.login, wait));
+        }
+        // Audited like any failed login, with the name made printable.
+        let name: String = b
+            .login
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(crate::throttle::MAX_LOGIN)
+            .collect();
+        state
+            .engine()
+            .store
+            .record_audit(&name, "login.refused", "{}", state.now())
+            .await?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "auth.bad_login",
@@ -480,19 +514,7 @@ pub(crate) async fn login(
     }
     // Counted before the password is checked: guesses sent at once all count.
     if let Err(wait) = state.inner_throttle().attempt(&b.login, addr) {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "auth.throttled",
-            format!(
-                "too many login attempts for `{}` from this address; try again in {wait} s",
-                b.login
-            ),
-        )
-        .into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-        }
-        return Ok(r);
+        return Ok(throttled(&b.login, wait));
     }
     let store = &state.engine().store;
     let found = store.user_with_password(&b.login).await?;
@@ -610,18 +632,29 @@ mod tests {
     async fn huge_login_names_leave_no_trace() {
         let (app, state) = app("huge-logins").await;
         let pad = "x".repeat(16 * 1024);
+        let mut refused = 0;
         for i in 0..10_000 {
             let body = json!({"login": format!("{i}{pad}"), "password": "whatever"});
             let (s, v) = call(&app, "POST", "/api/login", None, Some(body)).await;
-            assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-            assert_eq!(v["code"], "auth.bad_login");
+            match s {
+                StatusCode::BAD_REQUEST => {
+                    assert_eq!(v["code"], "auth.bad_login");
+                    refused += 1;
+                }
+                // The address's own budget is spent on them too.
+                StatusCode::TOO_MANY_REQUESTS => assert_eq!(v["code"], "auth.throttled"),
+                other => panic!("{other}: {v}"),
+            }
         }
-        assert_eq!(state.inner_throttle().keys(), 0);
-        // A NUL in a login is refused the same way.
+        assert_eq!(refused, 20, "the address's burst, then it waits");
+        // One key: the address; none for the names.
+        assert_eq!(state.inner_throttle().keys(), 1);
+        // A NUL anywhere in a body is refused before any handler reads it.
         let body = json!({"login": "a\u{0}b", "password": "whatever"});
+        let (s, v) = call(&app, "POST", "/api/login", None, Some(body)).await;
         assert_eq!(
-            call(&app, "POST", "/api/login", None, Some(body)).await.0,
-            StatusCode::BAD_REQUEST
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request.nul"))
         );
     }
 

@@ -7,11 +7,79 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 
 pub(crate) fn bad_body(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large();
+    }
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "bad_request",
         format!("invalid request body: {}", e.body_text()),
     )
+}
+
+/// 413: the body is over the route's limit.
+pub(crate) fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "the request body is over the limit ({} KiB; a pack {} KiB)",
+            crate::MAX_BODY / 1024,
+            crate::packs::MAX_PACK / 1024
+        ),
+    )
+}
+
+/// Refuses text the database cannot hold: the NUL character (U+0000) in the
+/// path, the query or any string of a JSON body — PostgreSQL's text cannot
+/// store it, and no name, number or opinion needs it. Answers 400 on every
+/// backend alike. The body is read here (within the route's size limit) and
+/// handed on unchanged.
+pub(crate) async fn refuse_nul(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let nul = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request.nul",
+            "text may not contain the NUL character (U+0000)",
+        )
+    };
+    let has_nul = |s: &str| s.to_ascii_lowercase().contains("%00");
+    if has_nul(req.uri().path()) || req.uri().query().is_some_and(has_nul) {
+        return Err(nul());
+    }
+    let (parts, body) = req.into_parts();
+    let limit = if parts.uri.path() == "/packs" {
+        crate::packs::MAX_PACK
+    } else {
+        crate::MAX_BODY
+    };
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    // Only a body that spells the escape is parsed to look.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| holds_nul(&v))
+    {
+        return Err(nul());
+    }
+    Ok(next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await)
+}
+
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(holds_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 pub(crate) fn bad_query(e: QueryRejection) -> ApiError {

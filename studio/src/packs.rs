@@ -31,13 +31,20 @@ pub(crate) async fn deploy_pack(
     Extension(p): Extension<crate::auth::Principal>,
     body: Result<Json<PackBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("invalid request body: {}", e.body_text()),
-        )
-    })?;
+    let Json(body) = body.map_err(crate::extract::bad_body)?;
+    // A pack is a folder of files: their names are plain file names.
+    if let Some(bad) = body.files.keys().find(|name| {
+        name.is_empty()
+            || name.contains(['/', '\\'])
+            || name.contains("..")
+            || name.chars().any(char::is_control)
+    }) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pack.bad_file_name",
+            format!("`{bad}` is not a file name: no path separators, no `..`"),
+        ));
+    }
     let out = state
         .engine()
         .deploy_pack(&body.manifest, &body.files, p.login())

@@ -80,6 +80,18 @@ impl<C: Clock + Clone> LoginThrottle<C> {
             .map_err(wait)
     }
 
+    /// Counts one attempt from `addr` that names no valid login (refused
+    /// unread, but still work and an audit row).
+    pub(crate) fn address(&self, addr: IpAddr) -> Result<(), u64> {
+        self.prune();
+        if self.by_address.len() >= MAX_KEYS {
+            return Err(60);
+        }
+        self.by_address
+            .check_key(&addr)
+            .map_err(|n| n.wait_time_from(self.clock.now()).as_secs().max(1))
+    }
+
     /// Drops the keys that have fully recovered, at most once a second.
     fn prune(&self) {
         let now = self.clock.now();

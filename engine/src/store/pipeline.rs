@@ -279,7 +279,9 @@ pub(crate) struct Changes {
 fn key_taken(e: &ExecError) -> bool {
     match e {
         ExecError::Store(super::StoreError::Sqlx(sqlx::Error::Database(d))) => {
-            d.is_unique_violation() && d.constraint().is_some_and(|c| c.starts_with("command_keys"))
+            d.is_unique_violation()
+                && d.constraint()
+                    .is_some_and(|c| c.starts_with("command_keys"))
         }
         _ => false,
     }
