@@ -22,7 +22,8 @@ use govflow_engine::store::users::{Grant, User};
 
 /// The roles: `admin`, `analyst` (flows), `deployer` (packs), `clerk` and
 /// `reviewer` (a department's staff; `position` narrows to one of the flow's
-/// roles, e.g. `clerk` of `window`), `supervisor`.
+/// roles, e.g. `clerk` of `window`), `supervisor`, `integration` (a system
+/// that reports payments and item cases' results).
 pub const ROLES: &[&str] = &[
     "admin",
     "analyst",
@@ -30,6 +31,7 @@ pub const ROLES: &[&str] = &[
     "clerk",
     "reviewer",
     "supervisor",
+    "integration",
 ];
 
 /// What a stored token or session id is known by: its SHA-256 (the secret
@@ -112,12 +114,16 @@ impl Principal {
         if u.has("admin") {
             return Ok(());
         }
+        // A position narrows which of the flow's roles its holder may act
+        // as; acting without a role (a step open to the whole department,
+        // such as a supervision order's reply) it does not narrow. The core
+        // still checks every task's role.
         let fits = |g: &Grant| {
             g.department.is_some()
                 && g.department == by.department
                 && g.position
                     .as_ref()
-                    .is_none_or(|p| by.role.as_ref() == Some(p))
+                    .is_none_or(|p| by.role.as_ref().is_none_or(|r| r == p))
         };
         if !u.roles.iter().any(fits) {
             return Err(ApiError::new(

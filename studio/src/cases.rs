@@ -72,6 +72,18 @@ pub(crate) async fn run(
     command: Command,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let command = acting_as(principal, command)?;
+    // Who may send this kind of command to this case (docs/engine.md,
+    // "Who may do what"): the case is read only when the rule needs it.
+    let who = crate::authz::who_may(&command);
+    let case = match (&case_no, crate::authz::needs_case(who)) {
+        (Some(no), true) => Some(load_case(state, no).await?),
+        _ => None,
+    };
+    let flow = match (&command, &flow_id) {
+        (Command::Start { .. }, Some(f)) => state.engine().flows.latest(f),
+        _ => None,
+    };
+    crate::authz::authorize(principal, &command, case.as_ref(), flow.as_deref())?;
     let req = Request {
         case_no,
         flow_id,

@@ -210,6 +210,7 @@ pub(crate) enum RoleName {
     Clerk,
     Reviewer,
     Supervisor,
+    Integration,
 }
 
 #[derive(Deserialize, ToSchema)]

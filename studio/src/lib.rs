@@ -15,6 +15,7 @@ mod state;
 mod throttle;
 // Principals, authentication and the per-route role check; users and login.
 mod auth;
+mod authz;
 // The route modules.
 mod calendar;
 mod cases;

@@ -184,6 +184,7 @@ mod tests {
             "deployer",
             "analyst",
             "supervisor",
+            "integration",
         ];
         for r in &routes {
             for role in r.roles.split('|') {

@@ -135,7 +135,7 @@ pub(crate) fn table() -> Vec<Route> {
             "The case's event log"),
         route(Get, "/cases/{no}/exchange", cases::case_exchange, "cases", "any",
             "The six exchange record types"),
-        route(Post, "/cases/{no}/commands", cases::case_command, "cases", "staff",
+        route(Post, "/cases/{no}/commands", cases::case_command, "cases", "staff|integration",
             "Any command, as {\"command\": …}").body::<CommandBody>(),
         route(Post, "/cases/{no}/tasks/{step}/complete", cases::complete_task, "tasks", "staff",
             "Complete the open task at a step").body::<CompleteBody>(),

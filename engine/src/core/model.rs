@@ -248,6 +248,22 @@ fn pass() -> String {
 }
 
 impl Command {
+    /// Every command's name, as `name` gives it.
+    pub const KINDS: &'static [&'static str] = &[
+        "start",
+        "submit_materials",
+        "complete",
+        "start_special",
+        "end_special",
+        "signal",
+        "subcase_finished",
+        "subcase_clock",
+        "terminate",
+        "withdraw",
+        "fire",
+        "recalendar",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             Command::Start { .. } => "start",

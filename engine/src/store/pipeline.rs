@@ -350,6 +350,9 @@ pub(crate) async fn execute_direct<D: Dialect>(
     loop {
         attempt += 1;
         let mut tx = s.begin().await?;
+        if let (Some(lock), Some(key)) = (D::LOCK_KEY, &req.idempotency_key) {
+            q(lock).bind(key).execute(&mut *tx).await?;
+        }
         match execute_in(
             &mut *tx,
             s.region(),

@@ -70,6 +70,8 @@ impl Dialect for PgStore {
     const NAME: &'static str = "postgres";
     const LOCK_CASE: &'static str = "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE";
     const LOCK_DEPLOY: &'static str = "SELECT pg_advisory_xact_lock(7170432)";
+    const LOCK_KEY: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7170433))");
     const CLAIM_DUE: &'static str = "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1";
     // Claims are read after the versioned UPDATE has locked the case row.
     const CLAIMS_AFTER_UPDATE: bool = true;

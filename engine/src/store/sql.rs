@@ -249,6 +249,10 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     const LOCK_CASE: &'static str;
     /// Makes concurrent deployments take turns.
     const LOCK_DEPLOY: &'static str;
+    /// Makes requests with the same idempotency key (`$1`) take turns, so
+    /// the second reads the first's key rather than the state it left
+    /// (`None`: one writer already serialises them).
+    const LOCK_KEY: Option<&'static str>;
     /// Claims one case with timers due at `$1`; returns its `case_no`.
     const CLAIM_DUE: &'static str;
     /// Whether a completion's claim check waits for the versioned UPDATE

@@ -477,6 +477,7 @@ impl Dialect for SqliteStore {
     // One SQLite writer: it holds every lock already.
     const LOCK_CASE: &'static str = "SELECT $1";
     const LOCK_DEPLOY: &'static str = "SELECT 1";
+    const LOCK_KEY: Option<&'static str> = None;
     const CLAIM_DUE: &'static str =
         "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1";
     // The writer reads claims at once: it holds every lock.

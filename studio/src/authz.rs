@@ -1,0 +1,349 @@
+//! Who may send which command: the rule beyond the route's roles, for every
+//! command kind. A command that names its actor (`by`) is checked against
+//! the caller's grants (`Principal::check_actor`) and then by the core
+//! against the task; the others are checked here against the case — its
+//! window (the department that accepted it, or holds its acceptance task)
+//! and the departments holding its open tasks. docs/engine.md has the table
+//! (a test keeps it complete); `who_may` matches every command, so a new
+//! command kind does not compile without its rule.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use govflow_engine::core::{CaseState, Command, CompiledFlow};
+
+/// Who may send a command (administrators always may).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// Staff of a department the flow declares.
+    FlowDepartment,
+    /// `by` is a department (and position) the caller holds; the core then
+    /// checks it against the task.
+    By,
+    /// `by` as above, and the caller works at the case's window or holds
+    /// one of its open tasks.
+    ByAtWindowOrHolder,
+    /// Staff of the case's window.
+    Window,
+    /// Staff of the case's window or of a department holding an open task
+    /// (a correction can be asked at any step).
+    WindowOrHolder,
+    /// Staff of the case's window, or an integration account (a payment
+    /// platform, a licence library).
+    WindowOrIntegration,
+    /// An integration account (the item case's system reporting back).
+    Integration,
+    /// Only the engine itself (timers, calendars, stage clocks).
+    Engine,
+}
+
+/// The rule for a command kind.
+pub(crate) fn who_may(c: &Command) -> Who {
+    match c {
+        Command::Start { .. } => Who::FlowDepartment,
+        Command::SubmitMaterials { .. } => Who::WindowOrHolder,
+        Command::Complete { .. } => Who::By,
+        Command::StartSpecial { .. } => Who::By,
+        Command::EndSpecial { .. } => Who::By,
+        Command::Signal { .. } => Who::WindowOrIntegration,
+        Command::SubcaseFinished { .. } => Who::Integration,
+        Command::SubcaseClock { .. } => Who::Engine,
+        Command::Terminate { .. } => Who::ByAtWindowOrHolder,
+        Command::Withdraw { .. } => Who::Window,
+        Command::Fire { .. } => Who::Engine,
+        Command::Recalendar { .. } => Who::Engine,
+    }
+}
+
+/// Whether the rule needs the case (the caller's place in it).
+pub(crate) fn needs_case(w: Who) -> bool {
+    matches!(
+        w,
+        Who::ByAtWindowOrHolder | Who::Window | Who::WindowOrHolder | Who::WindowOrIntegration
+    )
+}
+
+/// The case's window: the department that accepted it; before acceptance,
+/// the departments holding its open tasks (the acceptance task).
+fn window(case: &CaseState) -> Vec<String> {
+    match case.accepted_by.as_ref().and_then(|a| a.department.clone()) {
+        Some(d) => vec![d],
+        None => holders(case),
+    }
+}
+
+fn holders(case: &CaseState) -> Vec<String> {
+    case.tasks.values().map(|t| t.department.clone()).collect()
+}
+
+fn denied(principal: &Principal, what: &str, allowed: &[String]) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "auth.wrong_department",
+        format!(
+            "{} may not {what}: {}",
+            principal.login(),
+            if allowed.is_empty() {
+                "no department may at this point".to_string()
+            } else {
+                format!("it is for {}", allowed.join(", "))
+            }
+        ),
+    )
+}
+
+/// Checks a command against the caller: `case` is the case it addresses
+/// (loaded when `needs_case`), `flow` the flow it starts.
+pub(crate) fn authorize(
+    principal: &Principal,
+    command: &Command,
+    case: Option<&CaseState>,
+    flow: Option<&CompiledFlow>,
+) -> Result<(), ApiError> {
+    if principal.has_role("admin") {
+        return Ok(());
+    }
+    let mine = principal.departments().unwrap_or_default();
+    let any_of = |allowed: Vec<String>, what: &str| {
+        if allowed.iter().any(|d| mine.contains(d)) {
+            Ok(())
+        } else {
+            Err(denied(principal, what, &allowed))
+        }
+    };
+    let what = command.name();
+    match who_may(command) {
+        Who::By => Ok(()),
+        Who::FlowDepartment => {
+            let allowed: Vec<String> = flow
+                .map(|f| f.flow.departments.iter().map(|d| d.id.clone()).collect())
+                .unwrap_or_default();
+            any_of(allowed, "start a case of this flow")
+        }
+        Who::Window => any_of(case.map(window).unwrap_or_default(), what),
+        Who::WindowOrHolder | Who::ByAtWindowOrHolder => {
+            let mut allowed = case.map(window).unwrap_or_default();
+            allowed.extend(case.map(holders).unwrap_or_default());
+            allowed.sort();
+            allowed.dedup();
+            any_of(allowed, what)
+        }
+        Who::WindowOrIntegration => {
+            if principal.has_role("integration") {
+                return Ok(());
+            }
+            any_of(case.map(window).unwrap_or_default(), what)
+        }
+        Who::Integration => {
+            if principal.has_role("integration") {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "auth.forbidden",
+                    format!("{what} is reported by an integration account"),
+                ))
+            }
+        }
+        Who::Engine => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{what} is the engine's own; it is not sent"),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::testkit::{ADMIN, CLERK, app, call};
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    /// A user with one grant and an API token.
+    async fn user(
+        state: &crate::state::AppState,
+        login: &str,
+        role: &str,
+        dept: Option<&str>,
+    ) -> String {
+        use govflow_engine::store::users::{Grant, User};
+        let u = User {
+            login: login.into(),
+            name: login.into(),
+            roles: vec![Grant {
+                role: role.into(),
+                department: dept.map(str::to_string),
+                position: None,
+            }],
+        };
+        let store = &state.engine().store;
+        store
+            .create_user(&u, None, "test", state.now())
+            .await
+            .unwrap();
+        let token = format!("{login}-token");
+        store
+            .add_token(
+                login,
+                &crate::auth::token_hash(&token),
+                "test",
+                "test",
+                state.now(),
+            )
+            .await
+            .unwrap();
+        token
+    }
+
+    /// The commands that name no actor are checked against the case: a
+    /// clerk of another department may not withdraw a case, add materials to
+    /// it or signal its wait; the window may; an integration account may
+    /// signal and report an item case but not withdraw; engine commands are
+    /// never sent.
+    #[tokio::test]
+    async fn commands_without_an_actor_are_checked_against_the_case() {
+        let (app, state) = app("authz").await;
+        let outsider = user(&state, "env_clerk", "clerk", Some("env")).await;
+        let integration = user(&state, "payments", "integration", None).await;
+        let start = json!({
+            "flow": "parallel_approval",
+            "applicant": {"name": "杭州示例科技有限公司", "id_kind": "credit_code", "id_number": "91110000600037341L"},
+            "materials": [{"id": "application"}, {"id": "project_doc"}],
+        });
+        let (s, v) = call(&app, "POST", "/api/cases", Some(CLERK), Some(start.clone())).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let no = v["case_no"].as_str().unwrap().to_string();
+        // An integration account is not staff of a flow department: no start.
+        let (s, _) = call(&app, "POST", "/api/cases", Some(&integration), Some(start)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let materials = json!({"materials": [{"id": "land_doc"}]});
+        let withdraw = json!({"reason": "申请人撤回"});
+        let signal = json!({"command": "signal", "name": "paid", "data": {"amount": 999999}});
+        let finished = json!({"command": "subcase_finished", "step": "s", "item": "i", "case_no": "x", "result": "ok"});
+        for (path, body) in [
+            (format!("/api/cases/{no}/materials"), materials.clone()),
+            (format!("/api/cases/{no}/withdraw"), withdraw.clone()),
+            (format!("/api/cases/{no}/commands"), signal.clone()),
+        ] {
+            let (s, v) = call(&app, "POST", &path, Some(&outsider), Some(body)).await;
+            assert_eq!(
+                (s, v["code"].as_str()),
+                (StatusCode::FORBIDDEN, Some("auth.wrong_department")),
+                "{path}: {v}"
+            );
+        }
+        // The integration account may signal (the case waits for nothing:
+        // the core refuses it, not the authorisation) and report an item
+        // case, but not withdraw.
+        let (s, v) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/commands"),
+            Some(&integration),
+            Some(signal),
+        )
+        .await;
+        assert_ne!(s, StatusCode::FORBIDDEN, "{v}");
+        let (s, v) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/commands"),
+            Some(&integration),
+            Some(finished.clone()),
+        )
+        .await;
+        assert_ne!(s, StatusCode::FORBIDDEN, "{v}");
+        let (s, _) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/commands"),
+            Some(CLERK),
+            Some(finished),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/withdraw"),
+            Some(&integration),
+            Some(withdraw.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // The window adds the missing material and may withdraw.
+        let (s, v) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/materials"),
+            Some(CLERK),
+            Some(materials),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = call(
+            &app,
+            "POST",
+            &format!("/api/cases/{no}/withdraw"),
+            Some(CLERK),
+            Some(withdraw),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (_, v) = call(&app, "GET", &format!("/api/cases/{no}"), Some(ADMIN), None).await;
+        assert_eq!(v["status"], "withdrawn", "{v}");
+    }
+
+    /// A grant with a position acts for its department where no role is
+    /// asked (a supervision order's reply), and only as its position where
+    /// one is.
+    #[test]
+    fn a_position_narrows_roles_but_not_the_department() {
+        use govflow_engine::core::Actor;
+        use govflow_engine::store::users::{Grant, User};
+        let p = crate::auth::Principal::User(User {
+            login: "li".into(),
+            name: "李".into(),
+            roles: vec![Grant {
+                role: "clerk".into(),
+                department: Some("dev".into()),
+                position: Some("officer".into()),
+            }],
+        });
+        let by = |role: Option<&str>| Actor {
+            name: "x".into(),
+            department: Some("dev".into()),
+            role: role.map(str::to_string),
+        };
+        assert!(p.check_actor(&mut by(None)).is_ok());
+        assert!(p.check_actor(&mut by(Some("officer"))).is_ok());
+        assert!(p.check_actor(&mut by(Some("chief"))).is_err());
+    }
+    /// docs/engine.md has a row for every command kind and every write route.
+    #[test]
+    fn the_table_in_the_docs_has_every_command_and_write() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/engine.md"),
+        )
+        .unwrap_or_default();
+        let Some(start) = doc.find("### Who may do what") else {
+            panic!("docs/engine.md has no `### Who may do what` section");
+        };
+        let table = &doc[start..];
+        let table = &table[..table[4..].find("\n#").map_or(table.len(), |i| i + 4)];
+        for kind in govflow_engine::core::Command::KINDS {
+            assert!(
+                table.contains(&format!("| `{kind}` |")),
+                "no row for the command `{kind}`"
+            );
+        }
+        for r in crate::routes::table() {
+            let m = r.info.method.as_str();
+            if matches!(m, "post" | "put") {
+                let row = format!("| `{} /api{}` |", m.to_uppercase(), r.info.path);
+                assert!(table.contains(&row), "no row for {row}");
+            }
+        }
+    }
+}
