@@ -1293,3 +1293,89 @@ async fn one_key_sent_at_once_runs_once() {
         assert_eq!(versions.len(), 1, "{}: {versions:?}", b.name);
     }
 }
+
+/// Reads come in pages: a case's events after the first N, and the audit
+/// log filtered by actor, action, case and time, paged back by id.
+#[tokio::test]
+async fn events_and_audit_come_in_pages() {
+    use govflow_engine::store::AuditFilter;
+    let cal = Calendar::china();
+    for b in backends("pages").await {
+        let reg = deploy(&b.store, FLOW).await;
+        let at = t("2025-09-26 10:00");
+        let no = drive(&b.store, &reg, &cal, at).await;
+        let other = accepted(&b.store, &reg, &cal, t("2025-09-27 10:00")).await;
+        let s = &b.store;
+        let all = s.events(&no).await.unwrap();
+        assert!(all.len() > 10, "{}", b.name);
+        let mut paged = Vec::new();
+        while paged.len() < all.len() {
+            let page = s.events_after(&no, paged.len() as u64, 4).await.unwrap();
+            assert!(!page.is_empty() && page.len() <= 4, "{}", b.name);
+            paged.extend(page);
+        }
+        assert_eq!(paged, all, "{}", b.name);
+        assert!(
+            s.events_after(&no, all.len() as u64, 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let rows = |f: AuditFilter| async move { s.audit_page(&f, 100).await.unwrap() };
+        let of_case = rows(AuditFilter {
+            case: Some(no.clone()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(of_case.len(), 7, "{}: start and six completions", b.name);
+        assert!(
+            of_case
+                .iter()
+                .all(|r| r["detail"].as_str().unwrap().contains(&no))
+        );
+        let completes = rows(AuditFilter {
+            action: Some("complete".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            completes.len(),
+            7,
+            "{}: six and the other case's accept",
+            b.name
+        );
+        let later = rows(AuditFilter {
+            from: Some("2025-09-27T00:00:00".into()),
+            case: Some(other.clone()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(later.len(), 2, "{}", b.name);
+        let newest = s.audit_page(&AuditFilter::default(), 3).await.unwrap();
+        let before = newest.last().unwrap()["id"].as_i64().unwrap();
+        let next = rows(AuditFilter {
+            before: Some(before),
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            next.iter().all(|r| r["id"].as_i64().unwrap() < before),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            next.len() + 3,
+            s.audit(1000).await.unwrap().len(),
+            "{}: the pages join up",
+            b.name
+        );
+        assert!(
+            rows(AuditFilter {
+                actor: Some("nobody".into()),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+    }
+}

@@ -246,13 +246,37 @@ pub(crate) async fn get_case(
     Ok(Json(v))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsQuery {
+    /// How many events were read already (the page starts after them).
+    #[serde(default)]
+    after: u64,
+    /// At most this many (500 by default, 2,000 at the most).
+    limit: Option<i64>,
+}
+
+/// A page of the case's event log, oldest first: `total` events in all,
+/// `next_after` to ask for the next page while `more`.
 pub(crate) async fn case_events(
     State(state): State<AppState>,
     Path(no): Path<String>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    load_case(&state, &no).await?;
-    let events = state.engine().store.events(&no).await?;
-    Ok(Json(json!({"items": events, "total": events.len()})))
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(500).clamp(1, 2000);
+    let s = load_case(&state, &no).await?;
+    let events = state
+        .engine()
+        .store
+        .events_after(&no, q.after, limit)
+        .await?;
+    let next = q.after + events.len() as u64;
+    let more = next < s.version;
+    Ok(Json(json!({
+        "items": events, "total": s.version, "after": q.after, "limit": limit,
+        "more": more, "next_after": more.then_some(next),
+    })))
 }
 
 pub(crate) async fn case_exchange(
@@ -673,6 +697,55 @@ mod tests {
         assert_eq!(
             (status, v["status"].as_str()),
             (StatusCode::OK, Some("accepted")),
+            "{v}"
+        );
+        // The event log comes in pages.
+        let (status, v) = call(
+            &app,
+            "GET",
+            &format!("/api/cases/{no}/events?limit=2"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
+        assert_eq!(
+            (v["more"].as_bool(), v["next_after"].as_u64()),
+            (Some(true), Some(2)),
+            "{v}"
+        );
+        let total = v["total"].as_u64().unwrap_or_default();
+        let (_, v) = call(
+            &app,
+            "GET",
+            &format!("/api/cases/{no}/events?after=2&limit=2000"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(
+            v["items"].as_array().map(Vec::len),
+            Some(total as usize - 2),
+            "{v}"
+        );
+        assert_eq!(v["more"], false, "{v}");
+        // And the audit log, by case.
+        let (_, v) = call(
+            &app,
+            "GET",
+            &format!("/api/audit?case={no}&limit=1"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
+        assert_eq!(v["more"], true, "{v}");
+        assert!(
+            v["items"][0]["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&no),
             "{v}"
         );
         // Another department's step is not the clerk's.

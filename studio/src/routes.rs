@@ -266,9 +266,45 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn audit(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = state.engine().store.audit(200).await?;
-    Ok(Json(serde_json::json!({"items": items})))
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Rows older than this id: the next page back.
+    before: Option<i64>,
+    actor: Option<String>,
+    action: Option<String>,
+    case: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SS` (China time), inclusive.
+    from: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SS`, exclusive.
+    to: Option<String>,
+    /// At most this many rows (200 by default, 1,000 at the most).
+    limit: Option<i64>,
+}
+
+/// Audit rows, newest first, filtered; `next_before` pages back.
+async fn audit(
+    State(state): State<AppState>,
+    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(q) = q.map_err(crate::extract::bad_query)?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let f = govflow_engine::store::AuditFilter {
+        before: q.before,
+        actor: q.actor,
+        action: q.action,
+        case: q.case,
+        from: q.from,
+        to: q.to,
+    };
+    let mut items = state.engine().store.audit_page(&f, limit + 1).await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next = items.last().and_then(|r| r["id"].as_i64());
+    Ok(Json(serde_json::json!({
+        "items": items, "limit": limit, "more": more,
+        "next_before": if more { next } else { None },
+    })))
 }
 
 #[cfg(test)]

@@ -60,6 +60,38 @@ impl<D: Dialect> CaseStore for D {
         Ok(out)
     }
 
+    async fn events_after(
+        &self,
+        case_no: &str,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        // Each row holds one command's events (`seq` to `last_seq`); a page
+        // of `limit` events needs at most `limit` rows.
+        let rows = q(
+            "SELECT seq, body FROM event_log WHERE case_no = $1 AND last_seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(case_no)
+        .bind(after as i64)
+        .bind(limit.max(0))
+        .fetch_all(&mut *self.reads().acquire().await?)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let seq: i64 = r.try_get("seq")?;
+            let body: String = r.try_get("body")?;
+            let batch: Vec<Event> = serde_json::from_str(&body)
+                .map_err(|e| corrupt(format!("events of {case_no}"), e))?;
+            for (i, e) in batch.into_iter().enumerate() {
+                if seq as u64 + i as u64 > after {
+                    out.push(e);
+                }
+            }
+        }
+        out.truncate(limit.max(0) as usize);
+        Ok(out)
+    }
+
     async fn cases(
         &self,
         status: Option<&str>,

@@ -1,7 +1,7 @@
 //! Deployments and the audit log, written once for both SQL dialects.
 
 use super::sql::{Conn, Dialect, SqlRow, q};
-use super::{AuditLog, Deployment, DeploymentStore, StoreError, fmt_ts, source_hash};
+use super::{AuditFilter, AuditLog, Deployment, DeploymentStore, StoreError, fmt_ts, source_hash};
 use crate::core::Time;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -223,12 +223,48 @@ pub(crate) fn deployment<R: SqlRow>(r: &R) -> Result<Deployment, sqlx::Error> {
 
 #[async_trait]
 impl<D: Dialect> AuditLog for D {
-    async fn audit(&self, limit: i64) -> Result<Vec<Value>, StoreError> {
-        let rows =
-            q("SELECT id, at, actor, action, detail FROM audit_log ORDER BY id DESC LIMIT $1")
-                .bind(limit)
-                .fetch_all(&mut *self.reads().acquire().await?)
-                .await?;
+    async fn audit_page(&self, f: &AuditFilter, limit: i64) -> Result<Vec<Value>, StoreError> {
+        // Only the filters given, each a numbered placeholder; values are bound.
+        let case = f.case.as_ref().map(|c| format!("%\"case\":\"{c}\"%"));
+        let mut conds: Vec<String> = Vec::new();
+        let mut texts: Vec<&str> = Vec::new();
+        for (cond, v) in [
+            ("actor = ", f.actor.as_deref()),
+            ("action = ", f.action.as_deref()),
+            ("detail LIKE ", case.as_deref()),
+            ("at >= ", f.from.as_deref()),
+            ("at < ", f.to.as_deref()),
+        ] {
+            if let Some(v) = v {
+                texts.push(v);
+                conds.push(format!("{cond}${}", texts.len()));
+            }
+        }
+        let mut n = texts.len();
+        if f.before.is_some() {
+            n += 1;
+            conds.push(format!("id < ${n}"));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, at, actor, action, detail FROM audit_log {filter} ORDER BY id DESC LIMIT ${}",
+            n + 1
+        );
+        let mut query = q(sqlx::AssertSqlSafe(sql));
+        for v in texts {
+            query = query.bind(v);
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b);
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(&mut *self.reads().acquire().await?)
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             out.push(serde_json::json!({

@@ -375,6 +375,28 @@ impl CaseStore for MemStore {
             .collect())
     }
 
+    async fn events_after(
+        &self,
+        case_no: &str,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let g = self.mem.lock().await;
+        let all = g
+            .events
+            .get(case_no)
+            .into_iter()
+            .flatten()
+            .flat_map(|(seq, evs)| {
+                evs.iter()
+                    .enumerate()
+                    .map(move |(i, e)| (*seq + i as u64, e.clone()))
+            })
+            .filter(|(s, _)| *s > after)
+            .map(|(_, e)| e);
+        Ok(page(all, limit, 0))
+    }
+
     async fn cases(
         &self,
         status: Option<&str>,
@@ -618,9 +640,26 @@ impl DeploymentStore for MemStore {
 
 #[async_trait]
 impl AuditLog for MemStore {
-    async fn audit(&self, limit: i64) -> Result<Vec<Value>, StoreError> {
+    async fn audit_page(
+        &self,
+        f: &super::AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<Value>, StoreError> {
         let g = self.mem.lock().await;
-        let rows = g.audit.iter().rev().map(|(id, at, actor, action, detail)| {
+        let case = f.case.as_ref().map(|c| format!("\"case\":\"{c}\""));
+        let rows = g
+            .audit
+            .iter()
+            .rev()
+            .filter(|(id, at, actor, action, detail)| {
+                f.before.is_none_or(|b| *id < b)
+                    && f.actor.as_deref().is_none_or(|a| a == actor)
+                    && f.action.as_deref().is_none_or(|a| a == action)
+                    && case.as_deref().is_none_or(|c| detail.contains(c))
+                    && f.from.as_deref().is_none_or(|t| at.as_str() >= t)
+                    && f.to.as_deref().is_none_or(|t| at.as_str() < t)
+            })
+            .map(|(id, at, actor, action, detail)| {
             json!({"id": id, "at": at, "actor": actor, "action": action, "detail": detail})
         });
         Ok(page(rows, limit, 0))

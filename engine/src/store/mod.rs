@@ -213,6 +213,14 @@ pub trait CaseStore: Send + Sync {
     async fn case(&self, case_no: &str) -> Result<Option<CaseState>, StoreError>;
     /// The case's event log, in order.
     async fn events(&self, case_no: &str) -> Result<Vec<Event>, StoreError>;
+    /// A page of the case's event log: the events after the first `after`,
+    /// at most `limit`.
+    async fn events_after(
+        &self,
+        case_no: &str,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError>;
     /// Cases, newest number first.
     async fn cases(
         &self,
@@ -293,11 +301,30 @@ pub trait DeploymentStore: Send + Sync {
     async fn calendar_deployments(&self) -> Result<Vec<(Deployment, String, i64)>, StoreError>;
 }
 
+/// Which audit rows to read: each filter given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Rows older than this id (the next page back).
+    pub before: Option<i64>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Rows about this case (its number in the row's detail).
+    pub case: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SS`, inclusive.
+    pub from: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SS`, exclusive.
+    pub to: Option<String>,
+}
+
 /// The audit log: one row per write.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// The newest `limit` rows, newest first.
-    async fn audit(&self, limit: i64) -> Result<Vec<Value>, StoreError>;
+    async fn audit(&self, limit: i64) -> Result<Vec<Value>, StoreError> {
+        self.audit_page(&AuditFilter::default(), limit).await
+    }
+    /// The newest `limit` rows that pass `f`, newest first.
+    async fn audit_page(&self, f: &AuditFilter, limit: i64) -> Result<Vec<Value>, StoreError>;
     async fn record_audit(
         &self,
         actor: &str,
