@@ -1089,6 +1089,7 @@ async fn users_tokens_and_sessions() {
                 department: Some("window".into()),
                 position: None,
             }],
+            disabled: false,
         };
         assert!(
             s.create_user(&u, Some("hash"), "admin", at).await.unwrap(),
@@ -1113,16 +1114,28 @@ async fn users_tokens_and_sessions() {
             "{}",
             b.name
         );
-        s.add_token("wangfang", "tokhash", "ci", "admin", at)
-            .await
-            .unwrap();
+        s.add_token(
+            "wangfang",
+            "tokhash",
+            "ci",
+            t("2026-12-31 09:00"),
+            "admin",
+            at,
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            s.user_for_token("tokhash").await.unwrap(),
+            s.user_for_token("tokhash", at).await.unwrap(),
             Some(u.clone()),
             "{}",
             b.name
         );
-        assert_eq!(s.user_for_token("other").await.unwrap(), None, "{}", b.name);
+        assert_eq!(
+            s.user_for_token("other", at).await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
         let until = t("2026-12-01 17:00");
         s.add_session("sess", "wangfang", "csrf1", until, at)
             .await
@@ -1377,5 +1390,124 @@ async fn events_and_audit_come_in_pages() {
             .await
             .is_empty()
         );
+    }
+}
+
+/// A token stops at its expiry or when revoked; disabling a user ends their
+/// sessions and stops their tokens; a new password ends their sessions.
+#[tokio::test]
+async fn tokens_expire_and_users_can_be_disabled() {
+    use govflow_engine::store::users::{Grant, User};
+    for b in backends("tokens").await {
+        let s = &b.store;
+        let at = t("2026-12-01 09:00");
+        let u = User {
+            login: "lihua".into(),
+            name: "李华".into(),
+            roles: vec![Grant {
+                role: "reviewer".into(),
+                department: Some("dev".into()),
+                position: None,
+            }],
+            disabled: false,
+        };
+        s.create_user(&u, Some("h1"), "admin", at).await.unwrap();
+        s.add_token(
+            "lihua",
+            "aaaaaaaaaaaaaaaa1111",
+            "ci",
+            t("2026-12-02 09:00"),
+            "admin",
+            at,
+        )
+        .await
+        .unwrap();
+        s.add_token(
+            "lihua",
+            "bbbbbbbbbbbbbbbb2222",
+            "ops",
+            t("2027-03-01 09:00"),
+            "admin",
+            at,
+        )
+        .await
+        .unwrap();
+        let live = |h: &'static str, when| async move {
+            s.user_for_token(h, when).await.unwrap().is_some()
+        };
+        assert!(live("aaaaaaaaaaaaaaaa1111", at).await, "{}", b.name);
+        assert!(
+            !live("aaaaaaaaaaaaaaaa1111", t("2026-12-02 09:00")).await,
+            "{}: expired",
+            b.name
+        );
+        let listed = s.tokens("lihua").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"],
+            "{}",
+            b.name
+        );
+        assert!(
+            s.revoke_token("lihua", "bbbbbbbbbbbbbbbb", "admin", at)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.revoke_token("lihua", "bbbbbbbbbbbbbbbb", "admin", at)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.revoke_token("other", "aaaaaaaaaaaaaaaa", "admin", at)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !live("bbbbbbbbbbbbbbbb2222", at).await,
+            "{}: revoked",
+            b.name
+        );
+        assert!(s.tokens("lihua").await.unwrap()[1].revoked_at.is_some());
+        // Disabled: no session, no token, no login; enabled again: the token works.
+        s.add_session("sess1", "lihua", "c", t("2026-12-01 17:00"), at)
+            .await
+            .unwrap();
+        assert!(s.set_disabled("lihua", true, "admin", at).await.unwrap());
+        assert_eq!(s.session("sess1", at).await.unwrap(), None, "{}", b.name);
+        assert!(
+            !live("aaaaaaaaaaaaaaaa1111", at).await,
+            "{}: disabled",
+            b.name
+        );
+        assert_eq!(
+            s.user_with_password("lihua").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+        assert!(s.users().await.unwrap()[0].disabled, "{}", b.name);
+        assert!(s.set_disabled("lihua", false, "admin", at).await.unwrap());
+        assert!(live("aaaaaaaaaaaaaaaa1111", at).await, "{}", b.name);
+        assert!(!s.set_disabled("nobody", true, "admin", at).await.unwrap());
+        // A new password ends the sessions; new roles replace the old.
+        s.add_session("sess2", "lihua", "c", t("2026-12-01 17:00"), at)
+            .await
+            .unwrap();
+        assert!(
+            s.set_password("lihua", Some("h2"), "admin", at)
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.session("sess2", at).await.unwrap(), None, "{}", b.name);
+        let (_, pw) = s.user_with_password("lihua").await.unwrap().unwrap();
+        assert_eq!(pw.as_deref(), Some("h2"));
+        let chief = [Grant {
+            role: "supervisor".into(),
+            department: None,
+            position: None,
+        }];
+        assert!(s.set_roles("lihua", &chief, "admin", at).await.unwrap());
+        assert_eq!(s.users().await.unwrap()[0].roles, chief, "{}", b.name);
     }
 }

@@ -216,7 +216,12 @@ pub(crate) async fn authenticate(
         (Some(t), _) if constant_time_eq(t.as_bytes(), state.admin_token().as_bytes()) => {
             Principal::Admin
         }
-        (Some(t), _) => match state.engine().store.user_for_token(&token_hash(&t)).await {
+        (Some(t), _) => match state
+            .engine()
+            .store
+            .user_for_token(&token_hash(&t), state.now())
+            .await
+        {
             Ok(Some(u)) => Principal::User(u),
             Ok(None) => {
                 return ApiError::new(
@@ -298,7 +303,58 @@ pub(crate) async fn create_user(
             "a login is 1–64 letters, digits, `_`, `-` or `.`, and a user needs a name",
         ));
     }
-    for g in &b.roles {
+    if RESERVED.contains(&b.login.to_ascii_lowercase().as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user.reserved",
+            format!(
+                "`{}` is a name the engine itself signs with in the audit log; choose another login",
+                b.login
+            ),
+        ));
+    }
+    check_grants(&b.roles)?;
+    let hash = match &b.password {
+        Some(pw) => Some(strong_hash(pw)?),
+        None => None,
+    };
+    let u = User {
+        login: b.login,
+        name: b.name,
+        roles: b.roles.into_iter().map(Into::into).collect(),
+        disabled: false,
+    };
+    if !state
+        .engine()
+        .store
+        .create_user(&u, hash.as_deref(), p.login(), state.now())
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "user.exists",
+            format!("login `{}` is taken", u.login),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(json!(u))))
+}
+
+/// Logins the engine signs with in the audit log: no person may have them.
+const RESERVED: &[&str] = &[
+    "admin",
+    "system",
+    "timer",
+    "engine",
+    "root",
+    "test",
+    "supervision",
+    "anonymous",
+    "nobody",
+];
+
+/// The roles of a user must be known, and staff roles need a department.
+fn check_grants(roles: &[crate::dto::Grant]) -> Result<(), ApiError> {
+    for g in roles {
         if !ROLES.contains(&g.role.as_str()) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -314,35 +370,137 @@ pub(crate) async fn create_user(
             ));
         }
     }
-    let hash = match &b.password {
-        Some(pw) if pw.chars().count() < 10 => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "user.weak_password",
-                "a password has at least 10 characters",
-            ));
-        }
-        Some(pw) => Some(hash_password(pw)?),
-        None => None,
-    };
-    let u = User {
-        login: b.login,
-        name: b.name,
-        roles: b.roles.into_iter().map(Into::into).collect(),
-    };
-    if !state
-        .engine()
-        .store
-        .create_user(&u, hash.as_deref(), p.login(), state.now())
+    Ok(())
+}
+
+/// The argon2id hash of a password of at least 10 characters.
+fn strong_hash(pw: &str) -> Result<String, ApiError> {
+    if pw.chars().count() < 10 || pw.len() > MAX_PASSWORD {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user.weak_password",
+            "a password has at least 10 characters (and at most 1 KiB)",
+        ));
+    }
+    hash_password(pw)
+}
+
+fn no_user(login: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "user.not_found",
+        format!("no user `{login}`"),
+    )
+}
+
+/// An administrator disables a user (their sessions end; their tokens stop
+/// working) or enables them again.
+pub(crate) async fn disable_user(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(login): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_disabled(&state, &p, &login, true).await
+}
+
+pub(crate) async fn enable_user(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(login): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_disabled(&state, &p, &login, false).await
+}
+
+async fn set_disabled(
+    state: &AppState,
+    p: &Principal,
+    login: &str,
+    disabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    if disabled && login == p.login() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user.self",
+            "an administrator does not disable their own login",
+        ));
+    }
+    let store = &state.engine().store;
+    if !store
+        .set_disabled(login, disabled, p.login(), state.now())
+        .await?
+    {
+        return Err(no_user(login));
+    }
+    Ok(Json(json!({"login": login, "disabled": disabled})))
+}
+
+/// An administrator sets a user's password; their sessions end.
+pub(crate) async fn set_password(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(login): Path<String>,
+    body: Result<Json<crate::dto::PasswordBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body.map_err(crate::extract::bad_body)?;
+    let hash = strong_hash(&b.password)?;
+    let store = &state.engine().store;
+    if !store
+        .set_password(&login, Some(&hash), p.login(), state.now())
+        .await?
+    {
+        return Err(no_user(&login));
+    }
+    Ok(Json(json!({"login": login, "sessions_ended": true})))
+}
+
+/// An administrator replaces a user's roles.
+pub(crate) async fn set_roles(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(login): Path<String>,
+    body: Result<Json<crate::dto::RolesBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body.map_err(crate::extract::bad_body)?;
+    check_grants(&b.roles)?;
+    let roles: Vec<Grant> = b.roles.into_iter().map(Into::into).collect();
+    let store = &state.engine().store;
+    if !store
+        .set_roles(&login, &roles, p.login(), state.now())
+        .await?
+    {
+        return Err(no_user(&login));
+    }
+    Ok(Json(json!({"login": login, "roles": roles})))
+}
+
+/// A user's API tokens: label, made, expires, revoked (never the token).
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    Path(login): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"items": state.engine().store.tokens(&login).await?}),
+    ))
+}
+
+/// An administrator revokes a token (by the id the list shows).
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((login, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let store = &state.engine().store;
+    if !store
+        .revoke_token(&login, &id, p.login(), state.now())
         .await?
     {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "user.exists",
-            format!("login `{}` is taken", u.login),
+            StatusCode::NOT_FOUND,
+            "token.not_found",
+            format!("`{login}` has no live token `{id}`"),
         ));
     }
-    Ok((StatusCode::CREATED, Json(json!(u))))
+    Ok(Json(json!({"login": login, "id": id, "revoked": true})))
 }
 
 pub(crate) async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -367,12 +525,23 @@ pub(crate) async fn create_token(
     }
     let token = random_token();
     let label = b.label.unwrap_or_else(|| "api".into());
+    let days = b.expires_days.unwrap_or(90);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "token.lifetime",
+            "a token lives 1 to 365 days (`expires_days`, 90 by default)",
+        ));
+    }
+    let expires = state.now() + chrono::Duration::days(i64::from(days));
+    let hash = token_hash(&token);
     store
-        .add_token(&login, &token_hash(&token), &label, p.login(), state.now())
+        .add_token(&login, &hash, &label, expires, p.login(), state.now())
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"login": login, "label": label, "token": token})),
+        Json(json!({"login": login, "label": label, "token": token,
+            "id": &hash[..16], "expires_at": expires})),
     ))
 }
 
@@ -662,6 +831,131 @@ mod tests {
             (s, v["code"].as_str()),
             (StatusCode::BAD_REQUEST, Some("bad_request.nul"))
         );
+    }
+
+    /// Reserved logins are refused; a disabled user's token stops at once;
+    /// a revoked token too; a token's lifetime is bounded.
+    #[tokio::test]
+    async fn user_and_token_lifecycle() {
+        let (app, _) = app("lifecycle").await;
+        for reserved in ["system", "timer", "Engine", "admin"] {
+            let body = json!({"login": reserved, "name": "x", "roles": []});
+            let (s, v) = call(&app, "POST", "/api/users", Some(ADMIN), Some(body)).await;
+            assert_eq!(
+                (s, v["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("user.reserved")),
+                "{v}"
+            );
+        }
+        let body = json!({"login": "zhao", "name": "赵", "roles": [{"role": "clerk", "department": "window"}]});
+        assert_eq!(
+            call(&app, "POST", "/api/users", Some(ADMIN), Some(body))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/users/zhao/tokens",
+            Some(ADMIN),
+            Some(json!({"expires_days": 400})),
+        )
+        .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("token.lifetime")),
+            "{v}"
+        );
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/users/zhao/tokens",
+            Some(ADMIN),
+            Some(json!({"label": "ci"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let token = v["token"].as_str().unwrap().to_string();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert!(v["expires_at"].as_str().is_some(), "{v}");
+        assert_eq!(
+            call(&app, "GET", "/api/me", Some(&token), None).await.0,
+            StatusCode::OK
+        );
+        // Disabled: the token stops; enabled: it works again.
+        assert_eq!(
+            call(&app, "POST", "/api/users/zhao/disable", Some(ADMIN), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&app, "GET", "/api/me", Some(&token), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/users/zhao/enable", Some(ADMIN), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&app, "GET", "/api/me", Some(&token), None).await.0,
+            StatusCode::OK
+        );
+        // Revoked: it stops for good.
+        let (s, v) = call(
+            &app,
+            "POST",
+            &format!("/api/users/zhao/tokens/{id}/revoke"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            call(&app, "GET", "/api/me", Some(&token), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (_, v) = call(&app, "GET", "/api/users/zhao/tokens", Some(ADMIN), None).await;
+        assert!(v["items"][0]["revoked_at"].as_str().is_some(), "{v}");
+        assert!(
+            !v.to_string().contains(&token),
+            "the token itself is never listed"
+        );
+        // New roles; a password of at least 10 characters.
+        let roles = json!({"roles": [{"role": "reviewer", "department": "dev"}]});
+        assert_eq!(
+            call(
+                &app,
+                "PUT",
+                "/api/users/zhao/roles",
+                Some(ADMIN),
+                Some(roles)
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        let (s, _) = call(
+            &app,
+            "PUT",
+            "/api/users/zhao/password",
+            Some(ADMIN),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, _) = call(
+            &app,
+            "PUT",
+            "/api/users/nobody/password",
+            Some(ADMIN),
+            Some(json!({"password": "long enough password"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
     /// Guesses sent at once are counted before any is checked: of 100

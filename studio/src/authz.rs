@@ -176,6 +176,7 @@ mod tests {
                 department: dept.map(str::to_string),
                 position: None,
             }],
+            disabled: false,
         };
         let store = &state.engine().store;
         store
@@ -188,6 +189,7 @@ mod tests {
                 login,
                 &crate::auth::token_hash(&token),
                 "test",
+                state.now() + chrono::Duration::days(1),
                 "test",
                 state.now(),
             )
@@ -310,6 +312,7 @@ mod tests {
                 department: Some("dev".into()),
                 position: Some("officer".into()),
             }],
+            disabled: false,
         });
         let by = |role: Option<&str>| Actor {
             name: "x".into(),

@@ -231,6 +231,25 @@ pub(crate) struct NewUser {
 pub(crate) struct NewToken {
     #[serde(default)]
     pub(crate) label: Option<String>,
+    /// How long the token lives: 1 to 365 days, 90 by default.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    pub(crate) expires_days: Option<u32>,
+}
+
+/// `PUT /users/{login}/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    #[schema(min_length = 10, max_length = 1024)]
+    pub(crate) password: String,
+}
+
+/// `PUT /users/{login}/roles`: the user's roles, all of them.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolesBody {
+    pub(crate) roles: Vec<Grant>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -41,6 +41,9 @@ pub(crate) struct RouteInfo {
 #[cfg(test)]
 const NO_BODY: &[&str] = &[
     "/logout",
+    "/users/{login}/tokens/{id}/revoke",
+    "/users/{login}/disable",
+    "/users/{login}/enable",
     "/cases/{no}/tasks/{step}/claim",
     "/cases/{no}/tasks/{step}/release",
 ];

@@ -202,7 +202,19 @@ pub(crate) fn table() -> Vec<Route> {
         route(Post, "/users", auth::create_user, "users", "admin",
             "Add a user").body::<NewUser>(),
         route(Post, "/users/{login}/tokens", auth::create_token, "users", "admin",
-            "Make an API token for a user (shown once)").body::<NewToken>(),
+            "Make an API token for a user (shown once; it expires, 90 days by default)").body::<NewToken>(),
+        route(Get, "/users/{login}/tokens", auth::list_tokens, "users", "admin",
+            "A user's tokens: label, made, expires, revoked (never the token)"),
+        route(Post, "/users/{login}/tokens/{id}/revoke", auth::revoke_token, "users", "admin",
+            "Revoke a token; it stops working at once"),
+        route(Post, "/users/{login}/disable", auth::disable_user, "users", "admin",
+            "Disable a user: their sessions end, their tokens stop working"),
+        route(Post, "/users/{login}/enable", auth::enable_user, "users", "admin",
+            "Enable a disabled user again"),
+        route(Put, "/users/{login}/password", auth::set_password, "users", "admin",
+            "Set a user's password; their sessions end").body::<PasswordBody>(),
+        route(Put, "/users/{login}/roles", auth::set_roles, "users", "admin",
+            "Replace a user's roles").body::<RolesBody>(),
     ];
     // A pack is uploaded whole: a larger body than other writes.
     for r in &mut t {

@@ -44,6 +44,7 @@ pub(crate) async fn app(tag: &str) -> (Router, AppState) {
             department: Some("window".into()),
             position: None,
         }],
+        disabled: false,
     };
     let now = engine.now();
     engine
@@ -53,7 +54,14 @@ pub(crate) async fn app(tag: &str) -> (Router, AppState) {
         .unwrap();
     engine
         .store
-        .add_token("clerk", &token_hash(CLERK), "test", "test", now)
+        .add_token(
+            "clerk",
+            &token_hash(CLERK),
+            "test",
+            now + chrono::Duration::days(90),
+            "test",
+            now,
+        )
         .await
         .unwrap();
     let state = AppState::new(engine, ADMIN.into());

@@ -89,8 +89,8 @@ struct Mem {
     claims: BTreeMap<(String, i64), Claim>,
     /// login → (user, password hash)
     users: BTreeMap<String, (User, Option<String>)>,
-    /// token hash → login
-    tokens: HashMap<String, String>,
+    /// token hash → (login, label, created at, expires at, revoked at)
+    tokens: BTreeMap<String, (String, String, String, String, Option<String>)>,
     /// session hash → (login, csrf, expires at)
     sessions: HashMap<String, (String, String, String)>,
     blobs: BTreeMap<String, Vec<u8>>,
@@ -1199,25 +1199,165 @@ impl UserStore for MemStore {
         login: &str,
         hash: &str,
         label: &str,
+        expires: Time,
         actor: &str,
         now: Time,
     ) -> Result<(), StoreError> {
         let mut g = self.mem.lock().await;
-        g.tokens.insert(hash.to_string(), login.to_string());
+        let (stamp, until) = (fmt_ts(now), fmt_ts(expires));
+        g.tokens.insert(
+            hash.to_string(),
+            (
+                login.to_string(),
+                label.to_string(),
+                stamp.clone(),
+                until.clone(),
+                None,
+            ),
+        );
+        g.audit(
+            &stamp,
+            actor,
+            "token.create",
+            json!({"login": login, "label": label, "id": &hash[..hash.len().min(16)], "expires_at": until}).to_string(),
+        );
+        Ok(())
+    }
+
+    async fn tokens(&self, login: &str) -> Result<Vec<super::TokenInfo>, StoreError> {
+        let g = self.mem.lock().await;
+        let mut out: Vec<super::TokenInfo> = g
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.0 == login)
+            .map(
+                |(hash, (_, label, created, expires, revoked))| super::TokenInfo {
+                    id: hash.chars().take(16).collect(),
+                    label: label.clone(),
+                    created_at: created.clone(),
+                    expires_at: Some(expires.clone()),
+                    revoked_at: revoked.clone(),
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn revoke_token(
+        &self,
+        login: &str,
+        id: &str,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let stamp = fmt_ts(now);
+        let mut g = self.mem.lock().await;
+        let mut done = false;
+        for (hash, t) in g.tokens.iter_mut() {
+            if t.0 == login && hash.starts_with(id) && t.4.is_none() {
+                t.4 = Some(stamp.clone());
+                done = true;
+            }
+        }
+        if done {
+            g.audit(
+                &stamp,
+                actor,
+                "token.revoke",
+                json!({"login": login, "id": id}).to_string(),
+            );
+        }
+        Ok(done)
+    }
+
+    async fn set_disabled(
+        &self,
+        login: &str,
+        disabled: bool,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.mem.lock().await;
+        let Some((u, _)) = g.users.get_mut(login) else {
+            return Ok(false);
+        };
+        u.disabled = disabled;
+        if disabled {
+            g.sessions.retain(|_, s| s.0 != login);
+        }
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
         g.audit(
             &fmt_ts(now),
             actor,
-            "token.create",
-            json!({"login": login, "label": label}).to_string(),
+            action,
+            json!({"login": login}).to_string(),
         );
-        Ok(())
+        Ok(true)
+    }
+
+    async fn set_password(
+        &self,
+        login: &str,
+        hash: Option<&str>,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.mem.lock().await;
+        let Some((_, pw)) = g.users.get_mut(login) else {
+            return Ok(false);
+        };
+        *pw = hash.map(str::to_string);
+        g.sessions.retain(|_, s| s.0 != login);
+        g.audit(
+            &fmt_ts(now),
+            actor,
+            "user.password",
+            json!({"login": login}).to_string(),
+        );
+        Ok(true)
+    }
+
+    async fn set_roles(
+        &self,
+        login: &str,
+        roles: &[super::users::Grant],
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.mem.lock().await;
+        let Some((u, _)) = g.users.get_mut(login) else {
+            return Ok(false);
+        };
+        u.roles = roles.to_vec();
+        g.audit(
+            &fmt_ts(now),
+            actor,
+            "user.roles",
+            json!({"login": login, "roles": roles}).to_string(),
+        );
+        Ok(true)
     }
 
     async fn user_with_password(
         &self,
         login: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
-        Ok(self.mem.lock().await.users.get(login).cloned())
+        Ok(self
+            .mem
+            .lock()
+            .await
+            .users
+            .get(login)
+            .filter(|(u, _)| !u.disabled)
+            .cloned())
     }
 
     async fn add_session(
@@ -1252,7 +1392,10 @@ impl UserStore for MemStore {
         if *until <= stamp {
             return Ok(None);
         }
-        Ok(g.users.get(login).map(|(u, _)| (u.clone(), csrf.clone())))
+        Ok(g.users
+            .get(login)
+            .filter(|(u, _)| !u.disabled)
+            .map(|(u, _)| (u.clone(), csrf.clone())))
     }
 
     async fn end_session(&self, hash: &str, actor: &str, now: Time) -> Result<(), StoreError> {
@@ -1263,11 +1406,14 @@ impl UserStore for MemStore {
         Ok(())
     }
 
-    async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError> {
+    async fn user_for_token(&self, hash: &str, now: Time) -> Result<Option<User>, StoreError> {
+        let stamp = fmt_ts(now);
         let g = self.mem.lock().await;
         Ok(g.tokens
             .get(hash)
-            .and_then(|login| g.users.get(login))
+            .filter(|t| t.4.is_none() && t.3 > stamp)
+            .and_then(|t| g.users.get(&t.0))
+            .filter(|(u, _)| !u.disabled)
             .map(|(u, _)| u.clone()))
     }
 }

@@ -46,7 +46,7 @@ pub mod users;
 
 pub use cards::{Adjustment, Alarm, AlarmError, AlarmFilter, Known, Notification, Rating};
 pub use claims::Claim;
-pub use users::User;
+pub use users::{TokenInfo, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -484,16 +484,53 @@ pub trait UserStore: Send + Sync {
         now: Time,
     ) -> Result<bool, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
-    /// Records a token (its hash) for a user.
+    /// Records a token (its hash) for a user, valid until `expires`.
     async fn add_token(
         &self,
         login: &str,
         hash: &str,
         label: &str,
+        expires: Time,
         actor: &str,
         now: Time,
     ) -> Result<(), StoreError>;
-    /// A user and their password hash (for a login).
+    /// A user's tokens (never their hashes: `id` is the hash's first 16 hex digits).
+    async fn tokens(&self, login: &str) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes a user's token by its id; false when there is none to revoke.
+    async fn revoke_token(
+        &self,
+        login: &str,
+        id: &str,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError>;
+    /// Disables (or enables again) a user; disabling ends their sessions.
+    /// False when there is no such user.
+    async fn set_disabled(
+        &self,
+        login: &str,
+        disabled: bool,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError>;
+    /// Sets (or, with `None`, removes) a user's password hash and ends their
+    /// sessions. False when there is no such user.
+    async fn set_password(
+        &self,
+        login: &str,
+        hash: Option<&str>,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a user's roles. False when there is no such user.
+    async fn set_roles(
+        &self,
+        login: &str,
+        roles: &[users::Grant],
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError>;
+    /// An enabled user and their password hash (for a login).
     async fn user_with_password(
         &self,
         login: &str,
@@ -507,11 +544,11 @@ pub trait UserStore: Send + Sync {
         expires: Time,
         now: Time,
     ) -> Result<(), StoreError>;
-    /// The user of a live session, with its CSRF token.
+    /// The enabled user of a live session, with its CSRF token.
     async fn session(&self, hash: &str, now: Time) -> Result<Option<(User, String)>, StoreError>;
     async fn end_session(&self, hash: &str, actor: &str, now: Time) -> Result<(), StoreError>;
-    /// The user a token belongs to.
-    async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError>;
+    /// The enabled user a live token (not expired at `now`, not revoked) belongs to.
+    async fn user_for_token(&self, hash: &str, now: Time) -> Result<Option<User>, StoreError>;
 }
 
 /// Attachments and generated documents, by key: files beside the SQLite

@@ -72,6 +72,22 @@ const VERSIONS: &[Version] = &[
             ),
         ],
     },
+    Version {
+        version: 5,
+        name: "tokens expire and can be revoked; users can be disabled",
+        statements: &[
+            Both("ALTER TABLE api_tokens ADD COLUMN expires_at TEXT"),
+            Both("ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT"),
+            Both("ALTER TABLE users ADD COLUMN disabled_at TEXT"),
+            // Tokens made before expiry existed expire 90 days after they were made.
+            Sqlite(
+                "UPDATE api_tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%S', created_at, '+90 days')",
+            ),
+            Postgres(
+                "UPDATE api_tokens SET expires_at = to_char(CAST(created_at AS TIMESTAMP) + INTERVAL '90 days', 'YYYY-MM-DD\"T\"HH24:MI:SS')",
+            ),
+        ],
+    },
 ];
 
 /// The versions applied to a database, in order.

@@ -28,7 +28,23 @@ pub struct User {
     pub login: String,
     pub name: String,
     pub roles: Vec<Grant>,
+    /// A disabled user can neither log in nor use a token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
+
+/// An API token as listed (its hash is never shown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// The first 16 hex digits of the token's hash: enough to name it.
+    pub id: String,
+    pub label: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+const TOKEN_ID: usize = 16;
 
 #[async_trait]
 impl<D: Dialect> UserStore for D {
@@ -70,7 +86,7 @@ impl<D: Dialect> UserStore for D {
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = q("SELECT login, name, roles FROM users ORDER BY login")
+        let rows = q("SELECT login, name, roles, disabled_at FROM users ORDER BY login")
             .fetch_all(&mut *self.writes().acquire().await?)
             .await?;
         let mut out = Vec::new();
@@ -86,16 +102,19 @@ impl<D: Dialect> UserStore for D {
         login: &str,
         hash: &str,
         label: &str,
+        expires: Time,
         actor: &str,
         now: Time,
     ) -> Result<(), StoreError> {
         let stamp = fmt_ts(now);
+        let until = fmt_ts(expires);
         let mut tx = self.begin().await?;
-        q("INSERT INTO api_tokens (hash, login, label, created_at) VALUES ($1, $2, $3, $4)")
+        q("INSERT INTO api_tokens (hash, login, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash)
             .bind(login)
             .bind(label)
             .bind(&stamp)
+            .bind(&until)
             .execute(&mut *tx)
             .await?;
         audit(
@@ -103,11 +122,170 @@ impl<D: Dialect> UserStore for D {
             &stamp,
             actor,
             "token.create",
-            json!({"login": login, "label": label}).to_string(),
+            json!({"login": login, "label": label, "id": &hash[..hash.len().min(TOKEN_ID)], "expires_at": until}).to_string(),
         )
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn tokens(&self, login: &str) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = q("SELECT hash, label, created_at, expires_at, revoked_at FROM api_tokens WHERE login = $1 ORDER BY created_at, hash")
+            .bind(login)
+            .fetch_all(&mut *self.writes().acquire().await?)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let hash: String = r.try_get("hash")?;
+            out.push(TokenInfo {
+                id: hash.chars().take(TOKEN_ID).collect(),
+                label: r.try_get("label")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn revoke_token(
+        &self,
+        login: &str,
+        id: &str,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        if id.len() != TOKEN_ID || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let stamp = fmt_ts(now);
+        let mut tx = self.begin().await?;
+        let done = q("UPDATE api_tokens SET revoked_at = $1 WHERE login = $2 AND substr(hash, 1, 16) = $3 AND revoked_at IS NULL")
+            .bind(&stamp)
+            .bind(login)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                "token.revoke",
+                json!({"login": login, "id": id}).to_string(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn set_disabled(
+        &self,
+        login: &str,
+        disabled: bool,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        let mut tx = self.begin().await?;
+        let done = q("UPDATE users SET disabled_at = $1 WHERE login = $2")
+            .bind(disabled.then_some(stamp.as_str()))
+            .bind(login)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            if disabled {
+                q("DELETE FROM sessions WHERE login = $1")
+                    .bind(login)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                action,
+                json!({"login": login}).to_string(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn set_password(
+        &self,
+        login: &str,
+        hash: Option<&str>,
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        let mut tx = self.begin().await?;
+        let done = q("UPDATE users SET password_hash = $1 WHERE login = $2")
+            .bind(hash)
+            .bind(login)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            q("DELETE FROM sessions WHERE login = $1")
+                .bind(login)
+                .execute(&mut *tx)
+                .await?;
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                "user.password",
+                json!({"login": login}).to_string(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn set_roles(
+        &self,
+        login: &str,
+        roles: &[Grant],
+        actor: &str,
+        now: Time,
+    ) -> Result<bool, StoreError> {
+        let stamp = fmt_ts(now);
+        let text = serde_json::to_string(roles).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.begin().await?;
+        let done = q("UPDATE users SET roles = $1 WHERE login = $2")
+            .bind(&text)
+            .bind(login)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            audit(
+                &mut *tx,
+                &stamp,
+                actor,
+                "user.roles",
+                json!({"login": login, "roles": roles}).to_string(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A user and their password hash (for a login).
@@ -115,7 +293,7 @@ impl<D: Dialect> UserStore for D {
         &self,
         login: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let row = q("SELECT login, name, roles, password_hash FROM users WHERE login = $1")
+        let row = q("SELECT login, name, roles, disabled_at, password_hash FROM users WHERE login = $1 AND disabled_at IS NULL")
             .bind(login)
             .fetch_optional(&mut *self.writes().acquire().await?)
             .await?;
@@ -160,7 +338,7 @@ impl<D: Dialect> UserStore for D {
     async fn session(&self, hash: &str, now: Time) -> Result<Option<(User, String)>, StoreError> {
         let stamp = fmt_ts(now);
         let row = q(
-            "SELECT u.login, u.name, u.roles, s.csrf FROM sessions s JOIN users u ON u.login = s.login WHERE s.hash = $1 AND s.expires_at > $2",
+            "SELECT u.login, u.name, u.roles, u.disabled_at, s.csrf FROM sessions s JOIN users u ON u.login = s.login WHERE s.hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(hash)
         .bind(&stamp)
@@ -188,11 +366,12 @@ impl<D: Dialect> UserStore for D {
     }
 
     /// The user a token belongs to.
-    async fn user_for_token(&self, hash: &str) -> Result<Option<User>, StoreError> {
+    async fn user_for_token(&self, hash: &str, now: Time) -> Result<Option<User>, StoreError> {
         let row = q(
-            "SELECT u.login, u.name, u.roles FROM api_tokens t JOIN users u ON u.login = t.login WHERE t.hash = $1",
+            "SELECT u.login, u.name, u.roles, u.disabled_at FROM api_tokens t JOIN users u ON u.login = t.login WHERE t.hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled_at IS NULL",
         )
         .bind(hash)
+        .bind(fmt_ts(now))
         .fetch_optional(&mut *self.writes().acquire().await?)
         .await?;
         match row {
@@ -204,7 +383,9 @@ impl<D: Dialect> UserStore for D {
 
 fn read_user<R: SqlRow>(r: &R) -> Result<User, StoreError> {
     let roles: String = r.try_get("roles")?;
+    let disabled: Option<String> = r.try_get("disabled_at")?;
     Ok(User {
+        disabled: disabled.is_some(),
         login: r.try_get("login")?,
         name: r.try_get("name")?,
         roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt {
