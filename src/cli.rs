@@ -120,6 +120,34 @@ enum Command {
         #[arg(long = "calendar")]
         calendars: Vec<PathBuf>,
     },
+    /// Back up a running (or stopped) SQLite database: a consistent copy and its blobs.
+    Backup {
+        #[arg(long, default_value = "sqlite://govflow.db")]
+        db: String,
+        /// The backup file to write (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place as a SQLite database, then check it (`verify`).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the database goes (`sqlite://FILE`); the server must be stopped.
+        #[arg(long)]
+        db: String,
+        /// Replace an existing database file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a database: its own integrity, and every case's events against its snapshot.
+    Verify {
+        #[arg(long, default_value = "sqlite://govflow.db")]
+        db: String,
+        /// PostgreSQL only: the schema govflow's tables are in.
+        #[arg(long)]
+        db_schema: Option<String>,
+    },
     /// Draw a flow's diagram.
     Graph {
         path: PathBuf,
@@ -218,6 +246,9 @@ pub fn run() -> ExitCode {
             clock_offset: 0,
         }),
         Command::Export { case, db } => export(&case, &db),
+        Command::Backup { db, to } => crate::maintenance::backup(&db, &to),
+        Command::Restore { from, db, force } => crate::maintenance::restore(&from, &db, force),
+        Command::Verify { db, db_schema } => crate::maintenance::verify(&db, db_schema),
     }
 }
 

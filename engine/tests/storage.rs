@@ -1511,3 +1511,42 @@ async fn tokens_expire_and_users_can_be_disabled() {
         assert_eq!(s.users().await.unwrap()[0].roles, chief, "{}", b.name);
     }
 }
+
+/// The check behind `govflow verify` finds a case whose stored snapshot its
+/// events no longer rebuild (a row changed behind the engine's back).
+#[tokio::test]
+async fn the_check_finds_a_snapshot_its_events_do_not_rebuild() {
+    use govflow_engine::app::check::check;
+    let cal = Calendar::china();
+    let dir = std::env::temp_dir().join(unique("check"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = TempDir(dir.clone());
+    let url = format!("sqlite://{}", dir.join("c.db").display());
+    let store = Store::open(&url, &Options::default()).await.unwrap();
+    let reg = deploy(&store, FLOW).await;
+    let no = drive(&store, &reg, &cal, t("2025-09-26 10:00")).await;
+    let other = accepted(&store, &reg, &cal, t("2025-09-26 11:00")).await;
+    let r = check(&store).await.unwrap();
+    assert!(r.is_sound(), "{r:?}");
+    assert_eq!(r.cases, 2);
+    // Tamper with one snapshot directly in the file.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let snap: String = sqlx::query_scalar("SELECT snapshot FROM cases WHERE case_no = $1")
+        .bind(&other)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    let forged = snap.replacen("\"accepted\"", "\"completed\"", 1);
+    assert_ne!(forged, snap);
+    sqlx::query("UPDATE cases SET snapshot = $1 WHERE case_no = $2")
+        .bind(&forged)
+        .bind(&other)
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let r = check(&store).await.unwrap();
+    assert_eq!(r.mismatched, std::slice::from_ref(&other), "{r:?}");
+    assert!(!r.mismatched.contains(&no));
+    assert!(!r.is_sound());
+}

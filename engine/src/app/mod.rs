@@ -5,6 +5,7 @@
 //! server, the CLI, tests) call it; none of them holds state of its own.
 
 mod calendar;
+pub mod check;
 pub mod clock;
 pub(crate) mod deploy;
 pub mod export;

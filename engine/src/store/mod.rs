@@ -70,6 +70,8 @@ pub enum StoreError {
     BlobExists(String),
     #[error("blob storage: {0}")]
     Io(String),
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 /// Why a command did not commit.
@@ -578,6 +580,21 @@ pub trait Backend: Send + Sync {
     async fn database_now(&self) -> Option<Time>;
     /// Flushes what can be flushed before the process ends.
     async fn close(&self);
+    /// Writes a consistent copy of the whole database to `to` while it is in
+    /// use (and its blobs beside it). Only the embedded SQLite backend: a
+    /// PostgreSQL database is backed up with PostgreSQL's tools.
+    async fn backup_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported(format!(
+            "backup to {} of a {} store: use the database's own tools (PostgreSQL: pg_dump -Fc, see docs/security.md)",
+            to.display(),
+            self.backend()
+        )))
+    }
+    /// The database's own consistency check (SQLite: `PRAGMA integrity_check`);
+    /// the problems found, none when it is sound.
+    async fn integrity(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Every storage trait: what a backend implements.

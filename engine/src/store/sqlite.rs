@@ -534,12 +534,62 @@ impl Backend for SqliteStore {
     async fn database_now(&self) -> Option<Time> {
         None
     }
+    /// `VACUUM INTO` reads one consistent snapshot while writers go on; the
+    /// blobs, written once and never changed, are copied after it.
+    async fn backup_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        if to.exists() {
+            return Err(StoreError::NotSupported(format!(
+                "{} exists; a backup never overwrites a file",
+                to.display()
+            )));
+        }
+        let path = to.to_string_lossy().to_string();
+        sqlx::query("VACUUM INTO $1")
+            .bind(&path)
+            .execute(&self.pool)
+            .await?;
+        let mut dest = to.as_os_str().to_owned();
+        dest.push(".blobs");
+        let (from, dest) = (self.blobs.clone(), PathBuf::from(dest));
+        tokio::task::spawn_blocking(move || copy_tree(&from, &dest))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?
+            .map_err(|e| StoreError::Io(e.to_string()))
+    }
+
+    async fn integrity(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+
     /// Checkpoints the WAL into the database file.
     async fn close(&self) {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)
             .await;
     }
+}
+
+/// Copies a folder's files (recursively); a missing folder copies nothing.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let rd = match std::fs::read_dir(from) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    std::fs::create_dir_all(to)?;
+    for entry in rd {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if !entry.file_name().to_string_lossy().contains('~') {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 /// A blob key as a relative path: letters, digits, `-`, `_`, `.` and `/`
