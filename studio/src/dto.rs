@@ -311,7 +311,7 @@ pub(crate) struct CompleteBody {
     pub(crate) defer: Vec<String>,
     /// How long deferred materials may take, e.g. `5 workdays`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{1,4} ?(workdays?|days?|hours?|工作日|个工作日|天|小时)$")]
     pub(crate) defer_within: Option<Period>,
     #[serde(default)]
     pub(crate) document_no: Option<String>,
@@ -635,7 +635,7 @@ pub(crate) struct SubcaseFinishedBody {
 /// is completed at `POST /cases/{no}/tasks/{step}/complete`; a case starts
 /// at `POST /cases`; timers fire, and deadlines follow a new calendar, by
 /// themselves.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub(crate) enum CommandBody {
     Signal(SignalBody),
@@ -645,6 +645,57 @@ pub(crate) enum CommandBody {
     EndSpecial(SpecialEndBody),
     Terminate(TerminateBody),
     Withdraw(WithdrawBody),
+}
+
+/// Each variant's own object with `command` added to it: the variants'
+/// schemas allow no other properties, so `command` cannot be a second
+/// schema beside them (`allOf` would match nothing).
+impl utoipa::PartialSchema for CommandBody {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let variant = |name: &str, s: RefOr<Schema>| -> RefOr<Schema> {
+            match s {
+                RefOr::T(Schema::Object(mut o)) => {
+                    o.properties.insert(
+                        "command".into(),
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some([name]))
+                            .into(),
+                    );
+                    o.required.insert(0, "command".into());
+                    RefOr::T(Schema::Object(o))
+                }
+                other => other,
+            }
+        };
+        use utoipa::PartialSchema as P;
+        OneOfBuilder::new()
+            .item(variant("signal", <SignalBody as P>::schema()))
+            .item(variant(
+                "subcase_finished",
+                <SubcaseFinishedBody as P>::schema(),
+            ))
+            .item(variant("submit_materials", <MaterialsBody as P>::schema()))
+            .item(variant("start_special", <SpecialStartBody as P>::schema()))
+            .item(variant("end_special", <SpecialEndBody as P>::schema()))
+            .item(variant("terminate", <TerminateBody as P>::schema()))
+            .item(variant("withdraw", <WithdrawBody as P>::schema()))
+            .into()
+    }
+}
+
+impl ToSchema for CommandBody {
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        // The schemas the variants refer to (Actor, Material).
+        SignalBody::schemas(out);
+        SubcaseFinishedBody::schemas(out);
+        MaterialsBody::schemas(out);
+        SpecialStartBody::schemas(out);
+        SpecialEndBody::schemas(out);
+        TerminateBody::schemas(out);
+        WithdrawBody::schemas(out);
+    }
 }
 
 impl From<CommandBody> for Command {

@@ -37,6 +37,40 @@ pub(crate) struct RouteInfo {
     pub(crate) body: Option<crate::dto::BodySchema>,
 }
 
+/// Query parameters a route needs (path, name, required, JSON schema).
+const QUERY: &[(&str, &str, bool, &str)] = &[
+    (
+        "/calendar/add",
+        "date",
+        true,
+        r#"{"type":"string","format":"date"}"#,
+    ),
+    (
+        "/calendar/add",
+        "n",
+        false,
+        r#"{"type":"integer","minimum":0,"maximum":3650}"#,
+    ),
+    (
+        "/calendar/add",
+        "unit",
+        false,
+        r#"{"enum":["workdays","days"]}"#,
+    ),
+    (
+        "/calendar/diff",
+        "from",
+        true,
+        r#"{"type":"string","format":"date"}"#,
+    ),
+    (
+        "/calendar/diff",
+        "to",
+        true,
+        r#"{"type":"string","format":"date"}"#,
+    ),
+];
+
 /// Writes that take no request body (whatever is sent is ignored).
 #[cfg(test)]
 const NO_BODY: &[&str] = &[
@@ -55,11 +89,30 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
     for r in routes {
         let (method, path, tag, summary, roles) =
             (r.method.as_str(), r.path, r.tag, r.summary, r.roles);
-        let params: Vec<Value> = path
+        // Cards and adjustments have numeric ids; flows and rule files are named.
+        let numeric = |name: &str| {
+            name == "version"
+                || (name == "id"
+                    && (path.starts_with("/alarms") || path.starts_with("/efficiency")))
+        };
+        let mut params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| {
+                let schema = if numeric(name) {
+                    json!({"type": "integer", "minimum": 1})
+                } else {
+                    json!({"type": "string", "minLength": 1})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
+        params.extend(QUERY.iter().filter(|(p, ..)| *p == path).map(
+            |(_, name, required, schema)| {
+                json!({"name": name, "in": "query", "required": required,
+                        "schema": serde_json::from_str::<Value>(schema).unwrap_or_default()})
+            },
+        ));
         let mut op = json!({
             "tags": [tag],
             "summary": summary,
@@ -67,12 +120,16 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
             "parameters": params,
             "responses": {
                 "200": {"description": "OK"},
+                "201": {"description": "Created"},
+                "204": {"description": "No content"},
                 "400": {"$ref": "#/components/responses/Error"},
                 "401": {"$ref": "#/components/responses/Error"},
                 "403": {"$ref": "#/components/responses/Error"},
                 "404": {"$ref": "#/components/responses/Error"},
                 "409": {"$ref": "#/components/responses/Error"},
+                "413": {"$ref": "#/components/responses/Error"},
                 "422": {"$ref": "#/components/responses/Error"},
+                "429": {"$ref": "#/components/responses/Error"},
             },
         });
         if let Some(body) = r.body {

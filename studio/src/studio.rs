@@ -176,6 +176,7 @@ pub(crate) async fn diff_flow(
     body: Result<Json<SourceBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
+    syntax_of(body.syntax.as_deref())?;
     let running = crate::flows::find(&state, &id).await?;
     let version = Some(i64::from(running.flow.revision()));
     diff_json(&id, version, &running.source, &body.source)
@@ -323,6 +324,7 @@ pub(crate) async fn diff_rule_file(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(bad_body)?;
     known_rule_file(&file)?;
+    syntax_of(body.syntax.as_deref())?;
     let running = state
         .engine()
         .latest_rule_files()
