@@ -1229,14 +1229,14 @@ async fn notifications_commit_with_their_cards_and_owed_orders_are_listed() {
             ("o".to_string(), "red".to_string()),
             ("y".to_string(), "red".to_string()),
         ];
-        let owed = s.awaiting_orders(&tops, 10).await.unwrap();
+        let owed = s.awaiting_orders(&tops, 0, 10).await.unwrap();
         assert_eq!(
             owed.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(),
             ["o"],
             "{}: only the card at its rule's top",
             b.name
         );
-        assert!(s.awaiting_orders(&[], 10).await.unwrap().is_empty());
+        assert!(s.awaiting_orders(&[], 0, 10).await.unwrap().is_empty());
         let ordered = CardCommand::Ordered {
             by: "engine".into(),
             order_case: "3301002025092600000099".into(),
@@ -1246,7 +1246,7 @@ async fn notifications_commit_with_their_cards_and_owed_orders_are_listed() {
             .await
             .unwrap();
         assert!(
-            s.awaiting_orders(&tops, 10).await.unwrap().is_empty(),
+            s.awaiting_orders(&tops, 0, 10).await.unwrap().is_empty(),
             "{}: an ordered card is owed nothing",
             b.name
         );

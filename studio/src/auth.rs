@@ -96,9 +96,11 @@ impl Principal {
         match self {
             Principal::Admin => None,
             Principal::User(u) if u.has("admin") => None,
+            // Only staff grants make a department the user's.
             Principal::User(u) => Some(
                 u.roles
                     .iter()
+                    .filter(|g| matches!(g.role.as_str(), "clerk" | "reviewer"))
                     .filter_map(|g| g.department.clone())
                     .collect(),
             ),
@@ -676,7 +678,12 @@ pub(crate) async fn login(
         state
             .engine()
             .store
-            .record_audit(&name, "login.refused", "{}", state.now())
+            .record_audit(
+                "anonymous",
+                "login.refused",
+                &json!({"login": name}).to_string(),
+                state.now(),
+            )
             .await?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -700,10 +707,16 @@ pub(crate) async fn login(
                 // The same work as a known login's check.
                 verify_password(&b.password, &DUMMY_HASH);
             }
-            // Failed logins are audited too (the login as typed, never the password).
+            // Failed logins are audited too: by `anonymous`, with the login
+            // as typed in the detail (never the password).
             let name: String = b.login.chars().take(64).collect();
             store
-                .record_audit(&name, "login.failed", "{}", state.now())
+                .record_audit(
+                    "anonymous",
+                    "login.failed",
+                    &json!({"login": name}).to_string(),
+                    state.now(),
+                )
                 .await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -126,6 +126,13 @@ pub(crate) fn authorize(
             allowed.extend(case.map(holders).unwrap_or_default());
             allowed.sort();
             allowed.dedup();
+            // Acting as `by`: that department itself must be the window or
+            // a holder, not just one of the caller's others.
+            if let Command::Terminate { by, .. } = command
+                && !by.department.as_ref().is_some_and(|d| allowed.contains(d))
+            {
+                return Err(denied(principal, what, &allowed));
+            }
             any_of(allowed, what)
         }
         Who::WindowOrIntegration => {

@@ -88,7 +88,10 @@ pub(crate) async fn run(
         case_no,
         flow_id,
         command,
-        idempotency_key: idem_key(headers)?,
+        // A client's key lives in its own namespace: it can never be one
+        // of the engine's own keys (`timer:…`, `order:…`), nor another
+        // caller's.
+        idempotency_key: idem_key(headers)?.map(|k| format!("client:{}:{k}", principal.login())),
         actor: principal.login().to_string(),
         // Administrators may still act on a claimed task.
         override_claims: principal.has_role("admin"),
@@ -370,7 +373,11 @@ pub(crate) async fn list_tasks(
                 .tasks(
                     d.as_deref(),
                     q.role.as_deref(),
-                    if multi { limit + offset + 1 } else { limit + 1 },
+                    if multi {
+                        limit.saturating_add(offset).saturating_add(1)
+                    } else {
+                        limit + 1
+                    },
                     if multi { 0 } else { offset },
                 )
                 .await?,
@@ -672,6 +679,34 @@ pub(crate) async fn release_task(
 mod tests {
     use crate::testkit::{ADMIN, CLERK, app, call};
     use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn a_clients_key_is_its_own() {
+        use crate::testkit::call_keyed;
+        let (app, _) = app("keys").await;
+        let start = serde_json::json!({
+            "flow": "parallel_approval",
+            "applicant": {"name": "杭州示例科技有限公司", "id_kind": "credit_code", "id_number": "91110000600037341L"},
+            "materials": [{"id": "application"}],
+        });
+        // The engine's own key shapes mean nothing to a client: each caller's
+        // key is theirs, so the same text from two callers is two keys.
+        let key = "order:1";
+        let (s1, v1) = call_keyed(&app, "/api/cases", CLERK, key, start.clone()).await;
+        let (s2, v2) = call_keyed(&app, "/api/cases", ADMIN, key, start.clone()).await;
+        assert_eq!(
+            (s1, s2),
+            (StatusCode::CREATED, StatusCode::CREATED),
+            "{v1} {v2}"
+        );
+        assert_ne!(v1["case_no"], v2["case_no"]);
+        // The same caller again: the first answer.
+        let (s3, v3) = call_keyed(&app, "/api/cases", CLERK, key, start).await;
+        assert_eq!(
+            (s3, &v3["case_no"], &v3["replayed"]),
+            (StatusCode::OK, &v1["case_no"], &serde_json::json!(true))
+        );
+    }
 
     #[tokio::test]
     async fn a_clerk_starts_and_accepts_a_case_of_their_department() {

@@ -232,11 +232,14 @@ pub fn app(state: AppState) -> Router {
     let mut public = Router::new();
     for r in table() {
         let RouteInfo { path, roles, .. } = r.info;
+        // NUL is looked for inside the route: after authentication (an
+        // anonymous caller's body is read only on the public routes).
+        let nul = middleware::from_fn(crate::extract::refuse_nul);
         if roles == "public" {
-            public = public.route(path, r.handler);
+            public = public.route(path, r.handler.route_layer(nul));
         } else {
             let check = middleware::from_fn_with_state(roles, auth::require_roles);
-            api = api.route(path, r.handler.route_layer(check));
+            api = api.route(path, r.handler.route_layer(nul).route_layer(check));
         }
     }
     let api = api
@@ -246,7 +249,6 @@ pub fn app(state: AppState) -> Router {
         ))
         .merge(public)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(crate::extract::refuse_nul))
         // Every instant the API gives carries its +08:00 offset.
         .layer(middleware::from_fn(crate::offsets::layer));
     Router::new()

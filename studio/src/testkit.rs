@@ -68,6 +68,33 @@ pub(crate) async fn app(tag: &str) -> (Router, AppState) {
     (crate::routes::app(state.clone()), state)
 }
 
+/// One request with an `Idempotency-Key`: (status, JSON body or Null).
+pub(crate) async fn call_keyed(
+    app: &Router,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// One request: (status, JSON body or Null).
 pub(crate) async fn call(
     app: &Router,

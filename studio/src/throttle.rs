@@ -36,6 +36,19 @@ pub(crate) struct LoginThrottle<C: Clock = DefaultClock> {
     pruned: std::sync::Mutex<Option<C::Instant>>,
 }
 
+/// The client an address stands for: an IPv6 address by its /64 (one
+/// subscriber's network hands out many), an IPv4 address itself.
+fn client(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => {
+            let mut s = v6.segments();
+            s[4..].fill(0);
+            IpAddr::from(s)
+        }
+        v4 => v4,
+    }
+}
+
 fn quota(burst: u32, every: Duration) -> Quota {
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(every)
@@ -68,6 +81,7 @@ impl<C: Clock + Clone> LoginThrottle<C> {
     /// Counts one attempt on `login` from `addr`; `Err(seconds)` when it must
     /// wait that long first.
     pub(crate) fn attempt(&self, login: &str, addr: IpAddr) -> Result<(), u64> {
+        let addr = client(addr);
         self.prune();
         if self.by_address.len() >= MAX_KEYS || self.by_login.len() >= MAX_KEYS {
             return Err(60);
@@ -83,6 +97,7 @@ impl<C: Clock + Clone> LoginThrottle<C> {
     /// Counts one attempt from `addr` that names no valid login (refused
     /// unread, but still work and an audit row).
     pub(crate) fn address(&self, addr: IpAddr) -> Result<(), u64> {
+        let addr = client(addr);
         self.prune();
         if self.by_address.len() >= MAX_KEYS {
             return Err(60);
@@ -140,6 +155,18 @@ mod tests {
         // After 30 s one more attempt.
         clock.advance(Duration::from_secs(30));
         assert_eq!(t.attempt("wangfang", ip(1)), Ok(()));
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let t = LoginThrottle::with_clock(FakeRelativeClock::default());
+        let ok = (0..40u16)
+            .filter(|i| {
+                let a = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, *i]);
+                t.attempt(&format!("user{i}"), a).is_ok()
+            })
+            .count();
+        assert_eq!(ok, 20, "one /64, one address budget");
     }
 
     #[test]

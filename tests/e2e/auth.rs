@@ -314,12 +314,28 @@ fn login_sessions_need_csrf_and_failures_are_slowed() {
             )
         })
         .collect();
-    for want in ["login", "logout", "login.failed"] {
+    for want in ["login", "logout"] {
         assert!(
             seen.iter().any(|(a, who)| a == want && who == "wangfang"),
             "{want} missing: {seen:?}"
         );
     }
+    // A failed login is written by `anonymous`, never in the user's name,
+    // with the login as typed in the detail.
+    let failed: Vec<&serde_json::Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "login.failed")
+        .collect();
+    assert!(!failed.is_empty(), "{seen:?}");
+    assert!(failed.iter().all(|a| a["actor"] == "anonymous"));
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wangfang")
+    );
 }
 
 /// Claims (认领): a claimed task is its holder's to complete; others of the

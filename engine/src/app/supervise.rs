@@ -508,8 +508,10 @@ impl Engine {
             })
             .collect();
         let mut issued = 0;
+        // Page on by id: a card that keeps failing never blocks the ones after it.
+        let mut after = 0;
         loop {
-            let owed = match self.store.awaiting_orders(&tops, 100).await {
+            let owed = match self.store.awaiting_orders(&tops, after, 100).await {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("supervision: cannot list the orders owed: {e}");
@@ -517,8 +519,14 @@ impl Engine {
                 }
             };
             let n = owed.len();
-            let mut progressed = false;
             for card in owed {
+                after = card.id;
+                // As it is now: a person may have revoked or closed it since
+                // the list was read (on another node, say).
+                let card = match self.store.alarm(card.id).await {
+                    Ok(Some(c)) if c.state == "issued" && c.order_case.is_none() => c,
+                    _ => continue,
+                };
                 let Some(order) = rules.rule(&card.rule).and_then(|r| r.order.clone()) else {
                     continue;
                 };
@@ -528,14 +536,11 @@ impl Engine {
                     order.to.clone()
                 };
                 match self.issue_order(&card, &to, None, "engine").await {
-                    Ok(_) => {
-                        issued += 1;
-                        progressed = true;
-                    }
+                    Ok(_) => issued += 1,
                     Err(e) => eprintln!("supervision: no order for card {}: {e}", card.id),
                 }
             }
-            if n < 100 || !progressed {
+            if n < 100 {
                 return issued;
             }
         }

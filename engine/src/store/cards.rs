@@ -376,6 +376,7 @@ impl<D: Dialect> CardStore for D {
     async fn awaiting_orders(
         &self,
         tops: &[(String, String)],
+        after: i64,
         limit: i64,
     ) -> Result<Vec<Alarm>, StoreError> {
         if tops.is_empty() {
@@ -386,15 +387,17 @@ impl<D: Dialect> CardStore for D {
             .map(|i| format!("(rule = ${} AND level = ${})", 2 * i + 1, 2 * i + 2))
             .collect();
         let sql = format!(
-            "SELECT {COLUMNS} FROM alarms WHERE state = 'issued' AND order_case IS NULL AND ({}) ORDER BY id LIMIT ${}",
+            "SELECT {COLUMNS} FROM alarms WHERE state = 'issued' AND order_case IS NULL AND ({}) AND id > ${} ORDER BY id LIMIT ${}",
             pairs.join(" OR "),
-            2 * tops.len() + 1
+            2 * tops.len() + 1,
+            2 * tops.len() + 2
         );
         let mut query = q(sqlx::AssertSqlSafe(sql));
         for (rule, level) in tops {
             query = query.bind(rule).bind(level);
         }
         let rows = query
+            .bind(after)
             .bind(limit)
             .fetch_all(&mut *self.writes().acquire().await?)
             .await?;

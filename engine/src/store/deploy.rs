@@ -225,7 +225,14 @@ pub(crate) fn deployment<R: SqlRow>(r: &R) -> Result<Deployment, sqlx::Error> {
 impl<D: Dialect> AuditLog for D {
     async fn audit_page(&self, f: &AuditFilter, limit: i64) -> Result<Vec<Value>, StoreError> {
         // Only the filters given, each a numbered placeholder; values are bound.
-        let case = f.case.as_ref().map(|c| format!("%\"case\":\"{c}\"%"));
+        // `%`, `_` and `\` in the case number stand for themselves.
+        let case = f.case.as_ref().map(|c| {
+            let c = c
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%\"case\":\"{c}\"%")
+        });
         let mut conds: Vec<String> = Vec::new();
         let mut texts: Vec<&str> = Vec::new();
         for (cond, v) in [
@@ -237,7 +244,12 @@ impl<D: Dialect> AuditLog for D {
         ] {
             if let Some(v) = v {
                 texts.push(v);
-                conds.push(format!("{cond}${}", texts.len()));
+                let escape = if cond.starts_with("detail") {
+                    " ESCAPE '\\'"
+                } else {
+                    ""
+                };
+                conds.push(format!("{cond}${}{escape}", texts.len()));
             }
         }
         let mut n = texts.len();

@@ -773,12 +773,14 @@ impl CardStore for MemStore {
     async fn awaiting_orders(
         &self,
         tops: &[(String, String)],
+        after: i64,
         limit: i64,
     ) -> Result<Vec<Alarm>, StoreError> {
         let g = self.mem.lock().await;
         let rows = g
             .alarms
-            .values()
+            .range(after.saturating_add(1)..)
+            .map(|(_, a)| a)
             .filter(|a| {
                 a.state == "issued"
                     && a.order_case.is_none()

@@ -368,10 +368,11 @@ pub trait CardStore: Send + Sync {
     /// supervision order and have none yet: `tops` is (rule, top level).
     /// The card is the durable record that its order is owed, so an order a
     /// crash cut short is found here and issued (once: its start carries the
-    /// key `order:CARD`). Oldest first, at most `limit`.
+    /// key `order:CARD`). Oldest first, with ids after `after`, at most `limit`.
     async fn awaiting_orders(
         &self,
         tops: &[(String, String)],
+        after: i64,
         limit: i64,
     ) -> Result<Vec<Alarm>, StoreError>;
     /// The cards that follow the rules (open or revoked) of the cases in
