@@ -1550,3 +1550,56 @@ async fn the_check_finds_a_snapshot_its_events_do_not_rebuild() {
     assert!(!r.mismatched.contains(&no));
     assert!(!r.is_sound());
 }
+
+/// The cross-case figures the rules read are one shared version: a node that
+/// recomputes them records a new version, and every other node decides with
+/// it from its next case on — no node keeps figures of its own.
+#[tokio::test]
+async fn every_node_decides_with_the_same_figures() {
+    use govflow_engine::service::Engine;
+    for b in backends("figures").await {
+        let s = &b.store;
+        assert_eq!(s.figures_version().await.unwrap(), 0, "{}", b.name);
+        let v1 = s
+            .save_figures("{\"staff\":{}}", t("2026-12-01 00:00"))
+            .await
+            .unwrap();
+        let v2 = s
+            .save_figures(
+                "{\"staff\":{\"dev\":{\"complaints\":2,\"anomalies\":1}}}",
+                t("2026-12-02 00:00"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((v1, v2), (1, 2), "{}", b.name);
+        let (v, text) = s.figures().await.unwrap().unwrap();
+        assert_eq!(v, 2, "{}", b.name);
+        assert!(text.contains("\"complaints\":2"), "{}", b.name);
+        // Two engines (nodes) on one store.
+        let node = || {
+            Engine::new(
+                b.store.clone(),
+                Arc::new(Registry::new()),
+                Arc::new(Calendar::china()),
+                None,
+            )
+        };
+        let (a, c) = (node(), node());
+        a.refresh_context(t("2026-12-02 09:00")).await;
+        let mine = a.context();
+        assert_eq!(mine.version, 3, "{}", b.name);
+        assert_ne!(
+            c.context(),
+            mine,
+            "{}: the other node has not looked yet",
+            b.name
+        );
+        c.sync_context().await;
+        assert_eq!(
+            c.context(),
+            mine,
+            "{}: the other node decides with the same figures",
+            b.name
+        );
+    }
+}

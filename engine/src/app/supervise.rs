@@ -79,20 +79,54 @@ impl Engine {
         *g = book;
     }
 
-    /// Re-reads the cross-case figures (`staff.*`): the last 365 days.
+    /// Recomputes the cross-case figures (`staff.*`: the last 365 days) and
+    /// records them as the new shared version, which every node then uses.
     pub async fn refresh_context(&self, now: Time) {
-        match self
+        let staff = match self
             .store
             .staff_figures(now - chrono::Duration::days(365))
             .await
         {
-            Ok(staff) => {
-                if let Ok(mut c) = self.context.write() {
-                    c.staff = staff;
-                }
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("supervision: cannot read the staff figures: {e}");
+                return;
             }
-            Err(e) => eprintln!("supervision: cannot read the staff figures: {e}"),
+        };
+        let mut ctx = crate::supervision::Context { staff, version: 0 };
+        let text = serde_json::to_string(&ctx).unwrap_or_default();
+        match self.store.save_figures(&text, now).await {
+            Ok(v) => ctx.version = v,
+            Err(e) => eprintln!("supervision: cannot record the staff figures: {e}"),
         }
+        if let Ok(mut c) = self.context.write() {
+            *c = ctx;
+        }
+    }
+
+    /// Puts the shared figures in force on this node when another node has
+    /// recorded newer ones (one indexed read; the figures only when changed).
+    pub async fn sync_context(&self) {
+        let mine = self.context.read().map_or(-1, |c| c.version);
+        let Ok(latest) = self.store.figures_version().await else {
+            return;
+        };
+        if latest == mine || latest == 0 {
+            return;
+        }
+        if let Ok(Some((version, text))) = self.store.figures().await
+            && let Ok(mut ctx) = serde_json::from_str::<crate::supervision::Context>(&text)
+        {
+            ctx.version = version;
+            if let Ok(mut c) = self.context.write() {
+                *c = ctx;
+            }
+        }
+    }
+
+    /// The figures in force on this node (their version included).
+    pub fn context(&self) -> crate::supervision::Context {
+        self.context.read().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// Issues a supervision order (督办单) for a card: starts a case of the
@@ -322,6 +356,8 @@ impl Engine {
             }
         };
         let flow = self.flows.get(&state.flow_id, state.flow_version);
+        // The figures every node decides with: the shared version.
+        self.sync_context().await;
         let mut verdicts = match self.context.read() {
             Ok(ctx) => rules.evaluate_with(&state, flow.as_deref(), &self.calendar(), now, &ctx),
             Err(_) => rules.evaluate(&state, flow.as_deref(), &self.calendar(), now),

@@ -373,6 +373,40 @@ impl<D: Dialect> CardStore for D {
         Ok(all)
     }
 
+    async fn save_figures(&self, figures: &str, now: Time) -> Result<i64, StoreError> {
+        let stamp = fmt_ts(now);
+        let mut tx = self.begin().await?;
+        let version: i64 = q(
+            "INSERT INTO supervision_figures (id, version, figures, computed_at) VALUES (1, 1, $1, $2) ON CONFLICT (id) DO UPDATE SET version = supervision_figures.version + 1, figures = excluded.figures, computed_at = excluded.computed_at RETURNING version",
+        )
+        .bind(figures)
+        .bind(&stamp)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("version")?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn figures_version(&self) -> Result<i64, StoreError> {
+        Ok(q("SELECT version FROM supervision_figures WHERE id = 1")
+            .fetch_optional(&mut *self.writes().acquire().await?)
+            .await?
+            .map(|r| r.try_get::<i64, _>("version"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn figures(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let row = q("SELECT version, figures FROM supervision_figures WHERE id = 1")
+            .fetch_optional(&mut *self.writes().acquire().await?)
+            .await?;
+        match row {
+            Some(r) => Ok(Some((r.try_get("version")?, r.try_get("figures")?))),
+            None => Ok(None),
+        }
+    }
+
     async fn awaiting_orders(
         &self,
         tops: &[(String, String)],

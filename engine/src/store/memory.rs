@@ -94,6 +94,8 @@ struct Mem {
     /// session hash → (login, csrf, expires at)
     sessions: HashMap<String, (String, String, String)>,
     blobs: BTreeMap<String, Vec<u8>>,
+    /// The shared cross-case figures: (version, JSON).
+    figures: Option<(i64, String)>,
     /// The last row id handed out (audit, deployments, cards, adjustments,
     /// notifications): ids only grow, as with the SQL sequences.
     last_id: i64,
@@ -768,6 +770,27 @@ impl CardStore for MemStore {
             all.push((case_no.to_string(), changes));
         }
         Ok(all)
+    }
+
+    async fn save_figures(&self, figures: &str, _now: Time) -> Result<i64, StoreError> {
+        let mut g = self.mem.lock().await;
+        let version = g.figures.as_ref().map_or(0, |(v, _)| *v) + 1;
+        g.figures = Some((version, figures.to_string()));
+        Ok(version)
+    }
+
+    async fn figures_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .mem
+            .lock()
+            .await
+            .figures
+            .as_ref()
+            .map_or(0, |(v, _)| *v))
+    }
+
+    async fn figures(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self.mem.lock().await.figures.clone())
     }
 
     async fn awaiting_orders(

@@ -439,6 +439,14 @@ pub trait CardStore: Send + Sync {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Value>, StoreError>;
+    /// Records the cross-case figures (JSON) as the new shared version and
+    /// returns its number. Every node reads them from here, so all decide
+    /// with the same figures.
+    async fn save_figures(&self, figures: &str, now: Time) -> Result<i64, StoreError>;
+    /// The version of the shared figures (0 when none were saved).
+    async fn figures_version(&self) -> Result<i64, StoreError>;
+    /// The shared figures: (version, JSON).
+    async fn figures(&self) -> Result<Option<(i64, String)>, StoreError>;
     /// Per department, since `since`: substantiated complaints and confirmed
     /// anomalies (see `supervision::StaffFacts`).
     async fn staff_figures(&self, since: Time) -> Result<HashMap<String, StaffFacts>, StoreError>;

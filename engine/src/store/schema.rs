@@ -88,6 +88,18 @@ const VERSIONS: &[Version] = &[
             ),
         ],
     },
+    Version {
+        version: 6,
+        name: "the cross-case figures the rules read, shared by every node",
+        statements: &[Both(
+            "CREATE TABLE IF NOT EXISTS supervision_figures (
+        id BIGINT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        figures TEXT NOT NULL,
+        computed_at TEXT NOT NULL
+    )",
+        )],
+    },
 ];
 
 /// The versions applied to a database, in order.

@@ -34,14 +34,18 @@ pub const COMPLAINT_FLOW: &str = "complaint";
 
 /// What rules see besides the case: figures gathered across cases (the
 /// complaint store and the anomaly store), per department.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Context {
     pub staff: std::collections::HashMap<String, StaffFacts>,
+    /// The version of the shared figures these are (`store::CardStore::figures`):
+    /// every node decides with the same version, not with its own count.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// `staff.*` for a step: the figures of the people who handle it. Until tasks
 /// are claimed by a person they are the figures of the step's department.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StaffFacts {
     /// Substantiated complaints (投诉属实) in the last 365 days.
     pub complaints: i64,
