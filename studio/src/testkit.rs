@@ -84,6 +84,11 @@ pub(crate) async fn call_keyed(
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
+    send(app, req).await
+}
+
+/// Sends a request: (status, JSON body or Null).
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
@@ -114,13 +119,5 @@ pub(crate) async fn call(
         None => req.body(Body::empty()),
     }
     .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    send(app, req).await
 }
