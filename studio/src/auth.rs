@@ -8,12 +8,12 @@
 //! must name one of them (and the user's position there, when the grant names
 //! one), and its name is set to the user's.
 
-use crate::dto::{LoginBody, NewToken, NewUser};
+use crate::dto::LoginBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Extension, MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,7 +50,7 @@ impl Roles for User {
         self.roles.iter().any(|g| g.role == role)
     }
 }
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The caller.
 #[derive(Clone, Debug)]
@@ -286,268 +286,7 @@ pub(crate) async fn require_roles(
     next.run(req).await
 }
 
-/// An administrator adds a user (201); 409 when the login is taken.
-pub(crate) async fn create_user(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    body: Result<Json<NewUser>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(crate::extract::bad_body)?;
-    let login_ok = !b.login.is_empty()
-        && b.login.len() <= 64
-        && b.login
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !login_ok || b.name.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "user.invalid",
-            "a login is 1–64 letters, digits, `_`, `-` or `.`, and a user needs a name",
-        ));
-    }
-    if RESERVED.contains(&b.login.to_ascii_lowercase().as_str()) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "user.reserved",
-            format!(
-                "`{}` is a name the engine itself signs with in the audit log; choose another login",
-                b.login
-            ),
-        ));
-    }
-    check_grants(&b.roles)?;
-    let hash = match &b.password {
-        Some(pw) => Some(strong_hash(pw)?),
-        None => None,
-    };
-    let u = User {
-        login: b.login,
-        name: b.name,
-        roles: b.roles.into_iter().map(Into::into).collect(),
-        disabled: false,
-    };
-    if !state
-        .engine()
-        .store
-        .create_user(&u, hash.as_deref(), p.login(), state.now())
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "user.exists",
-            format!("login `{}` is taken", u.login),
-        ));
-    }
-    Ok((StatusCode::CREATED, Json(json!(u))))
-}
-
-/// Logins the engine signs with in the audit log: no person may have them.
-const RESERVED: &[&str] = &[
-    "admin",
-    "system",
-    "timer",
-    "engine",
-    "root",
-    "test",
-    "supervision",
-    "anonymous",
-    "nobody",
-];
-
-/// The roles of a user must be known, and staff roles need a department.
-fn check_grants(roles: &[crate::dto::Grant]) -> Result<(), ApiError> {
-    for g in roles {
-        if !ROLES.contains(&g.role.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "user.unknown_role",
-                format!("unknown role `{}`; roles: {}", g.role, ROLES.join(", ")),
-            ));
-        }
-        if matches!(g.role.as_str(), "clerk" | "reviewer") && g.department.is_none() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "user.no_department",
-                format!("a {} works for a department: add `department`", g.role),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The argon2id hash of a password of at least 10 characters.
-fn strong_hash(pw: &str) -> Result<String, ApiError> {
-    if pw.chars().count() < 10 || pw.len() > MAX_PASSWORD {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "user.weak_password",
-            "a password has at least 10 characters (and at most 1 KiB)",
-        ));
-    }
-    hash_password(pw)
-}
-
-fn no_user(login: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "user.not_found",
-        format!("no user `{login}`"),
-    )
-}
-
-/// An administrator disables a user (their sessions end; their tokens stop
-/// working) or enables them again.
-pub(crate) async fn disable_user(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(login): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    set_disabled(&state, &p, &login, true).await
-}
-
-pub(crate) async fn enable_user(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(login): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    set_disabled(&state, &p, &login, false).await
-}
-
-async fn set_disabled(
-    state: &AppState,
-    p: &Principal,
-    login: &str,
-    disabled: bool,
-) -> Result<Json<Value>, ApiError> {
-    if disabled && login == p.login() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "user.self",
-            "an administrator does not disable their own login",
-        ));
-    }
-    let store = &state.engine().store;
-    if !store
-        .set_disabled(login, disabled, p.login(), state.now())
-        .await?
-    {
-        return Err(no_user(login));
-    }
-    Ok(Json(json!({"login": login, "disabled": disabled})))
-}
-
-/// An administrator sets a user's password; their sessions end.
-pub(crate) async fn set_password(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(login): Path<String>,
-    body: Result<Json<crate::dto::PasswordBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Json(b) = body.map_err(crate::extract::bad_body)?;
-    let hash = strong_hash(&b.password)?;
-    let store = &state.engine().store;
-    if !store
-        .set_password(&login, Some(&hash), p.login(), state.now())
-        .await?
-    {
-        return Err(no_user(&login));
-    }
-    Ok(Json(json!({"login": login, "sessions_ended": true})))
-}
-
-/// An administrator replaces a user's roles.
-pub(crate) async fn set_roles(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(login): Path<String>,
-    body: Result<Json<crate::dto::RolesBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Json(b) = body.map_err(crate::extract::bad_body)?;
-    check_grants(&b.roles)?;
-    let roles: Vec<Grant> = b.roles.into_iter().map(Into::into).collect();
-    let store = &state.engine().store;
-    if !store
-        .set_roles(&login, &roles, p.login(), state.now())
-        .await?
-    {
-        return Err(no_user(&login));
-    }
-    Ok(Json(json!({"login": login, "roles": roles})))
-}
-
-/// A user's API tokens: label, made, expires, revoked (never the token).
-pub(crate) async fn list_tokens(
-    State(state): State<AppState>,
-    Path(login): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({"items": state.engine().store.tokens(&login).await?}),
-    ))
-}
-
-/// An administrator revokes a token (by the id the list shows).
-pub(crate) async fn revoke_token(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path((login, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let store = &state.engine().store;
-    if !store
-        .revoke_token(&login, &id, p.login(), state.now())
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "token.not_found",
-            format!("`{login}` has no live token `{id}`"),
-        ));
-    }
-    Ok(Json(json!({"login": login, "id": id, "revoked": true})))
-}
-
-pub(crate) async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": state.engine().store.users().await?})))
-}
-
-/// An administrator makes an API token for a user; it is shown once.
-pub(crate) async fn create_token(
-    State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(login): Path<String>,
-    body: Result<Json<NewToken>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(crate::extract::bad_body)?;
-    let store = &state.engine().store;
-    if !store.users().await?.iter().any(|u| u.login == login) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "user.not_found",
-            format!("no user `{login}`"),
-        ));
-    }
-    let token = random_token();
-    let label = b.label.unwrap_or_else(|| "api".into());
-    let days = b.expires_days.unwrap_or(90);
-    if !(1..=365).contains(&days) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "token.lifetime",
-            "a token lives 1 to 365 days (`expires_days`, 90 by default)",
-        ));
-    }
-    let expires = state.now() + chrono::Duration::days(i64::from(days));
-    let hash = token_hash(&token);
-    store
-        .add_token(&login, &hash, &label, expires, p.login(), state.now())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"login": login, "label": label, "token": token,
-            "id": &hash[..16], "expires_at": expires})),
-    ))
-}
-
-fn hash_password(pw: &str) -> Result<String, ApiError> {
+pub(crate) fn hash_password(pw: &str) -> Result<String, ApiError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| internal(&e))?;
     argon2::Argon2::default()
@@ -565,7 +304,7 @@ fn verify_password(pw: &str, stored: &str) -> bool {
     })
 }
 
-fn internal(e: &dyn std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> ApiError {
     eprintln!("auth: {e}");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -632,7 +371,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 
 /// The longest password checked (argon2 on a huge text is work an attacker
 /// chooses); longer ones are refused unread.
-const MAX_PASSWORD: usize = 1024;
+pub(crate) const MAX_PASSWORD: usize = 1024;
 
 /// 429 with `Retry-After`: too many attempts from this address.
 fn throttled(login: &str, wait: u64) -> Response {
@@ -644,7 +383,9 @@ fn throttled(login: &str, wait: u64) -> Response {
     let mut r = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "auth.throttled",
-        format!("too many login attempts for `{shown}` from this address; try again in {wait} s"),
+        format!(
+            "此地址登录 `{shown}` 的尝试过多，请 {wait} 秒后再试 / too many login attempts for `{shown}` from this address; try again in {wait} s"
+        ),
     )
     .into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
@@ -689,7 +430,7 @@ pub(crate) async fn login(
             StatusCode::BAD_REQUEST,
             "auth.bad_login",
             format!(
-                "a login is 1–{} characters without control characters, a password at most {MAX_PASSWORD} bytes",
+                "账号为 1–{0} 个字符且不含控制字符，密码不超过 {MAX_PASSWORD} 字节 / a login is 1–{0} characters without control characters, a password at most {MAX_PASSWORD} bytes",
                 crate::throttle::MAX_LOGIN
             ),
         ));
@@ -721,7 +462,7 @@ pub(crate) async fn login(
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "auth.login_failed",
-                "wrong login or password",
+                "账号或密码错误 / wrong login or password",
             ));
         }
     };
@@ -787,7 +528,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// 32 random bytes as hex, from the operating system.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     use std::io::Read;
     let mut buf = [0u8; 32];
     let ok = std::fs::File::open("/dev/urandom")

@@ -81,8 +81,13 @@ fn denied(principal: &Principal, what: &str, allowed: &[String]) -> ApiError {
         StatusCode::FORBIDDEN,
         "auth.wrong_department",
         format!(
-            "{} may not {what}: {}",
+            "{0} 无权执行 {what}：{1} / {0} may not {what}: {2}",
             principal.login(),
+            if allowed.is_empty() {
+                "此时没有部门可以执行".to_string()
+            } else {
+                format!("应由 {} 办理", allowed.join("、"))
+            },
             if allowed.is_empty() {
                 "no department may at this point".to_string()
             } else {
@@ -148,14 +153,16 @@ pub(crate) fn authorize(
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "auth.forbidden",
-                    format!("{what} is reported by an integration account"),
+                    format!(
+                        "{what} 由对接系统账号报送 / {what} is reported by an integration account"
+                    ),
                 ))
             }
         }
         Who::Engine => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("{what} is the engine's own; it is not sent"),
+            format!("{what} 由引擎自行执行，不能提交 / {what} is the engine's own; it is not sent"),
         )),
     }
 }

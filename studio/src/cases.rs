@@ -432,13 +432,17 @@ pub(crate) async fn case_command(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(raw) = body.map_err(bad_body)?;
     let elsewhere = match raw.get("command").and_then(Value::as_str) {
-        Some("start") => Some("a case starts at POST /api/cases"),
-        Some("complete") => {
-            Some("a task is completed at POST /api/cases/{no}/tasks/{step}/complete")
+        Some("start") => Some("办件从 POST /api/cases 开始 / a case starts at POST /api/cases"),
+        Some("complete") => Some(
+            "环节办理用 POST /api/cases/{no}/tasks/{step}/complete / a task is completed at POST /api/cases/{no}/tasks/{step}/complete",
+        ),
+        Some("fire") => Some("计时器自动触发 / timers fire by themselves"),
+        Some("recalendar") => {
+            Some("部署日历时自动重算期限 / deadlines are recomputed when a calendar is deployed")
         }
-        Some("fire") => Some("timers fire by themselves"),
-        Some("recalendar") => Some("deadlines are recomputed when a calendar is deployed"),
-        Some("subcase_clock") => Some("stage clocks follow their item cases by themselves"),
+        Some("subcase_clock") => {
+            Some("阶段计时自动跟随事项办件 / stage clocks follow their item cases by themselves")
+        }
         _ => None,
     };
     if let Some(why) = elsewhere {

@@ -23,7 +23,7 @@ pub(crate) fn too_large() -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         format!(
-            "the request body is over the limit ({} KiB; a pack {} KiB)",
+            "请求体超过上限（{0} KiB；流程包 {1} KiB） / the request body is over the limit ({0} KiB; a pack {1} KiB)",
             crate::MAX_BODY / 1024,
             crate::packs::MAX_PACK / 1024
         ),
@@ -43,7 +43,7 @@ pub(crate) async fn refuse_nul(
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request.nul",
-            "text may not contain the NUL character (U+0000)",
+            "文本不能包含空字符（U+0000） / text may not contain the NUL character (U+0000)",
         )
     };
     let has_nul = |s: &str| s.to_ascii_lowercase().contains("%00");

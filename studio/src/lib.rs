@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod state;
 mod throttle;
+mod users;
 // Principals, authentication and the per-route role check; users and login.
 mod auth;
 mod authz;

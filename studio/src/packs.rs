@@ -42,7 +42,9 @@ pub(crate) async fn deploy_pack(
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "pack.bad_file_name",
-            format!("`{bad}` is not a file name: no path separators, no `..`"),
+            format!(
+                "`{bad}` 不是文件名：不能含路径分隔符或 `..` / `{bad}` is not a file name: no path separators, no `..`"
+            ),
         ));
     }
     let out = state

@@ -11,7 +11,7 @@ use crate::dto::{self, *};
 use crate::error::ApiError;
 use crate::openapi::{Method, RouteInfo};
 use crate::state::AppState;
-use crate::{MAX_BODY, auth, calendar, cases, flows, packs, stats, studio, supervision};
+use crate::{MAX_BODY, auth, calendar, cases, flows, packs, stats, studio, supervision, users};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
@@ -197,23 +197,23 @@ pub(crate) fn table() -> Vec<Route> {
             "A supervisor's manual adjustment").body::<AdjustBody>(),
         route(Post, "/efficiency/adjustments/{id}/{action}", stats::adjustment_action, "statistics", "staff|supervisor",
             "Appeal or decide an adjustment").body::<AdjustmentAction>(),
-        route(Get, "/users", auth::list_users, "users", "admin",
+        route(Get, "/users", users::list_users, "users", "admin",
             "Users and their roles"),
-        route(Post, "/users", auth::create_user, "users", "admin",
+        route(Post, "/users", users::create_user, "users", "admin",
             "Add a user").body::<NewUser>(),
-        route(Post, "/users/{login}/tokens", auth::create_token, "users", "admin",
+        route(Post, "/users/{login}/tokens", users::create_token, "users", "admin",
             "Make an API token for a user (shown once; it expires, 90 days by default)").body::<NewToken>(),
-        route(Get, "/users/{login}/tokens", auth::list_tokens, "users", "admin",
+        route(Get, "/users/{login}/tokens", users::list_tokens, "users", "admin",
             "A user's tokens: label, made, expires, revoked (never the token)"),
-        route(Post, "/users/{login}/tokens/{id}/revoke", auth::revoke_token, "users", "admin",
+        route(Post, "/users/{login}/tokens/{id}/revoke", users::revoke_token, "users", "admin",
             "Revoke a token; it stops working at once"),
-        route(Post, "/users/{login}/disable", auth::disable_user, "users", "admin",
+        route(Post, "/users/{login}/disable", users::disable_user, "users", "admin",
             "Disable a user: their sessions end, their tokens stop working"),
-        route(Post, "/users/{login}/enable", auth::enable_user, "users", "admin",
+        route(Post, "/users/{login}/enable", users::enable_user, "users", "admin",
             "Enable a disabled user again"),
-        route(Put, "/users/{login}/password", auth::set_password, "users", "admin",
+        route(Put, "/users/{login}/password", users::set_password, "users", "admin",
             "Set a user's password; their sessions end").body::<PasswordBody>(),
-        route(Put, "/users/{login}/roles", auth::set_roles, "users", "admin",
+        route(Put, "/users/{login}/roles", users::set_roles, "users", "admin",
             "Replace a user's roles").body::<RolesBody>(),
     ];
     // A pack is uploaded whole: a larger body than other writes.

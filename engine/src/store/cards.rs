@@ -1,3 +1,7 @@
+//! Why this file is long: the SQL of cards, ratings, adjustments, the
+//! notification outbox and the staff figures, written once for both SQL
+//! backends, with the pure card sync (`plan_sync`) they share with memory.
+//!
 //! Stored supervision cards (预警 / 黄牌 / 红牌) and their life, ratings
 //! (服务评价), and the figures the statistics and the `staff.*` facts read.
 //!
@@ -18,9 +22,6 @@
 //! This module holds the card types and the [`CardStore`] of both SQL
 //! dialects (the in-memory one is in `memory.rs`).
 //!
-//! Why this file is long: the SQL of cards, ratings, adjustments, the
-//! notification outbox and the staff figures, written once for both SQL
-//! backends.
 
 use crate::core::Time;
 use crate::store::sql::{Conn, Dialect, SqlRow, q};
