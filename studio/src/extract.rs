@@ -6,6 +6,9 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 
+/// Largest pack upload, in bytes: a pack is uploaded whole.
+pub const MAX_PACK: usize = 4 * 1024 * 1024;
+
 pub(crate) fn bad_body(e: JsonRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return too_large();
@@ -25,7 +28,7 @@ pub(crate) fn too_large() -> ApiError {
         format!(
             "请求体超过上限（{0} KiB；流程包 {1} KiB） / the request body is over the limit ({0} KiB; a pack {1} KiB)",
             crate::MAX_BODY / 1024,
-            crate::packs::MAX_PACK / 1024
+            MAX_PACK / 1024
         ),
     )
 }
@@ -52,7 +55,7 @@ pub(crate) async fn refuse_nul(
     }
     let (parts, body) = req.into_parts();
     let limit = if parts.uri.path() == "/packs" {
-        crate::packs::MAX_PACK
+        MAX_PACK
     } else {
         crate::MAX_BODY
     };

@@ -12,8 +12,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-/// Largest pack upload, in bytes.
-pub const MAX_PACK: usize = 4 * 1024 * 1024;
+/// Largest pack upload, in bytes (kept with the other size limits).
+pub use crate::extract::MAX_PACK;
 
 pub(crate) async fn list_packs(State(state): State<AppState>) -> Json<Value> {
     let items: Vec<_> = state
