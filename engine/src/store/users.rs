@@ -5,7 +5,7 @@
 
 use crate::core::Time;
 use crate::store::cards::audit;
-use crate::store::sql::{Dialect, SqlRow, q};
+use crate::store::sql::{Dialect, Query, SqlRow, q};
 use crate::store::{StoreError, UserStore, fmt_ts};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -190,37 +190,24 @@ impl<D: Dialect> UserStore for D {
         now: Time,
     ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
-        let mut tx = self.begin().await?;
-        let done = q("UPDATE users SET disabled_at = $1 WHERE login = $2")
+        let update = q("UPDATE users SET disabled_at = $1 WHERE login = $2")
             .bind(disabled.then_some(stamp.as_str()))
-            .bind(login)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if done {
-            if disabled {
-                q("DELETE FROM sessions WHERE login = $1")
-                    .bind(login)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let action = if disabled {
-                "user.disable"
-            } else {
-                "user.enable"
-            };
-            audit(
-                &mut *tx,
-                &stamp,
-                actor,
-                action,
-                json!({"login": login}).to_string(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+            .bind(login);
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        let detail = json!({"login": login}).to_string();
+        change_user(
+            self,
+            update,
+            login,
+            disabled,
+            (actor, action, detail),
+            &stamp,
+        )
+        .await
     }
 
     async fn set_password(
@@ -231,30 +218,19 @@ impl<D: Dialect> UserStore for D {
         now: Time,
     ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
-        let mut tx = self.begin().await?;
-        let done = q("UPDATE users SET password_hash = $1 WHERE login = $2")
+        let update = q("UPDATE users SET password_hash = $1 WHERE login = $2")
             .bind(hash)
-            .bind(login)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if done {
-            q("DELETE FROM sessions WHERE login = $1")
-                .bind(login)
-                .execute(&mut *tx)
-                .await?;
-            audit(
-                &mut *tx,
-                &stamp,
-                actor,
-                "user.password",
-                json!({"login": login}).to_string(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+            .bind(login);
+        let detail = json!({"login": login}).to_string();
+        change_user(
+            self,
+            update,
+            login,
+            true,
+            (actor, "user.password", detail),
+            &stamp,
+        )
+        .await
     }
 
     async fn set_roles(
@@ -266,26 +242,19 @@ impl<D: Dialect> UserStore for D {
     ) -> Result<bool, StoreError> {
         let stamp = fmt_ts(now);
         let text = serde_json::to_string(roles).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.begin().await?;
-        let done = q("UPDATE users SET roles = $1 WHERE login = $2")
+        let update = q("UPDATE users SET roles = $1 WHERE login = $2")
             .bind(&text)
-            .bind(login)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if done {
-            audit(
-                &mut *tx,
-                &stamp,
-                actor,
-                "user.roles",
-                json!({"login": login, "roles": roles}).to_string(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+            .bind(login);
+        let detail = json!({"login": login, "roles": roles}).to_string();
+        change_user(
+            self,
+            update,
+            login,
+            false,
+            (actor, "user.roles", detail),
+            &stamp,
+        )
+        .await
     }
 
     /// A user and their password hash (for a login).
@@ -379,6 +348,32 @@ impl<D: Dialect> UserStore for D {
             None => Ok(None),
         }
     }
+}
+
+/// Changes one user in a transaction: `update` (naming the user); when it
+/// changed a row, their sessions end (with `end_sessions`) and the audit row
+/// (actor, action, detail) is written. False when there is no such user.
+async fn change_user<D: Dialect>(
+    s: &D,
+    update: Query<'_>,
+    login: &str,
+    end_sessions: bool,
+    (actor, action, detail): (&str, &str, String),
+    stamp: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = s.begin().await?;
+    let done = update.execute(&mut *tx).await?.rows_affected() > 0;
+    if done {
+        if end_sessions {
+            q("DELETE FROM sessions WHERE login = $1")
+                .bind(login)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit(&mut *tx, stamp, actor, action, detail).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
 }
 
 fn read_user<R: SqlRow>(r: &R) -> Result<User, StoreError> {
