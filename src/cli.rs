@@ -88,6 +88,10 @@ enum Command {
         /// PostgreSQL only: keep govflow's tables in this schema (created if missing).
         #[arg(long)]
         db_schema: Option<String>,
+        /// The hash that chains the event and audit logs: sha256, or sm3 (GB/T 32905) where a
+        /// security review asks for the national algorithm.
+        #[arg(long, default_value = "sha256", value_parser = parse_chain_hash)]
+        chain_hash: govflow_engine::store::chain::ChainHash,
     },
     /// Print a case's exchange records (the six record types of the 2016 guideline) as JSON.
     Export {
@@ -233,6 +237,7 @@ pub fn run() -> ExitCode {
             region,
             timer_poll_ms,
             db_schema,
+            chain_hash,
         } => serve(govflow_studio::Config {
             db_url: db,
             flows_dir: flows,
@@ -244,12 +249,18 @@ pub fn run() -> ExitCode {
             timer_poll: std::time::Duration::from_millis(timer_poll_ms.max(10)),
             db_schema,
             clock_offset: 0,
+            chain_hash,
         }),
         Command::Export { case, db } => export(&case, &db),
         Command::Backup { db, to } => crate::maintenance::backup(&db, &to),
         Command::Restore { from, db, force } => crate::maintenance::restore(&from, &db, force),
         Command::Verify { db, db_schema } => crate::maintenance::verify(&db, db_schema),
     }
+}
+
+fn parse_chain_hash(s: &str) -> Result<govflow_engine::store::chain::ChainHash, String> {
+    govflow_engine::store::chain::ChainHash::parse(s)
+        .ok_or_else(|| format!("`{s}`: 应为 sha256 或 sm3 / use sha256 or sm3"))
 }
 
 /// Rule files under the given paths: files as given (when named `*.rules` or

@@ -42,6 +42,25 @@ fn report(db: &str, r: &CheckReport) -> ExitCode {
     for p in &r.integrity {
         println!("  integrity: {p}");
     }
+    for c in &r.chains {
+        let state = match &c.broken {
+            Some(_) => "BROKEN",
+            None => "ok",
+        };
+        let head = c
+            .head
+            .as_ref()
+            .map_or("empty".to_string(), |(n, h)| format!("head {n} {h}"));
+        println!(
+            "  chain {}: {state}; {} sealed, {} not sealed yet; {head}",
+            c.table.table(),
+            c.sealed,
+            c.unsealed
+        );
+        if let Some(b) = &c.broken {
+            println!("  chain {}: {b}", c.table.table());
+        }
+    }
     for c in &r.mismatched {
         println!("  case {c}: its events do not rebuild its snapshot");
     }

@@ -13,6 +13,7 @@ use govflow_engine::app::registry::Registry;
 use govflow_engine::calendar::Calendar;
 use govflow_engine::core::ids::IdKind;
 use govflow_engine::core::{Actor, CaseState, Command, Event, MaterialIn, Person, Status};
+use govflow_engine::store::chain::ChainHash;
 use govflow_engine::store::{Options, Request, Store, Table};
 use std::sync::Arc;
 
@@ -1600,6 +1601,207 @@ async fn every_node_decides_with_the_same_figures() {
             mine,
             "{}: the other node decides with the same figures",
             b.name
+        );
+    }
+}
+
+/// A SQL store and a raw connection to its tables, to tamper with them as
+/// someone with database access would.
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+impl Raw {
+    async fn run(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Raw::Pg(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .unwrap();
+    }
+    async fn text(&self, sql: &str) -> Vec<String> {
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            Raw::Pg(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(p)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// SQLite, and PostgreSQL when configured: (name, url, options, raw access).
+async fn sql_stores(
+    tag: &str,
+    chain: ChainHash,
+) -> Vec<(&'static str, String, Options, Raw, Option<TempDir>)> {
+    let dir = std::env::temp_dir().join(unique(tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let opts = Options {
+        chain_hash: chain,
+        ..Options::default()
+    };
+    let mut out = Vec::new();
+    // The store creates the file; the raw pool opens it afterwards.
+    let _ = Store::open(&url, &opts).await.unwrap();
+    let raw = Raw::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
+    out.push(("sqlite", url, opts, raw, Some(TempDir(dir))));
+    if let Ok(pg) = std::env::var("GOVFLOW_TEST_POSTGRES_URL") {
+        let schema = unique(&format!("gf_{tag}"));
+        let opts = Options {
+            pg_schema: Some(schema.clone()),
+            chain_hash: chain,
+            ..Options::default()
+        };
+        let _ = Store::open(&pg, &opts).await.unwrap();
+        let co: sqlx::postgres::PgConnectOptions = pg.parse().unwrap();
+        let raw = sqlx::PgPool::connect_with(co.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap();
+        out.push(("postgres", pg, opts, Raw::Pg(raw), None));
+    }
+    out
+}
+
+async fn seal_all(store: &Store) -> u64 {
+    let mut total = 0;
+    loop {
+        let n = store.seal_chains().await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+/// Tamper evidence: the sealer chains every event and audit row; changing a
+/// sealed row, or removing one, is found and named; rows written after a
+/// seal wait for the next; SM3 chains verify like SHA-256 ones.
+#[tokio::test]
+async fn the_logs_are_hash_chains_that_name_the_first_changed_row() {
+    let cal = Calendar::china();
+    for chain in [ChainHash::Sha256, ChainHash::Sm3] {
+        for (name, url, opts, raw, _dir) in sql_stores("chain", chain).await {
+            let store = Store::open(&url, &opts).await.unwrap();
+            let reg = deploy(&store, FLOW).await;
+            let no = drive(&store, &reg, &cal, t("2025-09-26 10:00")).await;
+            let sealed = seal_all(&store).await;
+            let events = raw
+                .text("SELECT CAST(COUNT(*) AS TEXT) FROM event_log")
+                .await;
+            let audit = raw
+                .text("SELECT CAST(COUNT(*) AS TEXT) FROM audit_log")
+                .await;
+            let total: u64 = events[0].parse::<u64>().unwrap() + audit[0].parse::<u64>().unwrap();
+            assert_eq!(sealed, total, "{name}");
+            let r = store.verify_chains().await.unwrap();
+            assert_eq!(r.len(), 2, "{name}");
+            for c in &r {
+                assert!(c.broken.is_none() && c.unsealed == 0, "{name}: {c:?}");
+                let (_, head) = c.head.clone().unwrap();
+                assert!(
+                    head.starts_with(&format!("{}:", chain.name())),
+                    "{name}: {head}"
+                );
+            }
+            // A row written after the seal waits for the next one.
+            let other = accepted(&store, &reg, &cal, t("2025-09-26 11:00")).await;
+            let r = store.verify_chains().await.unwrap();
+            assert!(r[0].unsealed >= 2 && r[0].broken.is_none(), "{name}: {r:?}");
+            seal_all(&store).await;
+            let r = store.verify_chains().await.unwrap();
+            assert_eq!(r[0].unsealed, 0, "{name}");
+            // Changing a sealed event is found, at that row.
+            let seqs = raw
+                .text(&format!(
+                    "SELECT CAST(seq AS TEXT) FROM event_log WHERE case_no = '{no}' ORDER BY seq"
+                ))
+                .await;
+            let seq = &seqs[1];
+            let at = raw
+                .text(&format!(
+                    "SELECT at FROM event_log WHERE case_no = '{no}' AND seq = {seq}"
+                ))
+                .await;
+            raw.run(&format!(
+                "UPDATE event_log SET at = '2025-01-01T00:00:00' WHERE case_no = '{no}' AND seq = {seq}"
+            ))
+            .await;
+            let r = store.verify_chains().await.unwrap();
+            let broken = r[0].broken.clone().unwrap_or_default();
+            assert!(
+                broken.contains(&format!("case {no} event {seq}")),
+                "{name}: {r:?}"
+            );
+            assert!(r[1].broken.is_none(), "{name}: {r:?}");
+            raw.run(&format!(
+                "UPDATE event_log SET at = '{}' WHERE case_no = '{no}' AND seq = {seq}",
+                at[0]
+            ))
+            .await;
+            assert!(
+                store.verify_chains().await.unwrap()[0].broken.is_none(),
+                "{name}"
+            );
+            // Removing a sealed audit row is found where the gap is.
+            let ids = raw
+                .text("SELECT CAST(id AS TEXT) FROM audit_log ORDER BY chain_seq")
+                .await;
+            raw.run(&format!("DELETE FROM audit_log WHERE id = {}", ids[3]))
+                .await;
+            let r = store.verify_chains().await.unwrap();
+            let broken = r[1].broken.clone().unwrap_or_default();
+            assert!(
+                broken.contains("place 4 is missing")
+                    && broken.contains(&format!("audit row {}", ids[4])),
+                "{name}: {r:?}"
+            );
+            // The whole check says so too.
+            let report = govflow_engine::app::check::check(&store).await.unwrap();
+            assert!(!report.is_sound(), "{name}");
+            let _ = other;
+        }
+    }
+}
+
+/// Two nodes sealing at once on one PostgreSQL build one chain.
+#[tokio::test]
+async fn two_nodes_seal_one_chain() {
+    let cal = Calendar::china();
+    for (name, url, opts, _raw, _dir) in sql_stores("chain2", ChainHash::Sha256).await {
+        if name != "postgres" {
+            continue;
+        }
+        let a = Store::open(&url, &opts).await.unwrap();
+        let b = Store::open(&url, &opts).await.unwrap();
+        let reg = deploy(&a, FLOW).await;
+        for i in 0..6 {
+            drive(
+                &a,
+                &reg,
+                &cal,
+                t("2025-09-26 10:00") + chrono::Duration::minutes(i),
+            )
+            .await;
+        }
+        let (x, y) = tokio::join!(seal_all(&a), seal_all(&b));
+        let r = a.verify_chains().await.unwrap();
+        let sealed: u64 = r.iter().map(|c| c.sealed).sum();
+        assert_eq!(x + y, sealed, "{r:?}");
+        assert!(
+            r.iter().all(|c| c.broken.is_none() && c.unsealed == 0),
+            "{r:?}"
         );
     }
 }

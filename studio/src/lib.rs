@@ -61,6 +61,8 @@ pub struct Config {
     pub db_schema: Option<String>,
     /// Seconds the wall clock is shifted by (drills; `GOVFLOW_CLOCK_OFFSET`).
     pub clock_offset: i64,
+    /// The hash the event and audit logs are chained with (`--chain-hash`).
+    pub chain_hash: govflow_engine::store::chain::ChainHash,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +297,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         );
     }
     let timers = engine.spawn_timers(cfg.timer_poll);
+    let sealer = engine.spawn_sealer(std::time::Duration::from_secs(1));
     // Hand-offs between cases that a crash may have cut short, then a
     // recomputation of provisional deadlines that a crash may have cut short
     // (each case once per calendar version).
@@ -357,6 +360,13 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     })
     .await;
     timers.abort();
+    sealer.abort();
+    // What the last moments wrote goes into the chains now, not at the next start.
+    while let Ok(n) = store.seal_chains().await {
+        if n == 0 {
+            break;
+        }
+    }
     store.close().await;
     served?;
     Ok(())

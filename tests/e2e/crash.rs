@@ -279,6 +279,11 @@ fn a_backup_under_load_restores_every_acknowledged_command() {
         out.contains("integrity ok") && out.contains(" 0 case(s) whose events"),
         "{out}"
     );
+    // The backup's chains are whole (what was not sealed yet is counted, not broken).
+    assert!(
+        out.contains("chain event_log: ok") && out.contains("chain audit_log: ok"),
+        "{out}"
+    );
     // Restoring over an existing file needs --force.
     let o = govflow(&[
         "restore",
@@ -364,7 +369,10 @@ fn a_postgres_dump_restores_every_acknowledged_command() {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{out}");
     assert!(
-        out.contains("20 cases") && out.contains("integrity ok"),
+        out.contains("20 cases")
+            && out.contains("integrity ok")
+            && out.contains("chain event_log: ok")
+            && out.contains("chain audit_log: ok"),
         "{out}"
     );
     let _server = Server::start(&pg, port, &schema_args, &[]);
@@ -374,4 +382,65 @@ fn a_postgres_dump_restores_every_acknowledged_command() {
         assert_eq!(v["replayed"], true, "{key} is not in the dump");
         assert_eq!(v["version"].as_u64(), *version, "{key}");
     }
+}
+
+/// Tamper evidence, end to end: a server seals what it writes into the hash
+/// chains within a moment; someone who then edits a sealed event in the file
+/// is found by `govflow verify`, which names the case and event and exits 1.
+#[test]
+fn verify_names_an_event_changed_behind_the_servers_back() {
+    use super::support::govflow;
+    let dir = temp_dir("tamper");
+    let file = dir.join("live.db");
+    let db = format!("sqlite://{}", file.display());
+    let port = free_port();
+    let server = Server::start(&db, port, &[], &[]);
+    let (s, v) = call(port, "POST", "/api/cases", Some("t1"), Some(&start_body())).unwrap();
+    assert_eq!(s, 201, "{v}");
+    let no = v["case_no"].as_str().unwrap().to_string();
+    let path = format!("/api/cases/{no}/tasks/accept/complete");
+    let body = complete_body("window", Some("clerk"));
+    let (s, v) = call(port, "POST", &path, Some("t2"), Some(&body)).unwrap();
+    assert_eq!(s, 200, "{v}");
+    // The sealer runs every second.
+    let t0 = Instant::now();
+    let sealed = loop {
+        let o = govflow(&["verify", "--db", &db]);
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        if out.contains("chain event_log: ok; ")
+            && !out.contains(" 0 sealed")
+            && out.matches(" 0 not sealed yet").count() == 2
+        {
+            break out;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never sealed: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sealed.contains("head "), "{sealed}");
+    server.kill9();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let raw = sqlx::SqlitePool::connect(&db).await.unwrap();
+        sqlx::query(
+            "UPDATE event_log SET body = REPLACE(body, 'window', 'w1ndow') WHERE case_no = $1 AND seq > 1",
+        )
+        .bind(&no)
+        .execute(&raw)
+        .await
+        .unwrap();
+        raw.close().await;
+    });
+    let o = govflow(&["verify", "--db", &db]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("chain event_log: BROKEN")
+            && out.contains(&format!("case {no} event "))
+            && out.contains("在封存后被改动"),
+        "{out}"
+    );
+    assert!(out.contains("chain audit_log: ok"), "{out}");
 }

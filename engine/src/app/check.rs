@@ -4,6 +4,7 @@
 //! runs it, and so does `govflow restore` after copying a backup in.
 
 use crate::core::CaseState;
+use crate::store::chain::ChainReport;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 
@@ -16,11 +17,15 @@ pub struct CheckReport {
     pub integrity: Vec<String>,
     /// Cases whose events do not rebuild their snapshot (the first 20).
     pub mismatched: Vec<String>,
+    /// The event and audit hash chains (`store/chain.rs`).
+    pub chains: Vec<ChainReport>,
 }
 
 impl CheckReport {
     pub fn is_sound(&self) -> bool {
-        self.integrity.is_empty() && self.mismatched.is_empty()
+        self.integrity.is_empty()
+            && self.mismatched.is_empty()
+            && self.chains.iter().all(|c| c.broken.is_none())
     }
 }
 
@@ -28,6 +33,7 @@ impl CheckReport {
 pub async fn check(store: &Store) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport {
         integrity: store.integrity().await?,
+        chains: store.verify_chains().await?,
         ..CheckReport::default()
     };
     let mut offset = 0;

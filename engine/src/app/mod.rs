@@ -432,6 +432,22 @@ impl Engine {
         }
     }
 
+    /// Seals new event and audit rows into their hash chains until the task
+    /// is dropped: a batch at a time while rows wait, then every `poll`.
+    pub fn spawn_sealer(&self, poll: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match engine.store.seal_chains().await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => eprintln!("hash-chain sealer: {e}"),
+                }
+                tokio::time::sleep(poll).await;
+            }
+        })
+    }
+
     /// Runs the timer service until the task is dropped: every `poll`, fire
     /// what is due. Errors are logged and retried on the next round.
     pub fn spawn_timers(&self, poll: Duration) -> tokio::task::JoinHandle<()> {

@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 pub mod cards;
 mod cases;
+pub mod chain;
 pub mod claims;
 mod deploy;
 pub mod memory;
@@ -604,6 +605,16 @@ pub trait Backend: Send + Sync {
     async fn integrity(&self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+    /// Seals a batch of the event and audit rows written since the last call
+    /// into their hash chains (`chain.rs`); how many rows it sealed. The memory
+    /// store keeps no chains.
+    async fn seal_chains(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// Walks both hash chains; none where the store keeps no chains.
+    async fn verify_chains(&self) -> Result<Vec<chain::ChainReport>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Every storage trait: what a backend implements.
@@ -673,6 +684,8 @@ pub struct Options {
     pub pg_schema: Option<String>,
     /// SQLite: create the file when it does not exist (off for read-only tools).
     pub create: bool,
+    /// The hash the event and audit chains are sealed with.
+    pub chain_hash: chain::ChainHash,
 }
 
 impl Default for Options {
@@ -682,6 +695,7 @@ impl Default for Options {
             max_connections: 8,
             pg_schema: None,
             create: true,
+            chain_hash: chain::ChainHash::Sha256,
         }
     }
 }

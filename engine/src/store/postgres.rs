@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub struct PgStore {
     pool: sqlx::PgPool,
     region: Arc<str>,
+    chain: super::chain::ChainHash,
 }
 
 impl PgStore {
@@ -61,6 +62,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             region: opts.region.as_str().into(),
+            chain: opts.chain_hash,
         })
     }
 }
@@ -70,6 +72,7 @@ impl Dialect for PgStore {
     const NAME: &'static str = "postgres";
     const LOCK_CASE: &'static str = "SELECT case_no FROM cases WHERE case_no = $1 FOR UPDATE";
     const LOCK_DEPLOY: &'static str = "SELECT pg_advisory_xact_lock(7170432)";
+    const LOCK_SEAL: &'static str = "SELECT pg_advisory_xact_lock(7170434)";
     const LOCK_KEY: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 7170433))");
     const CLAIM_DUE: &'static str = "SELECT case_no FROM cases WHERE case_no IN (SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 64) FOR UPDATE SKIP LOCKED LIMIT 1";
@@ -112,6 +115,17 @@ impl Dialect for PgStore {
 impl Backend for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+    async fn seal_chains(&self) -> Result<u64, StoreError> {
+        super::chain::seal(self, self.chain).await
+    }
+    async fn verify_chains(&self) -> Result<Vec<super::chain::ChainReport>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for t in super::chain::Chained::ALL {
+            out.push(super::chain::verify(&mut *conn, t).await?);
+        }
+        Ok(out)
     }
     fn region(&self) -> &str {
         &self.region

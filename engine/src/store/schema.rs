@@ -100,6 +100,27 @@ const VERSIONS: &[Version] = &[
     )",
         )],
     },
+    Version {
+        version: 7,
+        name: "the event log and the audit log as hash chains (tamper evidence)",
+        statements: &[
+            // Set by the sealer (`store/chain.rs`): the row's place in its
+            // table's chain and its hash; NULL until sealed.
+            Both("ALTER TABLE event_log ADD COLUMN chain_seq BIGINT"),
+            Both("ALTER TABLE event_log ADD COLUMN hash TEXT"),
+            Both("ALTER TABLE audit_log ADD COLUMN chain_seq BIGINT"),
+            Both("ALTER TABLE audit_log ADD COLUMN hash TEXT"),
+            Both("CREATE UNIQUE INDEX IF NOT EXISTS event_log_chain ON event_log (chain_seq)"),
+            Both("CREATE UNIQUE INDEX IF NOT EXISTS audit_log_chain ON audit_log (chain_seq)"),
+            // Partial: only rows waiting for the sealer, normally a few.
+            Both(
+                "CREATE INDEX IF NOT EXISTS event_log_unsealed ON event_log (at, case_no, seq) WHERE hash IS NULL",
+            ),
+            Both(
+                "CREATE INDEX IF NOT EXISTS audit_log_unsealed ON audit_log (id) WHERE hash IS NULL",
+            ),
+        ],
+    },
 ];
 
 /// The versions applied to a database, in order.

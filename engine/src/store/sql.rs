@@ -249,6 +249,8 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     const LOCK_CASE: &'static str;
     /// Makes concurrent deployments take turns.
     const LOCK_DEPLOY: &'static str;
+    /// Makes the hash-chain sealers of several nodes take turns (`chain.rs`).
+    const LOCK_SEAL: &'static str;
     /// Makes requests with the same idempotency key (`$1`) take turns, so
     /// the second reads the first's key rather than the state it left
     /// (`None`: one writer already serialises them).

@@ -33,6 +33,7 @@ pub struct SqliteStore {
     /// The cases with task claims (loaded at open; a claim notes its case
     /// before it commits): the writer reads claims only for these.
     pub(crate) claimed: Claimed,
+    chain: super::chain::ChainHash,
 }
 
 /// Case numbers with claims (SQLite: one process writes, so it knows them all).
@@ -467,6 +468,7 @@ impl SqliteStore {
             blobs,
             queue,
             claimed,
+            chain: opts.chain_hash,
         })
     }
 }
@@ -477,6 +479,7 @@ impl Dialect for SqliteStore {
     // One SQLite writer: it holds every lock already.
     const LOCK_CASE: &'static str = "SELECT $1";
     const LOCK_DEPLOY: &'static str = "SELECT 1";
+    const LOCK_SEAL: &'static str = "SELECT 1";
     const LOCK_KEY: Option<&'static str> = None;
     const CLAIM_DUE: &'static str =
         "SELECT case_no FROM case_timers WHERE due <= $1 ORDER BY due LIMIT 1";
@@ -522,6 +525,17 @@ impl Dialect for SqliteStore {
 impl Backend for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+    async fn seal_chains(&self) -> Result<u64, StoreError> {
+        super::chain::seal(self, self.chain).await
+    }
+    async fn verify_chains(&self) -> Result<Vec<super::chain::ChainReport>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for t in super::chain::Chained::ALL {
+            out.push(super::chain::verify(&mut *conn, t).await?);
+        }
+        Ok(out)
     }
     fn region(&self) -> &str {
         &self.region
