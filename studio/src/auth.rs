@@ -263,22 +263,24 @@ pub(crate) async fn require_roles(
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
         let method = req.method().as_str().to_ascii_lowercase();
+        let has = match principal {
+            Principal::Admin => "admin".to_string(),
+            Principal::User(u) => u
+                .roles
+                .iter()
+                .map(|g| g.role.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "auth.forbidden",
             format!(
-                "{method} {path} needs the role {}; {} has {}",
+                "{method} {path} 需要角色 {}；{} 的角色：{has} / {method} {path} needs the role {}; {} has {has}",
+                roles.replace('|', " 或 "),
+                principal.login(),
                 roles.replace('|', " or "),
                 principal.login(),
-                match principal {
-                    Principal::Admin => "admin".to_string(),
-                    Principal::User(u) => u
-                        .roles
-                        .iter()
-                        .map(|g| g.role.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
             ),
         )
         .into_response();

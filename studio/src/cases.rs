@@ -225,12 +225,26 @@ pub(crate) async fn load_case(state: &AppState, no: &str) -> Result<CaseState, A
     })
 }
 
+/// The case, when the caller may read it (`privacy.rs`).
+pub(crate) async fn readable_case(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    no: &str,
+) -> Result<CaseState, ApiError> {
+    let s = load_case(state, no).await?;
+    let flow = state.engine().flows.get(&s.flow_id, s.flow_version);
+    crate::privacy::check_read(principal, &s, flow.as_deref())?;
+    Ok(s)
+}
+
 pub(crate) async fn get_case(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = load_case(&state, &no).await?;
+    let s = readable_case(&state, &principal, &no).await?;
     let mut v = case_view(&state, &s);
+    crate::privacy::mask(&mut v);
     let claims = state
         .engine()
         .store
@@ -263,12 +277,13 @@ pub(crate) struct EventsQuery {
 /// `next_after` to ask for the next page while `more`.
 pub(crate) async fn case_events(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(500).clamp(1, 2000);
-    let s = load_case(&state, &no).await?;
+    let s = readable_case(&state, &principal, &no).await?;
     let events = state
         .engine()
         .store
@@ -276,23 +291,62 @@ pub(crate) async fn case_events(
         .await?;
     let next = q.after + events.len() as u64;
     let more = next < s.version;
+    let mut items = serde_json::to_value(&events).unwrap_or(Value::Null);
+    crate::privacy::mask(&mut items);
     Ok(Json(json!({
-        "items": events, "total": s.version, "after": q.after, "limit": limit,
+        "items": items, "total": s.version, "after": q.after, "limit": limit,
         "more": more, "next_after": more.then_some(next),
     })))
 }
 
 pub(crate) async fn case_exchange(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = load_case(&state, &no).await?;
+    let s = readable_case(&state, &principal, &no).await?;
     let events = state.engine().store.events(&no).await?;
     let flow = state.engine().flows.get(&s.flow_id, s.flow_version);
-    Ok(Json(govflow_engine::app::export::exchange_records(
+    let mut v = govflow_engine::app::export::exchange_records(
         &events,
         flow.as_ref().map(|f| f.flow.as_ref()),
-    )))
+    );
+    crate::privacy::mask(&mut v);
+    Ok(Json(v))
+}
+
+/// `POST /cases/{no}/reveal`: the applicant's and agent's personal data
+/// unmasked, for those who need it, with the reason recorded in the audit log.
+pub(crate) async fn reveal(
+    State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
+    Path(no): Path<String>,
+    body: Result<Json<crate::dto::RevealBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body.map_err(bad_body)?;
+    let reason = b.reason.trim();
+    let len = reason.chars().count();
+    if !(2..=200).contains(&len) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reveal.reason",
+            "查看完整个人信息须说明理由（2 至 200 字）/ say why you need the personal data (2 to 200 characters)",
+        ));
+    }
+    let s = readable_case(&state, &principal, &no).await?;
+    crate::privacy::check_reveal(&principal, &s)?;
+    let now = state.engine().now();
+    let detail = json!({"case": no, "reason": reason}).to_string();
+    state
+        .engine()
+        .store
+        .record_audit(principal.login(), "reveal_personal_data", &detail, now)
+        .await?;
+    Ok(Json(json!({
+        "case_no": s.case_no,
+        "applicant": s.applicant,
+        "agent": s.agent,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -323,14 +377,22 @@ impl ListQuery {
 
 pub(crate) async fn list_cases(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let (limit, offset) = q.page();
+    let scope = crate::privacy::scope(&principal, &state.engine().flows);
     let items = state
         .engine()
         .store
-        .cases(q.status.as_deref(), q.flow.as_deref(), limit + 1, offset)
+        .cases(
+            q.status.as_deref(),
+            q.flow.as_deref(),
+            scope.as_ref(),
+            limit + 1,
+            offset,
+        )
         .await?;
     Ok(crate::extract::page_of(items, limit, offset))
 }

@@ -598,6 +598,15 @@ impl From<TerminateBody> for Command {
     }
 }
 
+/// `POST /cases/{no}/reveal`: why the caller needs the applicant's personal data.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevealBody {
+    /// 2 to 200 characters; kept in the audit log.
+    #[schema(min_length = 2, max_length = 200)]
+    pub(crate) reason: String,
+}
+
 /// `POST /cases/{no}/withdraw`: the applicant withdraws (撤回).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -29,6 +29,7 @@ mod supervision;
 // The top: the route table, and what is built from it.
 mod offsets;
 mod openapi;
+mod privacy;
 mod routes;
 #[cfg(test)]
 mod testkit;

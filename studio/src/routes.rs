@@ -153,6 +153,8 @@ pub(crate) fn table() -> Vec<Route> {
             "Terminate (中止)").body::<TerminateBody>(),
         route(Post, "/cases/{no}/withdraw", cases::typed_command::<WithdrawBody>, "cases", "staff",
             "Withdraw (撤回)").body::<WithdrawBody>(),
+        route(Post, "/cases/{no}/reveal", cases::reveal, "cases", "any",
+            "The applicant's personal data unmasked, with a reason (audited): the window's clerks, supervisors, integration").body::<RevealBody>(),
         route(Get, "/tasks", cases::list_tasks, "tasks", "staff|supervisor",
             "The work list by department and role"),
         route(Get, "/calendar/add", cases::calendar_add, "calendar", "any",

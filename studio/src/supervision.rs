@@ -369,6 +369,7 @@ pub(crate) struct ListQuery {
 
 async fn list_flow_cases(
     state: &AppState,
+    principal: &crate::auth::Principal,
     flow: &str,
     q: ListQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -390,7 +391,13 @@ async fn list_flow_cases(
     let rows = state
         .engine()
         .store
-        .cases(q.status.as_deref(), Some(flow), limit + 1, offset)
+        .cases(
+            q.status.as_deref(),
+            Some(flow),
+            crate::privacy::scope(principal, &state.engine().flows).as_ref(),
+            limit + 1,
+            offset,
+        )
         .await?;
     let mut items = Vec::new();
     for r in rows {
@@ -407,24 +414,28 @@ async fn list_flow_cases(
             "result": s.outcome.as_ref().map(|o| o.result.clone()),
         }));
     }
-    Ok(crate::extract::page_of(items, limit, offset))
+    let mut out = crate::extract::page_of(items, limit, offset);
+    crate::privacy::mask(&mut out.0);
+    Ok(out)
 }
 
 /// Supervision orders (cases of the built-in order flow).
 pub(crate) async fn list_orders(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    list_flow_cases(&state, ORDER_FLOW, q).await
+    list_flow_cases(&state, &principal, ORDER_FLOW, q).await
 }
 
 pub(crate) async fn list_complaints(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    list_flow_cases(&state, COMPLAINT_FLOW, q).await
+    list_flow_cases(&state, &principal, COMPLAINT_FLOW, q).await
 }
 
 /// The addressed department replies to an order (completes its reply step).
@@ -604,8 +615,10 @@ pub(crate) async fn rate(
 
 pub(crate) async fn case_ratings(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     Path(no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    crate::cases::readable_case(&state, &principal, &no).await?;
     let items = state.engine().store.ratings(Some(&no), 100).await?;
     Ok(Json(json!({ "items": items })))
 }

@@ -590,6 +590,16 @@ fn studio_scenario(d: &Driver, db: &str, extra: &[&str], shots: &str) {
         "return document.querySelectorAll('.task').length === 3",
     );
     d.shot("05-case-accepted");
+    // The applicant's ID number is masked; the window's clerk sees it in full
+    // after giving a reason (audited).
+    let masked = d.text("#personal");
+    assert!(masked.contains("913***********XXX2"), "{masked}");
+    d.keys("#reveal-reason", "核对申请人证照");
+    d.click("button[data-action=reveal]");
+    d.wait(
+        "the ID number in full",
+        "return document.querySelector('#personal').innerText.includes('91330100MA2XXXXXX2')",
+    );
 
     // 7. The development reviewer: the work list, the case, their task; not planning's.
     d.login(&base, "zhaolei", pw);

@@ -38,7 +38,7 @@ pub async fn check(store: &Store) -> Result<CheckReport, StoreError> {
     };
     let mut offset = 0;
     loop {
-        let page = store.cases(None, None, 500, offset).await?;
+        let page = store.cases(None, None, None, 500, offset).await?;
         for row in &page {
             let Some(snapshot) = store.case(&row.case_no).await? else {
                 continue;

@@ -96,20 +96,55 @@ impl<D: Dialect> CaseStore for D {
         &self,
         status: Option<&str>,
         flow_id: Option<&str>,
+        scope: Option<&super::CaseScope>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        let rows = q(
+        let mut sql = String::from(
             "SELECT case_no, flow_id, flow_version, status, version, updated_at FROM cases
-             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR flow_id = $2)
-             ORDER BY case_no DESC LIMIT $3 OFFSET $4",
-        )
-        .bind(status)
-        .bind(flow_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *self.reads().acquire().await?)
-        .await?;
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR flow_id = $2)",
+        );
+        let mut n = 2;
+        let mut list = |count: usize| {
+            let ps: Vec<String> = (0..count).map(|i| format!("${}", n + 1 + i)).collect();
+            n += count;
+            ps.join(", ")
+        };
+        if let Some(sc) = scope {
+            let flows = list(sc.flows.len());
+            let departments = list(sc.departments.len());
+            sql.push_str(&format!(
+                " AND ({} OR {})",
+                if flows.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    format!("flow_id IN ({flows})")
+                },
+                if departments.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    format!(
+                        "case_no IN (SELECT case_no FROM tasks WHERE department IN ({departments}))"
+                    )
+                }
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY case_no DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ));
+        let mut query = q(sqlx::AssertSqlSafe(sql)).bind(status).bind(flow_id);
+        if let Some(sc) = scope {
+            for v in sc.flows.iter().chain(&sc.departments) {
+                query = query.bind(v.as_str());
+            }
+        }
+        let rows = query
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *self.reads().acquire().await?)
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             out.push(CaseRow {

@@ -403,6 +403,7 @@ impl CaseStore for MemStore {
         &self,
         status: Option<&str>,
         flow_id: Option<&str>,
+        scope: Option<&super::CaseScope>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<CaseRow>, StoreError> {
@@ -413,6 +414,14 @@ impl CaseStore for MemStore {
             .rev()
             .filter(|(_, c)| status.is_none_or(|s| c.state.status.as_str() == s))
             .filter(|(_, c)| flow_id.is_none_or(|f| c.state.flow_id == f))
+            .filter(|(_, c)| {
+                scope.is_none_or(|sc| {
+                    sc.admits(
+                        &c.state.flow_id,
+                        c.state.tasks.values().map(|t| t.department.as_str()),
+                    )
+                })
+            })
             .map(|(no, c)| CaseRow {
                 case_no: no.clone(),
                 flow_id: c.state.flow_id.clone(),

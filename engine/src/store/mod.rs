@@ -158,6 +158,22 @@ pub struct TaskRow {
     pub flow_id: String,
 }
 
+/// The cases a reader's lists show: those of `flows`, and those with an open
+/// task of one of `departments`.
+#[derive(Clone, Debug, Default)]
+pub struct CaseScope {
+    pub flows: Vec<String>,
+    pub departments: Vec<String>,
+}
+
+impl CaseScope {
+    /// Whether the scope admits a case of `flow_id` with open tasks of `tasks`.
+    pub fn admits<'a>(&self, flow_id: &str, mut tasks: impl Iterator<Item = &'a str>) -> bool {
+        self.flows.iter().any(|f| f == flow_id)
+            || tasks.any(|d| self.departments.iter().any(|m| m == d))
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseRow {
     pub case_no: String,
@@ -224,11 +240,12 @@ pub trait CaseStore: Send + Sync {
         after: u64,
         limit: i64,
     ) -> Result<Vec<Event>, StoreError>;
-    /// Cases, newest number first.
+    /// Cases, newest number first; with `scope`, only those it admits.
     async fn cases(
         &self,
         status: Option<&str>,
         flow_id: Option<&str>,
+        scope: Option<&CaseScope>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<CaseRow>, StoreError>;

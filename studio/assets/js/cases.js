@@ -142,6 +142,7 @@ export async function pageCase(m, no) {
     h('p', {}, h('a', { href: '#/cases' }, '← ' + t('cases'))),
     h('h1', {}, c.item_name, ' ', pill(statusName(c.status), c.status === 'completed' ? 'ok' : ''), ' ', h('span', { class: 'small muted', id: 'case-no' }, c.case_no)),
     h('p', { class: 'muted' }, `${t('applicant')}: ${c.applicant?.name || ''} · ${fmtTime(c.submitted_at)}${c.outcome ? ' · ' + c.outcome : ''}`),
+    personal(c),
     facts,
     h('div', { class: 'grid2' },
       h('div', {},
@@ -152,6 +153,26 @@ export async function pageCase(m, no) {
       h('div', {},
         h('section', { class: 'card' }, h('h2', {}, t('diagram')), diagram),
         h('section', { class: 'card' }, h('h2', {}, t('timeline')), timeline))));
+}
+
+// The applicant's personal data arrives masked; those entitled see it in full
+// after giving a reason (POST /cases/{no}/reveal, one audit row each time).
+function personal(c) {
+  const p = c.applicant || {};
+  const line = (who) => [who.id_number && `${t('idNumber')} ${who.id_number}`, who.phone && `${t('phone')} ${who.phone}`, who.address && `${t('address')} ${who.address}`].filter(Boolean).join(' · ');
+  const shown = h('span', { id: 'personal' }, line(p));
+  const reason = h('input', { id: 'reveal-reason', 'aria-label': t('revealReason'), placeholder: t('revealReason'), size: 24 });
+  const box = h('p', { class: 'small', title: t('revealHint') }, shown, ' ', reason, ' ', h('button', {
+    class: 'secondary', 'data-action': 'reveal',
+    onclick: async () => {
+      try {
+        const r = await api('POST', `/cases/${encodeURIComponent(c.case_no)}/reveal`, { reason: reason.value.trim() });
+        shown.textContent = line(r.applicant || {});
+        reason.remove();
+      } catch (e) { toast(e.message, true); }
+    },
+  }, t('reveal')));
+  return box;
 }
 
 export function taskBox(c, task, step, ir, mine) {
