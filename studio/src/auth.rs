@@ -407,7 +407,7 @@ pub(crate) async fn login(
     let login_ok = !b.login.is_empty()
         && b.login.chars().count() <= crate::throttle::MAX_LOGIN
         && !b.login.chars().any(char::is_control);
-    if !login_ok || b.password.len() > MAX_PASSWORD || b.password.contains('\0') {
+    if !login_ok || b.password.chars().count() > MAX_PASSWORD || b.password.contains('\0') {
         if let Err(wait) = state.inner_throttle().address(addr) {
             return Ok(throttled(&b.login, wait));
         }
@@ -432,7 +432,7 @@ pub(crate) async fn login(
             StatusCode::BAD_REQUEST,
             "auth.bad_login",
             format!(
-                "账号为 1–{0} 个字符且不含控制字符，密码不超过 {MAX_PASSWORD} 字节 / a login is 1–{0} characters without control characters, a password at most {MAX_PASSWORD} bytes",
+                "账号为 1–{0} 个字符且不含控制字符，密码不超过 {MAX_PASSWORD} 个字符 / a login is 1–{0} characters without control characters, a password at most {MAX_PASSWORD} characters",
                 crate::throttle::MAX_LOGIN
             ),
         ));

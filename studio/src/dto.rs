@@ -115,9 +115,49 @@ pub(crate) struct Material {
     #[schema(default = "upload")]
     pub(crate) how: String,
     /// How many copies (1 by default).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole::u32")]
     #[schema(default = 1)]
     pub(crate) count: u32,
+}
+
+/// Integer fields read the way JSON Schema counts integers: `3` and `3.0`
+/// alike (a client that sends every number as a float is not wrong), but not
+/// `3.5`.
+mod whole {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn whole<E: Error>(n: &serde_json::Number, lo: f64, hi: f64) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (lo..=hi).contains(&f) => Ok(f as i64),
+            _ => Err(E::custom(format!("{n} is not a whole number in range"))),
+        }
+    }
+
+    pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        let i = whole::<D::Error>(&n, 0.0, f64::from(u32::MAX))?;
+        u32::try_from(i).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    }
+
+    pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match Option::<serde_json::Number>::deserialize(d)? {
+            None => Ok(None),
+            Some(n) => {
+                let i = whole::<D::Error>(&n, 0.0, f64::from(u32::MAX))?;
+                u32::try_from(i)
+                    .map(Some)
+                    .map_err(|_| D::Error::custom(format!("{n} is out of range")))
+            }
+        }
+    }
+
+    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        whole::<D::Error>(&n, -9.0e15, 9.0e15)
+    }
 }
 
 fn upload() -> String {
@@ -218,11 +258,13 @@ pub(crate) enum RoleName {
 pub(crate) struct NewUser {
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub(crate) login: String,
+    /// Not blank.
+    #[schema(pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")]
     pub(crate) name: String,
     pub(crate) roles: Vec<Grant>,
     /// For logging in to the studio (at least 10 characters); stored as an argon2id hash.
     #[serde(default)]
-    #[schema(min_length = 10)]
+    #[schema(min_length = 10, max_length = 1024)]
     pub(crate) password: Option<String>,
 }
 
@@ -232,7 +274,7 @@ pub(crate) struct NewToken {
     #[serde(default)]
     pub(crate) label: Option<String>,
     /// How long the token lives: 1 to 365 days, 90 by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u32")]
     #[schema(minimum = 1, maximum = 365)]
     pub(crate) expires_days: Option<u32>,
 }
@@ -255,8 +297,10 @@ pub(crate) struct RolesBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
-    #[schema(min_length = 1, max_length = 64)]
+    /// 1–64 characters, no control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,64}$")]
     pub(crate) login: String,
+    /// At most 1,024 characters.
     #[schema(max_length = 1024)]
     pub(crate) password: String,
 }
@@ -326,6 +370,7 @@ pub(crate) struct CompleteBody {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ValidateBody {
     pub(crate) source: String,
     #[serde(default)]
@@ -354,7 +399,7 @@ pub(crate) struct AdjustBody {
     pub(crate) by: Actor,
     pub(crate) department: String,
     /// The month, `YYYY-MM`.
-    #[schema(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    #[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub(crate) period: String,
     pub(crate) delta: f64,
     pub(crate) reason: String,
@@ -389,6 +434,7 @@ pub(crate) struct TimersBody {
 pub(crate) struct SetTimer {
     pub(crate) key: String,
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(deserialize_with = "whole::u32")]
     pub(crate) value: u32,
     #[schema(value_type = UnitName)]
     pub(crate) unit: govflow_dsl::ir::Unit,
@@ -413,8 +459,9 @@ pub(crate) struct TryBody {
     pub(crate) syntax: Option<String>,
     /// The case to evaluate them on.
     pub(crate) case: String,
-    /// The instant (`YYYY-MM-DDTHH:MM:SS`, China time); now by default.
+    /// The instant (`YYYY-MM-DDTHH:MM[:SS]`, China time); now when left out or empty.
     #[serde(default)]
+    #[schema(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?)?$")]
     pub(crate) at: Option<String>,
 }
 
@@ -493,6 +540,7 @@ pub(crate) struct RateBody {
     pub(crate) account: String,
     /// 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意.
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(deserialize_with = "whole::i64")]
     pub(crate) score: i64,
     #[serde(default)]
     pub(crate) reason: Option<String>,
@@ -507,7 +555,7 @@ pub(crate) struct SpecialStartBody {
     pub(crate) kind: String,
     pub(crate) reason: String,
     /// Its time limit in days, where the flow leaves it open.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u32")]
     pub(crate) days: Option<u32>,
     pub(crate) by: Actor,
     /// The written notice to the applicant (行政许可法第四十五条), required

@@ -62,6 +62,17 @@ pub(crate) async fn refuse_nul(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())?;
+    // Every body the API takes is a JSON object: serde would also read a
+    // struct from an array (`[null, null]`), which no client means.
+    if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+        && *first != b'{'
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "请求体应为 JSON 对象 / the body must be a JSON object",
+        ));
+    }
     // Only a body that spells the escape is parsed to look.
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
         && serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| holds_nul(&v))

@@ -99,8 +99,10 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                let schema = if numeric(name) {
-                    json!({"type": "integer", "minimum": 1})
+                let schema = if name == "version" {
+                    json!({"type": "integer", "minimum": 1, "maximum": u32::MAX})
+                } else if numeric(name) {
+                    json!({"type": "integer", "minimum": 1, "maximum": i64::MAX})
                 } else {
                     json!({"type": "string", "minLength": 1})
                 };
@@ -149,6 +151,10 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
         .into_iter()
         .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or_default()))
         .collect();
+    let mut paths = Value::Object(paths);
+    let mut schemas = Value::Object(schemas);
+    no_nul(&mut paths);
+    no_nul(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -176,6 +182,39 @@ pub(crate) fn document(routes: &[RouteInfo]) -> Value {
         },
     })
 }
+
+/// No text the API takes may hold NUL (U+0000; `extract::refuse_nul` answers
+/// 400 `bad_request.nul`): every string schema without a pattern of its own
+/// says so. Those with one exclude NUL themselves.
+fn no_nul(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let is_string = m.get("type").is_some_and(|t| {
+                t == "string"
+                    || t.as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "string"))
+            });
+            let free = !m.contains_key("pattern")
+                && !m.contains_key("enum")
+                && !m.contains_key("const")
+                && !m.contains_key("format");
+            if is_string && free {
+                m.insert("pattern".into(), Value::String(NUL_FREE.into()));
+            }
+            // Nor may a key of a map.
+            let is_object = m.get("type").is_some_and(|t| t == "object");
+            if is_object && !m.contains_key("propertyNames") {
+                m.insert("propertyNames".into(), json!({"pattern": NUL_FREE}));
+            }
+            m.values_mut().for_each(no_nul);
+        }
+        Value::Array(a) => a.iter_mut().for_each(no_nul),
+        _ => {}
+    }
+}
+
+/// A string without U+0000.
+pub(crate) const NUL_FREE: &str = "^[^\\u0000]*$";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

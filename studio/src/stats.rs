@@ -69,7 +69,9 @@ fn month(p: &str) -> Result<(NaiveDate, NaiveDate), ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("`period` must be a month YYYY-MM, not `{p}`"),
+            format!(
+                "`period` 应为月份 YYYY-MM，而不是 `{p}` / `period` must be a month YYYY-MM, not `{p}`"
+            ),
         )
     };
     let first = NaiveDate::parse_from_str(&format!("{p}-01"), "%Y-%m-%d").map_err(|_| bad())?;

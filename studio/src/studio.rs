@@ -418,10 +418,12 @@ pub(crate) async fn try_rules(
             .ok_or(())
             .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
             .map_err(|_| {
+                // The document states the shape; a date that does not exist
+                // (2026-02-30) is a question of meaning.
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("`{t}` is not an instant like 2026-03-16T09:00:00"),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "rules.bad_instant",
+                    format!("`{t}` 不是时间，应如 2026-03-16T09:00:00 / `{t}` is not an instant like 2026-03-16T09:00:00"),
                 )
             })?,
     };

@@ -105,11 +105,11 @@ fn check_grants(roles: &[crate::dto::Grant]) -> Result<(), ApiError> {
 
 /// The argon2id hash of a password of at least 10 characters.
 fn strong_hash(pw: &str) -> Result<String, ApiError> {
-    if pw.chars().count() < 10 || pw.len() > MAX_PASSWORD {
+    if pw.chars().count() < 10 || pw.chars().count() > MAX_PASSWORD {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "user.weak_password",
-            "密码至少 10 个字符（不超过 1 KiB） / a password has at least 10 characters (and at most 1 KiB)",
+            "密码为 10 至 1024 个字符 / a password has 10 to 1,024 characters",
         ));
     }
     hash_password(pw)
