@@ -273,6 +273,16 @@ pub struct ChainReport {
     pub broken: Option<String>,
 }
 
+/// Walks both chains, on a connection from the dialect's read pool.
+pub(crate) async fn verify_all<D: Dialect>(d: &D) -> Result<Vec<ChainReport>, StoreError> {
+    let mut conn = d.reads().acquire().await?;
+    let mut out = Vec::new();
+    for t in Chained::ALL {
+        out.push(verify(&mut *conn, t).await?);
+    }
+    Ok(out)
+}
+
 /// Walks one chain from its start.
 pub(crate) async fn verify<C: Conn + ?Sized>(
     conn: &mut C,

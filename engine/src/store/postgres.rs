@@ -120,12 +120,7 @@ impl Backend for PgStore {
         super::chain::seal(self, self.chain).await
     }
     async fn verify_chains(&self) -> Result<Vec<super::chain::ChainReport>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut out = Vec::new();
-        for t in super::chain::Chained::ALL {
-            out.push(super::chain::verify(&mut *conn, t).await?);
-        }
-        Ok(out)
+        super::chain::verify_all(self).await
     }
     fn region(&self) -> &str {
         &self.region
